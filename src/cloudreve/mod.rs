@@ -1,0 +1,1 @@
+//! Typed async client for the Cloudreve v4 REST API.

@@ -1,0 +1,1 @@
+//! A Cloudreve v4 emulator: a real HTTP server implementing the contract.

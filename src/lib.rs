@@ -1,0 +1,8 @@
+//! cloudreve-dav: a WebDAV gateway in front of a Cloudreve v4 server.
+//!
+//! Data flows one way: request → [`front`] → [`dav`] → [`cloudreve`].
+//! The [`emulator`] is an independent Cloudreve v4 server used by `demo`
+//! and by the tests; it shares no wire types or URI code with the client.
+
+pub mod cloudreve;
+pub mod emulator;
