@@ -47,7 +47,13 @@ impl Session {
                 q.push(("next_page_token", t.clone()));
             }
             let page: DavAccountPage = self
-                .call(Method::GET, "/devices/dav", &q, ReqBody::Empty, "list_dav_accounts")
+                .call(
+                    Method::GET,
+                    "/devices/dav",
+                    &q,
+                    ReqBody::Empty,
+                    "list_dav_accounts",
+                )
                 .await?;
             out.extend(page.accounts);
             match page.pagination.next_token.filter(|t| !t.is_empty()) {

@@ -189,10 +189,8 @@ impl Client {
                 .header(header::CONTENT_LENGTH, len)
                 .body(b),
         };
-        if !streamed {
-            if let Some(t) = self.inner.opts.request_timeout {
-                rb = rb.timeout(t);
-            }
+        if !streamed && let Some(t) = self.inner.opts.request_timeout {
+            rb = rb.timeout(t);
         }
         tracing::trace!(%method, path, correlation_id = %cid, "cloudreve request");
         Ok(rb.send().await?)
@@ -383,7 +381,13 @@ impl Session {
         let (token, generation) = self.access_token().await?;
         let resp = self
             .client()
-            .send(method, path, query, ReqBody::Stream(body, len), Some(&token))
+            .send(
+                method,
+                path,
+                query,
+                ReqBody::Stream(body, len),
+                Some(&token),
+            )
             .await?;
         match Client::read_envelope(resp, context).await {
             Err(e) if e.is(ErrorCode::CheckLogin) => {

@@ -451,7 +451,9 @@ impl Error {
 
     /// Lock conflicts carried by a 40073 error (empty otherwise).
     pub fn lock_conflicts(&self) -> &[LockConflict] {
-        self.api().map(|e| e.lock_conflicts.as_slice()).unwrap_or(&[])
+        self.api()
+            .map(|e| e.lock_conflicts.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Per-URI errors carried by a 40081 error.
@@ -509,8 +511,8 @@ impl RawEnvelope {
 /// Decodes a full envelope body. On code 0 returns `data` (possibly absent);
 /// on any other code returns the typed error (and logs it).
 pub(crate) fn decode_envelope(body: &[u8], context: &str) -> Result<Option<serde_json::Value>> {
-    let env: RawEnvelope =
-        serde_json::from_slice(body).map_err(|e| Error::decode(format!("{context}: envelope"), e))?;
+    let env: RawEnvelope = serde_json::from_slice(body)
+        .map_err(|e| Error::decode(format!("{context}: envelope"), e))?;
     if env.code == 0 {
         return Ok(env.data.filter(|d| !d.is_null()));
     }
@@ -638,10 +640,10 @@ mod tests {
     #[test]
     fn code_round_trip() {
         for c in [
-            203, 401, 403, 404, 409, 40001, 40004, 40005, 40006, 40007, 40011, 40012, 40013,
-            40016, 40017, 40018, 40019, 40020, 40022, 40026, 40044, 40049, 40050, 40051, 40052,
-            40053, 40054, 40069, 40071, 40073, 40074, 40075, 40076, 40077, 40079, 40080, 40081,
-            40082, 40083, 50001, 50004, 50005, -1, 12345,
+            203, 401, 403, 404, 409, 40001, 40004, 40005, 40006, 40007, 40011, 40012, 40013, 40016,
+            40017, 40018, 40019, 40020, 40022, 40026, 40044, 40049, 40050, 40051, 40052, 40053,
+            40054, 40069, 40071, 40073, 40074, 40075, 40076, 40077, 40079, 40080, 40081, 40082,
+            40083, 50001, 50004, 50005, -1, 12345,
         ] {
             assert_eq!(ErrorCode::from_i64(c).as_i64(), c);
             if c != 12345 {

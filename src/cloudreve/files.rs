@@ -256,7 +256,9 @@ impl Session {
         entity: Option<&str>,
         opts: DownloadUrlOptions,
     ) -> Result<DownloadUrl> {
-        let r = self.download_urls(std::slice::from_ref(uri), entity, opts).await?;
+        let r = self
+            .download_urls(std::slice::from_ref(uri), entity, opts)
+            .await?;
         let expires = r.expires;
         let url = r
             .urls

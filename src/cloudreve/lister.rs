@@ -71,7 +71,11 @@ impl Session {
 
     /// Convenience: every child of a folder (all pages), plus the first
     /// page's metadata (`parent`, `storage_policy`, …) with `files` emptied.
-    pub async fn list_all(&self, uri: &CrUri, page_size: u32) -> Result<(ListPage, Vec<super::types::FileResponse>)> {
+    pub async fn list_all(
+        &self,
+        uri: &CrUri,
+        page_size: u32,
+    ) -> Result<(ListPage, Vec<super::types::FileResponse>)> {
         use futures::StreamExt;
         let mut s = self.list(uri, page_size);
         let mut head: Option<ListPage> = None;

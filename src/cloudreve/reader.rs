@@ -127,14 +127,14 @@ where
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(b))) => {
                 self.received += b.len() as u64;
-                if let Some(exp) = self.expected {
-                    if self.received > exp {
-                        self.finished = true;
-                        return Poll::Ready(Some(Err(Error::decode(
-                            "download",
-                            format!("body longer than Content-Length {exp}"),
-                        ))));
-                    }
+                if let Some(exp) = self.expected
+                    && self.received > exp
+                {
+                    self.finished = true;
+                    return Poll::Ready(Some(Err(Error::decode(
+                        "download",
+                        format!("body longer than Content-Length {exp}"),
+                    ))));
                 }
                 Poll::Ready(Some(Ok(b)))
             }
@@ -196,14 +196,15 @@ impl Client {
                 rb = rb.header(header::RANGE, v);
             }
             let resp = rb.send().await?;
-            if resp.status().is_redirection() && hops < MAX_REDIRECTS {
-                if let Some(loc) = header_str(&resp, header::LOCATION) {
-                    target = target
-                        .join(&loc)
-                        .map_err(|e| Error::decode("download redirect", e))?;
-                    hops += 1;
-                    continue;
-                }
+            if resp.status().is_redirection()
+                && hops < MAX_REDIRECTS
+                && let Some(loc) = header_str(&resp, header::LOCATION)
+            {
+                target = target
+                    .join(&loc)
+                    .map_err(|e| Error::decode("download redirect", e))?;
+                hops += 1;
+                continue;
             }
             break resp;
         };
@@ -252,12 +253,13 @@ impl Client {
                 }
             }
             let buf = buf.freeze();
-            if ended {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf) {
-                    if v.get("code").and_then(|c| c.as_i64()).is_some_and(|c| c != 0) {
-                        decode_envelope(&buf, "download")?;
-                    }
-                }
+            if ended
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf)
+                && v.get("code")
+                    .and_then(|c| c.as_i64())
+                    .is_some_and(|c| c != 0)
+            {
+                decode_envelope(&buf, "download")?;
             }
             prefix = Some(buf);
         }
@@ -268,7 +270,9 @@ impl Client {
             finished: false,
         };
         let body: ByteStream = match prefix {
-            Some(p) if !p.is_empty() => Box::pin(futures::stream::once(async move { Ok(p) }).chain(rest)),
+            Some(p) if !p.is_empty() => {
+                Box::pin(futures::stream::once(async move { Ok(p) }).chain(rest))
+            }
             _ => Box::pin(rest),
         };
         Ok(Reader {

@@ -84,12 +84,17 @@ impl Client {
             .await?;
         let env = Client::read_raw_envelope(resp, "sign_in").await?;
         match env.code {
-            0 => Ok(LoginOutcome::Done(Box::new(from_data(env.data, "sign_in")?))),
+            0 => Ok(LoginOutcome::Done(Box::new(from_data(
+                env.data, "sign_in",
+            )?))),
             203 => match env.data {
                 Some(serde_json::Value::String(s)) if !s.is_empty() => {
                     Ok(LoginOutcome::TwoFactor(s))
                 }
-                _ => Err(Error::decode("sign_in", "code 203 without a 2FA session id")),
+                _ => Err(Error::decode(
+                    "sign_in",
+                    "code 203 without a 2FA session id",
+                )),
             },
             _ => {
                 let e = env.into_api_error();
@@ -269,16 +274,16 @@ impl Session {
         let margin = chrono::Duration::from_std(self.client().options().refresh_margin)
             .unwrap_or(chrono::Duration::zero());
         let now = Utc::now();
-        if st.token.access_expires.with_timezone(&Utc) - margin <= now {
-            if let Err(e) = self.do_refresh(&mut st).await {
-                // Keep using a still-valid token if the refresh failed for a
-                // transient reason.
-                let still_valid = st.token.access_expires.with_timezone(&Utc) > now;
-                if still_valid && !matches!(e, Error::SignInRequired | Error::Api(_)) {
-                    tracing::warn!(error = %e, "proactive token refresh failed; using current token");
-                } else {
-                    return Err(e);
-                }
+        if st.token.access_expires.with_timezone(&Utc) - margin <= now
+            && let Err(e) = self.do_refresh(&mut st).await
+        {
+            // Keep using a still-valid token if the refresh failed for a
+            // transient reason.
+            let still_valid = st.token.access_expires.with_timezone(&Utc) > now;
+            if still_valid && !matches!(e, Error::SignInRequired | Error::Api(_)) {
+                tracing::warn!(error = %e, "proactive token refresh failed; using current token");
+            } else {
+                return Err(e);
             }
         }
         Ok((st.token.access_token.clone(), st.generation))

@@ -29,7 +29,9 @@ impl Boolset {
         }
         base64::engine::general_purpose::STANDARD
             .decode(s)
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(s.trim_end_matches('=')))
+            .or_else(|_| {
+                base64::engine::general_purpose::STANDARD_NO_PAD.decode(s.trim_end_matches('='))
+            })
             .map(Boolset)
             .map_err(|e| Error::decode("boolset", e))
     }
@@ -279,7 +281,10 @@ pub struct ListPage {
 impl ListPage {
     /// The next cursor, if more pages follow.
     pub fn next_token(&self) -> Option<&str> {
-        self.pagination.next_token.as_deref().filter(|t| !t.is_empty())
+        self.pagination
+            .next_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
     }
 }
 

@@ -69,7 +69,8 @@ fn decode_strict(s: &str) -> Result<String> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let ok = i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
+            let ok =
+                i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
             if !ok {
                 return Err(Error::InvalidUri(format!("bad percent escape in {s:?}")));
             }
@@ -318,7 +319,10 @@ mod tests {
             "cloudreve://my/%E9%97%A8%E7%A5%A8/btn_google_signin_dark_normal_web%402x.png",
         )
         .unwrap();
-        assert_eq!(u.segments(), ["门票", "btn_google_signin_dark_normal_web@2x.png"]);
+        assert_eq!(
+            u.segments(),
+            ["门票", "btn_google_signin_dark_normal_web@2x.png"]
+        );
         assert_eq!(u.name(), "btn_google_signin_dark_normal_web@2x.png");
         let r = CrUri::parse("cloudreve://my/").unwrap();
         assert!(r.is_root());
@@ -330,13 +334,12 @@ mod tests {
         let s = CrUri::parse("cloudreve://abc:pw@share/d").unwrap();
         assert_eq!(s.to_string(), "cloudreve://abc:pw@share/d");
         assert_eq!(
-            CrUri::parse("cloudreve://my/a/./b/../c//d/").unwrap().path(),
+            CrUri::parse("cloudreve://my/a/./b/../c//d/")
+                .unwrap()
+                .path(),
             "/a/c/d"
         );
-        assert_eq!(
-            CrUri::parse("cloudreve://my/a+b").unwrap().name(),
-            "a+b"
-        );
+        assert_eq!(CrUri::parse("cloudreve://my/a+b").unwrap().name(), "a+b");
         assert!(CrUri::parse("cloudreve://my/a%2").is_err());
         assert!(CrUri::parse("cloudreve://my/a%zz").is_err());
         assert!(CrUri::parse("http://my/a").is_err());
@@ -357,7 +360,11 @@ mod tests {
         assert!(CrUri::my().join("..").is_err());
         assert!(CrUri::my().join("a/b").is_err());
         assert!(u.starts_with(&CrUri::my_path("/a").unwrap()));
-        assert!(!CrUri::my_path("/ab").unwrap().starts_with(&CrUri::my_path("/a").unwrap()));
+        assert!(
+            !CrUri::my_path("/ab")
+                .unwrap()
+                .starts_with(&CrUri::my_path("/a").unwrap())
+        );
     }
 
     fn name_strategy() -> impl Strategy<Value = String> {

@@ -239,13 +239,25 @@ impl Session {
             entity_type: req.entity_type.as_str(),
             metadata: req.metadata.as_ref(),
         })?;
-        self.call(Method::PUT, "/file/upload", &[], body, "create_upload_session")
-            .await
+        self.call(
+            Method::PUT,
+            "/file/upload",
+            &[],
+            body,
+            "create_upload_session",
+        )
+        .await
     }
 
     /// `POST /file/upload/{session_id}/{index}` with a streamed body of
     /// exactly `len` bytes.
-    pub async fn upload_chunk<S, E>(&self, session_id: &str, index: u64, body: S, len: u64) -> Result<()>
+    pub async fn upload_chunk<S, E>(
+        &self,
+        session_id: &str,
+        index: u64,
+        body: S,
+        len: u64,
+    ) -> Result<()>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
@@ -377,7 +389,12 @@ impl Session {
         self.upload(uri, size, &mut reader, opts).await
     }
 
-    async fn send_all_chunks<R>(&self, sess: &UploadSession, size: u64, source: &mut R) -> Result<()>
+    async fn send_all_chunks<R>(
+        &self,
+        sess: &UploadSession,
+        size: u64,
+        source: &mut R,
+    ) -> Result<()>
     where
         R: AsyncRead + Unpin + Send + ?Sized,
     {
@@ -393,8 +410,9 @@ impl Session {
     where
         R: AsyncRead + Unpin + Send + ?Sized,
     {
-        let (mut tx, rx) =
-            futures::channel::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(CHANNEL_DEPTH);
+        let (mut tx, rx) = futures::channel::mpsc::channel::<
+            std::result::Result<Bytes, std::io::Error>,
+        >(CHANNEL_DEPTH);
         let pump = async move {
             let mut left = c.len;
             while left > 0 {
@@ -453,18 +471,58 @@ mod tests {
     #[test]
     fn plan_math() {
         const MB25: u64 = 25 * 1024 * 1024;
-        assert_eq!(chunk_plan(0, MB25), vec![ChunkSpec { index: 0, offset: 0, len: 0 }]);
-        assert_eq!(chunk_plan(0, 0), vec![ChunkSpec { index: 0, offset: 0, len: 0 }]);
-        assert_eq!(chunk_plan(10, 0), vec![ChunkSpec { index: 0, offset: 0, len: 10 }]);
-        assert_eq!(chunk_plan(10, 10), vec![ChunkSpec { index: 0, offset: 0, len: 10 }]);
+        assert_eq!(
+            chunk_plan(0, MB25),
+            vec![ChunkSpec {
+                index: 0,
+                offset: 0,
+                len: 0
+            }]
+        );
+        assert_eq!(
+            chunk_plan(0, 0),
+            vec![ChunkSpec {
+                index: 0,
+                offset: 0,
+                len: 0
+            }]
+        );
+        assert_eq!(
+            chunk_plan(10, 0),
+            vec![ChunkSpec {
+                index: 0,
+                offset: 0,
+                len: 10
+            }]
+        );
+        assert_eq!(
+            chunk_plan(10, 10),
+            vec![ChunkSpec {
+                index: 0,
+                offset: 0,
+                len: 10
+            }]
+        );
         assert_eq!(chunk_plan(10, 100).len(), 1);
         let p = chunk_plan(2 * MB25 + 1, MB25);
         assert_eq!(p.len(), 3);
-        assert_eq!(p[2], ChunkSpec { index: 2, offset: 2 * MB25, len: 1 });
+        assert_eq!(
+            p[2],
+            ChunkSpec {
+                index: 2,
+                offset: 2 * MB25,
+                len: 1
+            }
+        );
         let p = chunk_plan(3 * MB25, MB25);
         assert_eq!(p.len(), 3);
         assert!(p.iter().all(|c| c.len == MB25));
-        for (size, cs) in [(1u64, 1u64), (7, 3), (1000, 7), (u32::MAX as u64 + 5, 1 << 20)] {
+        for (size, cs) in [
+            (1u64, 1u64),
+            (7, 3),
+            (1000, 7),
+            (u32::MAX as u64 + 5, 1 << 20),
+        ] {
             let p = chunk_plan(size, cs);
             assert_eq!(p.iter().map(|c| c.len).sum::<u64>(), size);
             for (i, c) in p.iter().enumerate() {
@@ -482,7 +540,13 @@ mod tests {
         let st = c.state();
         assert!(c.next().await.unwrap().is_ok());
         assert!(c.next().await.unwrap().is_err());
-        assert!(matches!(st.error(), Some(Error::SourceLength { expected: 4, actual: 3 })));
+        assert!(matches!(
+            st.error(),
+            Some(Error::SourceLength {
+                expected: 4,
+                actual: 3
+            })
+        ));
         let s = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))]);
         let mut c = LengthChecked::new(s, 3);
         assert!(c.next().await.unwrap().is_ok());
