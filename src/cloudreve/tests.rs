@@ -2,6 +2,7 @@
 //! single-flight refresh, re-sign-in, 2FA, download error detection and the
 //! upload writer's chunking/cancel behaviour.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -93,14 +94,39 @@ async fn capacity(State(f): State<Arc<Fake>>, h: HeaderMap) -> Response {
     ok(json!({"total":100,"used":130}))
 }
 
-async fn list(State(f): State<Arc<Fake>>, h: HeaderMap) -> Response {
+async fn list(
+    State(f): State<Arc<Fake>>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if !authed(&f, &h) {
         return code(401, "Login required");
     }
+    let uri = q.get("uri").cloned().unwrap_or_default();
+    if uri.starts_with("cloudreve://my/paged") {
+        // Two pages; the URI must arrive exactly as escaped by the client.
+        if uri != "cloudreve://my/paged/a%20b%2Bc%25%23" {
+            return code(40016, "Path not exist");
+        }
+        let (next, name) = match q.get("next_page_token").map(String::as_str) {
+            None => ("t1", "first"),
+            Some("t1") => ("", "second"),
+            _ => return code(-1, ""),
+        };
+        return ok(json!({"files":[{"type":0,"id":"x","name":name,"size":1}],
+              "parent":{"type":1,"id":"p","name":"a b+c%#"},
+              "pagination":{"page":0,"page_size":1,"is_cursor":true,"next_token":next},
+              "storage_policy":{"id":"pol","type":"local"}}));
+    }
+    let kind = if uri.starts_with("cloudreve://my/s3") {
+        "s3"
+    } else {
+        "local"
+    };
     ok(
         json!({"files":[],"parent":{"type":1,"id":"r","name":"","path":"cloudreve://my/"},
               "pagination":{"page":0,"page_size":1,"is_cursor":true},
-              "storage_policy":{"id":"pol","name":"Default","type":"local","max_size":0}}),
+              "storage_policy":{"id":"pol","name":"Default","type":kind,"max_size":0}}),
     )
 }
 
@@ -109,7 +135,19 @@ async fn create_session(State(_f): State<Arc<Fake>>, body: Bytes) -> Response {
     if v["policy_id"] != "pol" {
         return code(40001, "unknown policy id");
     }
-    ok(json!({"session_id":"s1","chunk_size":4,"expires":1,"uri":v["uri"],"upload_id":""}))
+    let kind = if v["uri"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("cloudreve://my/s3")
+    {
+        "s3"
+    } else {
+        "local"
+    };
+    ok(
+        json!({"session_id":"s1","chunk_size":4,"expires":1,"uri":v["uri"],"upload_id":"",
+              "storage_policy":{"id":"pol","type":kind}}),
+    )
 }
 
 async fn chunk(
@@ -359,4 +397,65 @@ async fn upload_chunks_and_cancel() {
         f.put_lengths.lock().unwrap().clone(),
         vec![Some("11".to_string())]
     );
+}
+
+#[tokio::test]
+async fn list_follows_cursor_with_double_encoded_uri() {
+    use futures::StreamExt;
+    let f = fake("", 3600);
+    let base = start(f).await;
+    let s = Client::new(&base)
+        .unwrap()
+        .sign_in("u@x.org", "pw")
+        .await
+        .unwrap();
+    let dir = CrUri::my().join("paged").unwrap().join("a b+c%#").unwrap();
+    let pages: Vec<_> = s.list(&dir, 1).collect().await;
+    assert_eq!(pages.len(), 2);
+    let names: Vec<String> = pages
+        .into_iter()
+        .flat_map(|p| p.unwrap().files.into_iter().map(|f| f.name))
+        .collect();
+    assert_eq!(names, ["first", "second"]);
+    let (head, files) = s.list_all(&dir, 1).await.unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(head.storage_policy.unwrap().id, "pol");
+}
+
+#[tokio::test]
+async fn upload_cancelled_on_drop_and_policy_refusal() {
+    let f = fake("", 3600);
+    let base = start(f.clone()).await;
+    let s = Client::new(&base)
+        .unwrap()
+        .sign_in("u@x.org", "pw")
+        .await
+        .unwrap();
+    let uri = CrUri::my().join("slow.bin").unwrap();
+    // A source that never produces: the upload future is dropped mid-chunk.
+    let (_w, mut r) = tokio::io::duplex(16);
+    let res = tokio::time::timeout(
+        Duration::from_millis(200),
+        s.upload(&uri, 10, &mut r, UploadOptions::default()),
+    )
+    .await;
+    assert!(res.is_err());
+    for _ in 0..50 {
+        if f.cancels.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(f.cancels.load(Ordering::SeqCst), 1);
+
+    // A non-relay S3 policy: typed 40006 and the session is cancelled.
+    let uri = CrUri::my().join("s3").unwrap().join("x.bin").unwrap();
+    let mut src: &[u8] = b"0123456789";
+    let e = s
+        .upload(&uri, 10, &mut src, UploadOptions::default())
+        .await
+        .unwrap_err();
+    assert!(e.is_policy_not_allowed(), "{e:?}");
+    assert_eq!(f.cancels.load(Ordering::SeqCst), 2);
+    assert!(f.chunks.lock().unwrap().is_empty());
 }

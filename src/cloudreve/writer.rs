@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::core::ReqBody;
-use super::error::{Error, Result};
+use super::error::{ApiError, Error, ErrorCode, Result};
 use super::session::Session;
 use super::types::{EntityType, FileResponse, UploadSession};
 use super::uri::CrUri;
@@ -355,7 +355,26 @@ impl Session {
             uri: uri.clone(),
             armed: true,
         };
-        match self.send_all_chunks(&sess, size, source).await {
+        let sent = match sess.storage_policy.as_ref() {
+            // The server would refuse the first chunk with 40006; do not
+            // stream a chunk for nothing.
+            Some(sp) if !sp.kind.is_empty() && !sp.accepts_chunks() => {
+                Err(Error::Api(Box::new(ApiError {
+                    code: ErrorCode::PolicyNotAllowed.as_i64(),
+                    kind: ErrorCode::PolicyNotAllowed,
+                    msg: format!(
+                        "storage policy type {:?} does not accept chunk uploads (client-side check)",
+                        sp.kind
+                    ),
+                    correlation_id: None,
+                    error: None,
+                    lock_conflicts: Vec::new(),
+                    aggregated: None,
+                })))
+            }
+            _ => self.send_all_chunks(&sess, size, source).await,
+        };
+        match sent {
             Ok(()) => {
                 guard.armed = false;
                 self.info(uri, false).await
