@@ -231,15 +231,14 @@ impl Client {
 
         let mut stream = resp.bytes_stream().boxed();
         let mut prefix: Option<Bytes> = None;
-        let is_json = content_type
-            .as_deref()
-            .is_some_and(|c| c.to_ascii_lowercase().contains("json"));
         if status == StatusCode::OK
             && etag.is_none()
-            && is_json
             && content_length.is_none_or(|l| l <= SNIFF_LIMIT as u64)
         {
-            // A 200 without Etag and with a JSON body is an API error envelope.
+            // A successful Cloudreve serve always sets `Etag`; a 200 without
+            // it whose (small) body is a JSON envelope with a non-zero code
+            // is an API error, whatever its Content-Type. Other bodies are
+            // passed through (at most SNIFF_LIMIT bytes are buffered).
             let mut buf = bytes::BytesMut::new();
             let mut ended = false;
             while buf.len() <= SNIFF_LIMIT {

@@ -242,6 +242,9 @@ impl Session {
             Ok(t) => t,
             Err(e) if e.is(ErrorCode::CredentialInvalid) => {
                 let Some(c) = &self.inner.credentials else {
+                    // Permanent: later calls fail fast instead of each
+                    // retrying the dead refresh token.
+                    st.signed_out = true;
                     return Err(Error::SignInRequired);
                 };
                 tracing::info!(email = %c.email, "cloudreve refresh token rejected; signing in again");

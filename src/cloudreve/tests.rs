@@ -187,6 +187,10 @@ async fn put_content(State(f): State<Arc<Fake>>, h: HeaderMap, body: Bytes) -> R
     )
 }
 
+async fn content_plain() -> Response {
+    (StatusCode::OK, [("content-type", "text/plain")], "hello").into_response()
+}
+
 async fn content_expired() -> Response {
     code(40005, "Signature expired")
 }
@@ -212,6 +216,7 @@ async fn start(f: Arc<Fake>) -> String {
         .route("/api/v4/file/upload/{id}/{idx}", post(chunk))
         .route("/api/v4/file/content/expired/0/x", get(content_expired))
         .route("/api/v4/file/content/ok/0/x", get(content_ok))
+        .route("/api/v4/file/content/plain/0/x", get(content_plain))
         .with_state(f);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -288,6 +293,10 @@ async fn dead_refresh_signs_in_again_or_fails_typed() {
     assert!(matches!(e, Error::SignInRequired), "{e:?}");
     let s2 = client.session_from_token(s.token().await);
     assert!(matches!(s2.refresh().await, Err(Error::SignInRequired)));
+    // The dead session fails fast, without hitting the server again.
+    let before = f.refreshes.load(Ordering::SeqCst);
+    assert!(matches!(s2.capacity().await, Err(Error::SignInRequired)));
+    assert_eq!(f.refreshes.load(Ordering::SeqCst), before);
 }
 
 #[tokio::test]
@@ -328,6 +337,13 @@ async fn download_error_envelope_and_etag() {
     assert_eq!(r.etag.as_deref(), Some("\"e1\""));
     assert_eq!(r.status, 200);
     assert_eq!(&r.bytes().await.unwrap()[..], b"{\"code\":40005}");
+    // Without an Etag, a non-envelope body is still content.
+    let r = client
+        .open_url("/api/v4/file/content/plain/0/x", Some((0, None)))
+        .await
+        .unwrap();
+    assert_eq!(r.content_length, Some(5));
+    assert_eq!(&r.bytes().await.unwrap()[..], b"hello");
 }
 
 #[tokio::test]
