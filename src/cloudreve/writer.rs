@@ -435,7 +435,7 @@ impl Session {
         let pump = async move {
             let mut left = c.len;
             while left > 0 {
-                let want = (left as usize).min(READ_BUF);
+                let want = left.min(READ_BUF as u64) as usize;
                 let mut buf = BytesMut::zeroed(want);
                 let n = match source.read(&mut buf[..]).await {
                     Ok(0) => {
