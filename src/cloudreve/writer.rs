@@ -1,0 +1,575 @@
+//! Uploads (contract §5): upload sessions, chunk transfer and a high-level
+//! streaming writer that cancels its session on any failure or drop.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, Stream, StreamExt};
+use reqwest::Method;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::core::ReqBody;
+use super::error::{ApiError, Error, ErrorCode, Result};
+use super::session::Session;
+use super::types::{EntityType, FileResponse, UploadSession};
+use super::uri::CrUri;
+
+/// Size of the pieces read from an upload source.
+const READ_BUF: usize = 64 * 1024;
+/// Pieces buffered between the source and the HTTP body.
+const CHANNEL_DEPTH: usize = 4;
+
+/// One chunk of an upload plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkSpec {
+    /// Chunk index.
+    pub index: u64,
+    /// Offset of the chunk in the file.
+    pub offset: u64,
+    /// Length of the chunk.
+    pub len: u64,
+}
+
+/// Splits `size` bytes into chunks of `chunk_size` (0 ⇒ one chunk). A
+/// zero-size upload still has one empty chunk.
+pub fn chunk_plan(size: u64, chunk_size: u64) -> Vec<ChunkSpec> {
+    if size == 0 || chunk_size == 0 || chunk_size >= size {
+        return vec![ChunkSpec {
+            index: 0,
+            offset: 0,
+            len: size,
+        }];
+    }
+    let n = size.div_ceil(chunk_size);
+    (0..n)
+        .map(|i| {
+            let offset = i * chunk_size;
+            ChunkSpec {
+                index: i,
+                offset,
+                len: chunk_size.min(size - offset),
+            }
+        })
+        .collect()
+}
+
+/// Shared verdict of a [`LengthChecked`] stream.
+#[derive(Clone, Default)]
+pub(crate) struct LengthState(Arc<Mutex<Option<(u64, u64)>>>);
+
+impl LengthState {
+    /// The recorded mismatch, if any.
+    pub(crate) fn error(&self) -> Option<Error> {
+        let g = self.0.lock().ok()?;
+        g.map(|(expected, actual)| Error::SourceLength { expected, actual })
+    }
+
+    fn record(&self, expected: u64, actual: u64) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some((expected, actual));
+        }
+    }
+}
+
+/// A body stream that must yield exactly `len` bytes; otherwise it fails
+/// (aborting the request) and records the mismatch.
+pub(crate) struct LengthChecked<S> {
+    inner: Pin<Box<S>>,
+    expected: u64,
+    seen: u64,
+    done: bool,
+    state: LengthState,
+}
+
+impl<S> LengthChecked<S> {
+    pub(crate) fn new(inner: S, expected: u64) -> Self {
+        LengthChecked {
+            inner: Box::pin(inner),
+            expected,
+            seen: 0,
+            done: false,
+            state: LengthState::default(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> LengthState {
+        self.state.clone()
+    }
+}
+
+impl<S, E> Stream for LengthChecked<S>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Item = std::result::Result<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(b))) => {
+                self.seen += b.len() as u64;
+                if self.seen > self.expected {
+                    self.done = true;
+                    self.state.record(self.expected, self.seen);
+                    return Poll::Ready(Some(Err("body longer than announced".into())));
+                }
+                Poll::Ready(Some(Ok(b)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.done = true;
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                if self.seen < self.expected {
+                    self.state.record(self.expected, self.seen);
+                    return Poll::Ready(Some(Err("body shorter than announced".into())));
+                }
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+/// Parameters of `PUT /file/upload`.
+#[derive(Debug, Clone, Default)]
+pub struct UploadRequest {
+    /// Target URI.
+    pub uri: Option<CrUri>,
+    /// Total size in bytes.
+    pub size: u64,
+    /// Policy hashid (from the parent listing's `storage_policy.id`).
+    pub policy_id: String,
+    /// Client mtime in milliseconds (only stored on the hidden entity).
+    pub last_modified_ms: Option<i64>,
+    /// MIME type.
+    pub mime_type: Option<String>,
+    /// New file, or create-or-overwrite (`Version`).
+    pub entity_type: EntityType,
+    /// Metadata applied on completion.
+    pub metadata: Option<HashMap<String, String>>,
+}
+
+#[derive(Serialize)]
+struct CreateSessionReq<'a> {
+    uri: String,
+    size: u64,
+    policy_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_modified: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mime_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    entity_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a HashMap<String, String>>,
+}
+
+#[derive(Serialize)]
+struct CancelReq<'a> {
+    id: &'a str,
+    uri: String,
+}
+
+/// Options of the high-level [`Session::upload`].
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// Policy id; looked up from the nearest existing ancestor's listing
+    /// when `None`.
+    pub policy_id: Option<String>,
+    /// Overwrite an existing file (`entity_type: "version"`).
+    pub overwrite: bool,
+    /// Client mtime in milliseconds.
+    pub last_modified_ms: Option<i64>,
+    /// MIME type.
+    pub mime_type: Option<String>,
+    /// Metadata applied on completion.
+    pub metadata: Option<HashMap<String, String>>,
+}
+
+/// Cancels an upload session when dropped while armed.
+struct CancelGuard {
+    session: Session,
+    id: String,
+    uri: CrUri,
+    armed: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            let s = self.session.clone();
+            let id = std::mem::take(&mut self.id);
+            let uri = self.uri.clone();
+            h.spawn(async move {
+                if let Err(e) = s.cancel_upload(&id, &uri).await {
+                    tracing::warn!(error = %e, session_id = %id, "cancelling dropped upload failed");
+                }
+            });
+        } else {
+            tracing::warn!(session_id = %self.id, "upload dropped outside a runtime; session not cancelled");
+        }
+    }
+}
+
+impl Session {
+    /// `PUT /file/upload`: creates an upload session.
+    pub async fn create_upload_session(&self, req: &UploadRequest) -> Result<UploadSession> {
+        let uri = req
+            .uri
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("upload request without uri".into()))?;
+        let body = ReqBody::json(&CreateSessionReq {
+            uri: uri.to_string(),
+            size: req.size,
+            policy_id: &req.policy_id,
+            last_modified: req.last_modified_ms,
+            mime_type: req.mime_type.as_deref(),
+            entity_type: req.entity_type.as_str(),
+            metadata: req.metadata.as_ref(),
+        })?;
+        self.call(
+            Method::PUT,
+            "/file/upload",
+            &[],
+            body,
+            "create_upload_session",
+        )
+        .await
+    }
+
+    /// `POST /file/upload/{session_id}/{index}` with a streamed body of
+    /// exactly `len` bytes.
+    pub async fn upload_chunk<S, E>(
+        &self,
+        session_id: &str,
+        index: u64,
+        body: S,
+        len: u64,
+    ) -> Result<()>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        let sid = super::uri::escape_segment(session_id);
+        let checked = LengthChecked::new(body, len);
+        let state = checked.state();
+        let res: Result<Option<serde_json::Value>> = self
+            .call_stream(
+                Method::POST,
+                &format!("/file/upload/{sid}/{index}"),
+                &[],
+                reqwest::Body::wrap_stream(checked),
+                len,
+                "upload_chunk",
+            )
+            .await;
+        match state.error() {
+            Some(e) => Err(e),
+            None => res.map(drop),
+        }
+    }
+
+    /// `DELETE /file/upload`: cancels a session, removing its placeholder
+    /// and releasing its lock.
+    pub async fn cancel_upload(&self, session_id: &str, uri: &CrUri) -> Result<()> {
+        let body = ReqBody::json(&CancelReq {
+            id: session_id,
+            uri: uri.to_string(),
+        })?;
+        self.call_value(Method::DELETE, "/file/upload", &[], body, "cancel_upload")
+            .await
+            .map(drop)
+    }
+
+    /// The storage policy id for uploads below `uri`: taken from the
+    /// listing of the nearest existing ancestor folder.
+    pub async fn policy_id_for(&self, uri: &CrUri) -> Result<String> {
+        let mut dir = uri.parent();
+        while let Some(d) = dir {
+            match self.list_page(&d, 1, None).await {
+                Ok(p) => {
+                    return p
+                        .storage_policy
+                        .map(|sp| sp.id)
+                        .filter(|id| !id.is_empty())
+                        .ok_or_else(|| Error::decode("list", "no storage_policy in listing"));
+                }
+                Err(e) if e.is_not_found() => dir = d.parent(),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::InvalidArgument(format!("cannot upload to {uri}")))
+    }
+
+    /// Uploads `size` bytes read from `source` to `uri` through an upload
+    /// session, chunk by chunk, streaming each chunk (bounded buffer, no
+    /// whole-chunk allocation). On any failure — or if this future is
+    /// dropped — the session is cancelled. Returns the new file's info.
+    ///
+    /// A policy refusing chunks gives code 40006
+    /// ([`Error::is_policy_not_allowed`]): fall back to
+    /// [`Session::put_content`].
+    pub async fn upload<R>(
+        &self,
+        uri: &CrUri,
+        size: u64,
+        source: &mut R,
+        opts: UploadOptions,
+    ) -> Result<FileResponse>
+    where
+        R: AsyncRead + Unpin + Send + ?Sized,
+    {
+        let policy_id = match opts.policy_id {
+            Some(p) => p,
+            None => self.policy_id_for(uri).await?,
+        };
+        let req = UploadRequest {
+            uri: Some(uri.clone()),
+            size,
+            policy_id,
+            last_modified_ms: opts.last_modified_ms,
+            mime_type: opts.mime_type,
+            entity_type: if opts.overwrite {
+                EntityType::Version
+            } else {
+                EntityType::New
+            },
+            metadata: opts.metadata,
+        };
+        let sess = self.create_upload_session(&req).await?;
+        let mut guard = CancelGuard {
+            session: self.clone(),
+            id: sess.session_id.clone(),
+            uri: uri.clone(),
+            armed: true,
+        };
+        let sent = match sess.storage_policy.as_ref() {
+            // The server would refuse the first chunk with 40006; do not
+            // stream a chunk for nothing.
+            Some(sp) if !sp.kind.is_empty() && !sp.accepts_chunks() => {
+                Err(Error::Api(Box::new(ApiError {
+                    code: ErrorCode::PolicyNotAllowed.as_i64(),
+                    kind: ErrorCode::PolicyNotAllowed,
+                    msg: format!(
+                        "storage policy type {:?} does not accept chunk uploads (client-side check)",
+                        sp.kind
+                    ),
+                    correlation_id: None,
+                    error: None,
+                    lock_conflicts: Vec::new(),
+                    aggregated: None,
+                })))
+            }
+            _ => self.send_all_chunks(&sess, size, source).await,
+        };
+        match sent {
+            Ok(()) => {
+                guard.armed = false;
+                self.info(uri, false).await
+            }
+            Err(e) => {
+                // The guard stays armed while cancelling, so a drop during
+                // the cancel request still cancels.
+                if let Err(ce) = self.cancel_upload(&sess.session_id, uri).await {
+                    tracing::warn!(error = %ce, session_id = %sess.session_id, "cancelling failed upload failed");
+                }
+                guard.armed = false;
+                Err(e)
+            }
+        }
+    }
+
+    /// Like [`Session::upload`] with a byte stream as source.
+    pub async fn upload_stream<S, E>(
+        &self,
+        uri: &CrUri,
+        size: u64,
+        source: S,
+        opts: UploadOptions,
+    ) -> Result<FileResponse>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: Into<std::io::Error>,
+    {
+        let s = source.map(|r| r.map_err(Into::into));
+        let mut reader = tokio_util::io::StreamReader::new(Box::pin(s));
+        self.upload(uri, size, &mut reader, opts).await
+    }
+
+    async fn send_all_chunks<R>(
+        &self,
+        sess: &UploadSession,
+        size: u64,
+        source: &mut R,
+    ) -> Result<()>
+    where
+        R: AsyncRead + Unpin + Send + ?Sized,
+    {
+        for c in chunk_plan(size, sess.chunk_size) {
+            self.pump_chunk(&sess.session_id, c, source).await?;
+        }
+        Ok(())
+    }
+
+    /// Streams one chunk: a pump reads `len` bytes from the source into a
+    /// small channel that feeds the request body.
+    async fn pump_chunk<R>(&self, session_id: &str, c: ChunkSpec, source: &mut R) -> Result<()>
+    where
+        R: AsyncRead + Unpin + Send + ?Sized,
+    {
+        let (mut tx, rx) = futures::channel::mpsc::channel::<
+            std::result::Result<Bytes, std::io::Error>,
+        >(CHANNEL_DEPTH);
+        let pump = async move {
+            let mut left = c.len;
+            while left > 0 {
+                let want = left.min(READ_BUF as u64) as usize;
+                let mut buf = BytesMut::zeroed(want);
+                let n = match source.read(&mut buf[..]).await {
+                    Ok(0) => {
+                        let e = Error::SourceLength {
+                            expected: c.offset + c.len,
+                            actual: c.offset + c.len - left,
+                        };
+                        let _ = tx
+                            .send(Err(std::io::Error::other("upload source ended early")))
+                            .await;
+                        return Err(e);
+                    }
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                        return Err(Error::Io(e));
+                    }
+                };
+                buf.truncate(n);
+                left -= n as u64;
+                if tx.send(Ok(buf.freeze())).await.is_err() {
+                    // The request ended (failed); its error is reported.
+                    return Ok(());
+                }
+            }
+            Ok(())
+        };
+        let req = self.upload_chunk(session_id, c.index, rx, c.len);
+        let pump = std::pin::pin!(pump);
+        let req = std::pin::pin!(req);
+        match futures::future::select(req, pump).await {
+            futures::future::Either::Left((req_res, pump)) => {
+                if req_res.is_ok() {
+                    // The server got every byte; the pump is done or about to be.
+                    pump.await?;
+                }
+                req_res
+            }
+            futures::future::Either::Right((pump_res, req)) => {
+                let req_res = req.await;
+                pump_res?;
+                req_res
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_math() {
+        const MB25: u64 = 25 * 1024 * 1024;
+        assert_eq!(
+            chunk_plan(0, MB25),
+            vec![ChunkSpec {
+                index: 0,
+                offset: 0,
+                len: 0
+            }]
+        );
+        assert_eq!(
+            chunk_plan(0, 0),
+            vec![ChunkSpec {
+                index: 0,
+                offset: 0,
+                len: 0
+            }]
+        );
+        assert_eq!(
+            chunk_plan(10, 0),
+            vec![ChunkSpec {
+                index: 0,
+                offset: 0,
+                len: 10
+            }]
+        );
+        assert_eq!(
+            chunk_plan(10, 10),
+            vec![ChunkSpec {
+                index: 0,
+                offset: 0,
+                len: 10
+            }]
+        );
+        assert_eq!(chunk_plan(10, 100).len(), 1);
+        let p = chunk_plan(2 * MB25 + 1, MB25);
+        assert_eq!(p.len(), 3);
+        assert_eq!(
+            p[2],
+            ChunkSpec {
+                index: 2,
+                offset: 2 * MB25,
+                len: 1
+            }
+        );
+        let p = chunk_plan(3 * MB25, MB25);
+        assert_eq!(p.len(), 3);
+        assert!(p.iter().all(|c| c.len == MB25));
+        for (size, cs) in [
+            (1u64, 1u64),
+            (7, 3),
+            (1000, 7),
+            (u32::MAX as u64 + 5, 1 << 20),
+        ] {
+            let p = chunk_plan(size, cs);
+            assert_eq!(p.iter().map(|c| c.len).sum::<u64>(), size);
+            for (i, c) in p.iter().enumerate() {
+                assert_eq!(c.index, i as u64);
+                assert_eq!(c.offset, i as u64 * cs);
+                assert!(c.len > 0 && c.len <= cs);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn length_checked_detects_mismatch() {
+        let s = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))]);
+        let mut c = LengthChecked::new(s, 4);
+        let st = c.state();
+        assert!(c.next().await.unwrap().is_ok());
+        assert!(c.next().await.unwrap().is_err());
+        assert!(matches!(
+            st.error(),
+            Some(Error::SourceLength {
+                expected: 4,
+                actual: 3
+            })
+        ));
+        let s = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))]);
+        let mut c = LengthChecked::new(s, 3);
+        assert!(c.next().await.unwrap().is_ok());
+        assert!(c.next().await.is_none());
+        assert!(c.state().error().is_none());
+    }
+}
