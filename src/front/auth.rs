@@ -353,20 +353,18 @@ impl Authenticator {
             && !self.settings.cache_ttl.is_zero()
             && let Ok(mut cache) = self.cache.lock()
         {
-            {
-                let now = Instant::now();
-                if cache.len() >= 4096 {
-                    cache.retain(|_, e| e.expires > now);
-                }
-                cache.insert(
-                    digest,
-                    CacheEntry {
-                        user: lower.to_owned(),
-                        principal: account.principal.clone(),
-                        expires: now + self.settings.cache_ttl,
-                    },
-                );
+            let now = Instant::now();
+            if cache.len() >= 4096 {
+                cache.retain(|_, e| e.expires > now);
             }
+            cache.insert(
+                digest,
+                CacheEntry {
+                    user: lower.to_owned(),
+                    principal: account.principal.clone(),
+                    expires: now + self.settings.cache_ttl,
+                },
+            );
         }
         Ok(account.principal.clone())
     }
