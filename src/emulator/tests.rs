@@ -1,0 +1,1 @@
+//! Raw-HTTP smoke tests.
