@@ -327,18 +327,17 @@ pub async fn serve(
         );
         h.insert(header::CONTENT_DISPOSITION, hv(&d));
     }
-    if let Some(im) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
-        if !etag_matches(im, &etag) {
-            return (StatusCode::PRECONDITION_FAILED, h).into_response();
-        }
+    if let Some(im) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
+        && !etag_matches(im, &etag)
+    {
+        return (StatusCode::PRECONDITION_FAILED, h).into_response();
     }
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
+        && etag_matches(inm, &etag)
     {
-        if etag_matches(inm, &etag) {
-            return (StatusCode::NOT_MODIFIED, h).into_response();
-        }
+        return (StatusCode::NOT_MODIFIED, h).into_response();
     }
     let mut ranges: Vec<ByteRange> = vec![];
     if let Some(r) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {

@@ -82,10 +82,10 @@ pub async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -
             .map(|a| account_json(&inner, a))
             .collect();
         let mut pagination = json!({"page": 0, "page_size": size, "is_cursor": true});
-        if mine.len() > size {
-            if let Some(last) = mine.get(size - 1) {
-                pagination["next_token"] = json!(STANDARD.encode(last.id.to_string()));
-            }
+        if mine.len() > size
+            && let Some(last) = mine.get(size - 1)
+        {
+            pagination["next_token"] = json!(STANDARD.encode(last.id.to_string()));
         }
         Ok(ok(json!({"accounts": page, "pagination": pagination})))
     })

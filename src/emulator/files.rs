@@ -40,10 +40,11 @@ pub fn check_fs(inner: &Inner, uid: Option<u64>, u: &CrUri) -> Result<u64, ApiEr
     match u.fs.as_str() {
         "my" | "trash" => {
             let uid = uid.ok_or_else(err::login)?;
-            if let Some(user) = &u.user {
-                if u.fs == "my" && inner.ids.decode(user, IdKind::User) != Some(uid) {
-                    return Err(ApiError::new(403, "Permission denied"));
-                }
+            if let Some(user) = &u.user
+                && u.fs == "my"
+                && inner.ids.decode(user, IdKind::User) != Some(uid)
+            {
+                return Err(ApiError::new(403, "Permission denied"));
             }
             Ok(uid)
         }
@@ -86,14 +87,12 @@ pub fn resolve(st: &Model, uid: u64, u: &CrUri) -> Result<Target, ApiError> {
 
 /// Display name of a node (trash items show their original name).
 pub fn display_name(n: &Node) -> String {
-    if n.trashed {
-        if let Some(r) = n.metadata.get("sys:restore_uri") {
-            if let Some(u) = uri::parse(r) {
-                if let Some(last) = u.segments.last() {
-                    return last.clone();
-                }
-            }
-        }
+    if n.trashed
+        && let Some(r) = n.metadata.get("sys:restore_uri")
+        && let Some(u) = uri::parse(r)
+        && let Some(last) = u.segments.last()
+    {
+        return last.clone();
     }
     n.name.clone()
 }
@@ -672,10 +671,10 @@ pub async fn rename(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
                 .get(&id)
                 .and_then(|n| n.parent)
                 .ok_or_else(err::not_exist)?;
-            if let Some(other) = st.child(parent, &req.new_name) {
-                if other != id {
-                    return Err(err::existed());
-                }
+            if let Some(other) = st.child(parent, &req.new_name)
+                && other != id
+            {
+                return Err(err::existed());
             }
             let old = st
                 .files
@@ -1000,10 +999,10 @@ fn delete_impl(
             if unlink {
                 // Keep the blobs: drop records only.
                 for x in st.subtree(*id) {
-                    if let Some(p) = st.files.get(&x).map(|n| n.primary) {
-                        if let Some(e) = st.entities.get_mut(&p) {
-                            e.refs += 1;
-                        }
+                    if let Some(p) = st.files.get(&x).map(|n| n.primary)
+                        && let Some(e) = st.entities.get_mut(&p)
+                    {
+                        e.refs += 1;
                     }
                 }
                 st.purge(*id);

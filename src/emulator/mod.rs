@@ -283,10 +283,10 @@ impl Emulator {
     /// Sets a user's quota in bytes.
     pub fn set_quota(&self, email: &str, total_bytes: i64) {
         self.with(|st| {
-            if let Some(id) = Self::uid(st, email) {
-                if let Some(u) = st.users.get_mut(&id) {
-                    u.quota = total_bytes;
-                }
+            if let Some(id) = Self::uid(st, email)
+                && let Some(u) = st.users.get_mut(&id)
+            {
+                u.quota = total_bytes;
             }
         });
     }

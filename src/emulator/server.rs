@@ -319,12 +319,12 @@ async fn fault_layer(State(inner): State<Arc<Inner>>, req: Request, next: Next) 
 
 async fn common_layer(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
     // A refresh token used as the bearer fails everywhere.
-    if let Err(e) = current_user(&inner, req.headers()) {
-        if e.code == 40020 {
-            let mut r = e.into_resp();
-            set_cache(r.headers_mut());
-            return r;
-        }
+    if let Err(e) = current_user(&inner, req.headers())
+        && e.code == 40020
+    {
+        let mut r = e.into_resp();
+        set_cache(r.headers_mut());
+        return r;
     }
     let mut resp = next.run(req).await;
     set_cache(resp.headers_mut());

@@ -402,10 +402,10 @@ impl State {
             None => return,
         };
         let k = self.key(&name);
-        if let Some(p) = parent.and_then(|p| self.files.get_mut(&p)) {
-            if p.children.get(&k) == Some(&id) {
-                p.children.remove(&k);
-            }
+        if let Some(p) = parent.and_then(|p| self.files.get_mut(&p))
+            && p.children.get(&k) == Some(&id)
+        {
+            p.children.remove(&k);
         }
         if let Some(n) = self.files.get_mut(&id) {
             n.parent = None;
@@ -452,10 +452,10 @@ impl State {
     pub fn purge(&mut self, id: u64) -> Vec<u64> {
         let owner = self.files.get(&id).map(|n| n.owner);
         self.detach(id);
-        if let Some(owner) = owner {
-            if let Some(u) = self.users.get_mut(&owner) {
-                u.trash.retain(|_, v| *v != id);
-            }
+        if let Some(owner) = owner
+            && let Some(u) = self.users.get_mut(&owner)
+        {
+            u.trash.retain(|_, v| *v != id);
         }
         let mut blobs = Vec::new();
         for x in self.subtree(id) {
