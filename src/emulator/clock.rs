@@ -1,0 +1,31 @@
+//! A test clock: wall time plus an adjustable offset.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Wall-clock time shifted by an offset that tests can advance.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset: Mutex<Duration>,
+}
+
+impl Clock {
+    /// The current emulated time.
+    pub fn now(&self) -> DateTime<Utc> {
+        let off = self.offset.lock().map(|g| *g).unwrap_or_default();
+        Utc::now() + chrono::Duration::from_std(off).unwrap_or_default()
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        if let Ok(mut g) = self.offset.lock() {
+            *g += by;
+        }
+    }
+}
+
+/// Formats a time as RFC 3339 with nanoseconds.
+pub fn fmt_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}

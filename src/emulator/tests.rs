@@ -1,0 +1,365 @@
+//! Raw-HTTP smoke tests against a running emulator.
+
+use super::*;
+use serde_json::{Value, json};
+
+struct T {
+    emu: Emulator,
+    http: reqwest::Client,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl T {
+    async fn new() -> T {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let emu = Emulator::start(EmulatorConfig::new(dir.path()))
+            .await
+            .expect("start");
+        emu.add_user("a@example.com", "password1");
+        let http = reqwest::Client::new();
+        let mut t = T {
+            emu,
+            http,
+            token: String::new(),
+            _dir: dir,
+        };
+        let v = t
+            .json(
+                "POST",
+                "/session/token",
+                json!({"email":"a@example.com","password":"password1"}),
+            )
+            .await;
+        assert_eq!(v["code"], 0, "{v}");
+        t.token = v["data"]["token"]["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        t
+    }
+
+    fn url(&self, p: &str) -> String {
+        format!("{}/api/v4{p}", self.emu.url())
+    }
+
+    async fn json(&self, method: &str, p: &str, body: Value) -> Value {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut r = self.http.request(m, self.url(p)).json(&body);
+        if !self.token.is_empty() {
+            r = r.bearer_auth(&self.token);
+        }
+        let resp = r.send().await.expect("send");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("private, no-cache")
+        );
+        resp.json().await.expect("json")
+    }
+
+    async fn get(&self, p: &str) -> Value {
+        self.http
+            .get(self.url(p))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json")
+    }
+}
+
+fn q(uri: &str) -> String {
+    url_encode(uri)
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn basics_and_errors() {
+    let t = T::new().await;
+    let v = t.get("/site/ping").await;
+    assert_eq!(v["data"], "4.0.0");
+    let r = t.http.get(t.url("/nope")).send().await.expect("send");
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.text().await.expect("text"), "404 page not found");
+    // Bad credentials.
+    let v = t
+        .json(
+            "POST",
+            "/session/token",
+            json!({"email":"a@example.com","password":"wrong-pass"}),
+        )
+        .await;
+    assert_eq!(v["code"], 40080);
+    // Binding error: no correlation id.
+    let v = t.json("POST", "/file/create", json!({"uri": 5})).await;
+    assert_eq!(v["code"], 40001);
+    assert!(v.get("correlation_id").is_none());
+    // Anonymous.
+    let r: Value = t
+        .http
+        .get(t.url("/user/me"))
+        .bearer_auth("garbage")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["code"], 401);
+    // mkdir -p and list.
+    let v = t
+        .json(
+            "POST",
+            "/file/create",
+            json!({"uri":"cloudreve://my/a/b c","type":"folder"}),
+        )
+        .await;
+    assert_eq!(v["code"], 0, "{v}");
+    assert_eq!(v["data"]["path"], "cloudreve://my/a/b%20c");
+    let v = t
+        .json(
+            "POST",
+            "/file/create",
+            json!({"uri":"cloudreve://my/a/f.txt","type":"file"}),
+        )
+        .await;
+    assert_eq!(v["code"], 0);
+    let v = t.get(&format!("/file?uri={}", q("cloudreve://my/a"))).await;
+    assert_eq!(v["code"], 0, "{v}");
+    let files = v["data"]["files"].as_array().expect("files");
+    assert_eq!(files[0]["name"], "b c");
+    assert_eq!(files[1]["name"], "f.txt");
+    assert_eq!(v["data"]["parent"]["name"], "a");
+    // Info on root is 403; missing is 40016.
+    let v = t
+        .get(&format!("/file/info?uri={}", q("cloudreve://my/")))
+        .await;
+    assert_eq!(v["code"], 403);
+    let v = t
+        .get(&format!("/file/info?uri={}", q("cloudreve://my/zz")))
+        .await;
+    assert_eq!(v["code"], 40016);
+    // Delete of a missing file: 40081 wrapping 40016.
+    let v = t
+        .json("DELETE", "/file", json!({"uris":["cloudreve://my/zz"]}))
+        .await;
+    assert_eq!(v["code"], 40081);
+    assert_eq!(
+        v["aggregated_error"]["cloudreve://my/zz"]["code"], 40016,
+        "{v}"
+    );
+    // Soft delete and restore.
+    let v = t
+        .json(
+            "DELETE",
+            "/file",
+            json!({"uris":["cloudreve://my/a/f.txt"]}),
+        )
+        .await;
+    assert_eq!(v["code"], 0);
+    let v = t
+        .get(&format!("/file?uri={}", q("cloudreve://trash")))
+        .await;
+    let item = &v["data"]["files"][0];
+    assert_eq!(item["name"], "f.txt");
+    assert_eq!(
+        item["metadata"]["sys:restore_uri"],
+        "cloudreve://my/a/f.txt"
+    );
+    let tp = item["path"].as_str().expect("path").to_string();
+    let v = t.json("POST", "/file/restore", json!({"uris":[tp]})).await;
+    assert_eq!(v["code"], 0, "{v}");
+    assert!(t.emu.file_bytes("a@example.com", "/a/f.txt").is_some());
+}
+
+#[tokio::test]
+async fn upload_download_and_locks() {
+    let t = T::new().await;
+    t.emu.set_chunk_size(4);
+    let v = t.get(&format!("/file?uri={}", q("cloudreve://my/"))).await;
+    let policy = v["data"]["storage_policy"]["id"]
+        .as_str()
+        .expect("policy")
+        .to_string();
+    let v = t
+        .json(
+            "PUT",
+            "/file/upload",
+            json!({"uri":"cloudreve://my/d/x.bin","size":10,"policy_id":policy}),
+        )
+        .await;
+    assert_eq!(v["code"], 0, "{v}");
+    let sid = v["data"]["session_id"].as_str().expect("sid").to_string();
+    assert_eq!(v["data"]["chunk_size"], 4);
+    assert_eq!(t.emu.upload_sessions("a@example.com"), 1);
+    // Placeholder visible and locked.
+    let v = t
+        .get(&format!("/file/info?uri={}", q("cloudreve://my/d/x.bin")))
+        .await;
+    assert_eq!(v["data"]["metadata"]["sys:upload_session_id"], sid.as_str());
+    let v = t
+        .json(
+            "POST",
+            "/file/rename",
+            json!({"uri":"cloudreve://my/d","new_name":"e"}),
+        )
+        .await;
+    assert_eq!(v["code"], 40073);
+    assert_eq!(v["data"][0]["path"], "cloudreve://my/d/x.bin");
+    assert_eq!(v["data"][0]["owner"]["application"]["type"], "upload");
+    // Wrong chunk length, bad index.
+    let send = |i: usize, body: &'static [u8]| {
+        t.http
+            .post(t.url(&format!("/file/upload/{sid}/{i}")))
+            .bearer_auth(&t.token)
+            .body(body)
+            .send()
+    };
+    let v: Value = send(0, b"abc").await.expect("s").json().await.expect("j");
+    assert_eq!(v["code"], 40013);
+    let v: Value = send(3, b"ab").await.expect("s").json().await.expect("j");
+    assert_eq!(v["code"], 40012);
+    for (i, c) in [&b"0123"[..], b"4567", b"89"].into_iter().enumerate() {
+        let v: Value = send(i, c).await.expect("s").json().await.expect("j");
+        assert_eq!(v, json!({"code":0,"msg":""}));
+    }
+    assert_eq!(t.emu.upload_sessions("a@example.com"), 0);
+    assert!(t.emu.active_locks("a@example.com").is_empty());
+    assert_eq!(
+        t.emu.file_bytes("a@example.com", "/d/x.bin").as_deref(),
+        Some(&b"0123456789"[..])
+    );
+    // Download with Range.
+    let v = t
+        .json(
+            "POST",
+            "/file/url",
+            json!({"uris":["cloudreve://my/d/x.bin"]}),
+        )
+        .await;
+    let url = v["data"]["urls"][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let r = t
+        .http
+        .get(&url)
+        .header("Range", "bytes=2-4")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 206);
+    let etag = r
+        .headers()
+        .get("etag")
+        .expect("etag")
+        .to_str()
+        .expect("s")
+        .to_string();
+    assert_eq!(r.bytes().await.expect("b").as_ref(), b"234");
+    let r = t
+        .http
+        .get(&url)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 304);
+    let r = t
+        .http
+        .get(&url)
+        .header("Range", "bytes=20-")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 416);
+    // Expired sign: HTTP 200 JSON 40005.
+    t.emu.advance_clock(std::time::Duration::from_secs(7200));
+    let r = t.http.get(&url).send().await.expect("get");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["code"], 40005);
+}
+
+#[tokio::test]
+async fn put_content_and_unlock() {
+    let mut t = T::new().await;
+    let put = |body: &'static [u8]| {
+        t.http
+            .put(t.url(&format!(
+                "/file/content?uri={}",
+                q("cloudreve://my/p/q.txt")
+            )))
+            .bearer_auth(&t.token)
+            .body(body)
+            .send()
+    };
+    let v: Value = put(b"hello").await.expect("s").json().await.expect("j");
+    assert_eq!(v["code"], 0, "{v}");
+    assert_eq!(v["data"]["size"], 5);
+    assert!(v["data"]["metadata"].is_null());
+    let tok = t.emu.inject_lock(
+        "a@example.com",
+        "/p/q.txt",
+        LockSpec {
+            owner: LockOwner::Dav {
+                inner_xml: "<D:href>x</D:href>".into(),
+            },
+            zero_depth: false,
+            ttl: None,
+        },
+    );
+    let v: Value = put(b"again").await.expect("s").json().await.expect("j");
+    assert_eq!(v["code"], 40073);
+    assert_eq!(v["data"][0]["token"], tok.as_str());
+    assert_eq!(
+        v["data"][0]["owner"]["application"]["inner_xml"],
+        "<D:href>x</D:href>"
+    );
+    // Unknown token: nothing unlocked.
+    t.token.clear();
+    let v = t
+        .json(
+            "DELETE",
+            "/file/lock",
+            json!({"tokens":[tok.clone(), "nope"]}),
+        )
+        .await;
+    assert_eq!(v["code"], 40001);
+    let v = t
+        .json("DELETE", "/file/lock", json!({"tokens":[tok]}))
+        .await;
+    assert_eq!(v["code"], 0);
+    assert!(t.emu.active_locks("a@example.com").is_empty());
+}
+
+#[tokio::test]
+async fn persistence_across_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let emu = Emulator::start(EmulatorConfig::new(dir.path()))
+        .await
+        .expect("start");
+    emu.add_user("b@example.com", "password2");
+    emu.shutdown().await;
+    let emu = Emulator::start(EmulatorConfig::new(dir.path()))
+        .await
+        .expect("start");
+    assert!(emu.user_options("b@example.com").is_some());
+    emu.shutdown().await;
+}
