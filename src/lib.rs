@@ -6,5 +6,6 @@
 
 pub mod cloudreve;
 pub mod config;
+pub mod dav;
 pub mod emulator;
 pub mod front;

@@ -1,0 +1,174 @@
+//! [`RequestCtx`]: everything one WebDAV request carries into the file
+//! system (the `C` of `GuardedFileSystem<C>`, shared as `Arc<RequestCtx>`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dav_server::davpath::DavPath;
+use http::{Method, StatusCode};
+
+use crate::cloudreve::{CrUri, FileResponse, ListPage, Session};
+use crate::front::Principal;
+
+use super::fs::QuotaCache;
+use super::service::DavSettings;
+
+/// A response status the file system wants but `FsError` cannot express
+/// (409, 412, 423, 502, 503); the gateway rewrites the response with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WantedStatus {
+    /// The status to answer.
+    pub status: StatusCode,
+    /// `Retry-After` seconds, for 503.
+    pub retry_after: Option<Duration>,
+}
+
+/// Per-request context: identity, upstream session, request hints and a
+/// metadata cache filled by listings (so a Depth-1 PROPFIND makes no
+/// upstream call per entry).
+pub struct RequestCtx {
+    /// The authenticated principal.
+    pub principal: Arc<Principal>,
+    /// The user's Cloudreve session.
+    pub session: Session,
+    /// The account root (`/` of the WebDAV space).
+    pub root: CrUri,
+    /// The request method.
+    pub method: Method,
+    /// The raw `Depth` header (trimmed), if any.
+    pub depth: Option<String>,
+    /// The request target as a Cloudreve URI (when it maps to one).
+    pub target: Option<CrUri>,
+    /// The `Destination` (COPY/MOVE) as a Cloudreve URI.
+    pub destination: Option<CrUri>,
+    /// Gateway settings.
+    pub settings: Arc<DavSettings>,
+    pub(crate) quota: Arc<QuotaCache>,
+    cache: Mutex<HashMap<CrUri, FileResponse>>,
+    first_page: Mutex<Option<(CrUri, ListPage)>>,
+    wanted: Mutex<Option<WantedStatus>>,
+    aborted: AtomicBool,
+}
+
+impl std::fmt::Debug for RequestCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestCtx")
+            .field("user", &self.principal.email)
+            .field("root", &self.root)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestCtx {
+    /// A fresh context.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        principal: Arc<Principal>,
+        session: Session,
+        root: CrUri,
+        method: Method,
+        depth: Option<String>,
+        target: Option<CrUri>,
+        destination: Option<CrUri>,
+        settings: Arc<DavSettings>,
+        quota: Arc<QuotaCache>,
+    ) -> Self {
+        Self {
+            principal,
+            session,
+            root,
+            method,
+            depth,
+            target,
+            destination,
+            settings,
+            quota,
+            cache: Mutex::new(HashMap::new()),
+            first_page: Mutex::new(None),
+            wanted: Mutex::new(None),
+            aborted: AtomicBool::new(false),
+        }
+    }
+
+    /// Maps a dav-server path (prefix already stripped) to a Cloudreve URI
+    /// below the account root. `None` for undecodable or invalid names.
+    pub fn uri_of(&self, path: &DavPath) -> Option<CrUri> {
+        let s = std::str::from_utf8(path.as_bytes()).ok()?;
+        let mut u = self.root.clone();
+        for seg in s.split('/').filter(|s| !s.is_empty()) {
+            u = u.join(seg).ok()?;
+        }
+        Some(u)
+    }
+
+    /// A cached `FileResponse`.
+    pub fn cached(&self, uri: &CrUri) -> Option<FileResponse> {
+        self.cache.lock().ok()?.get(uri).cloned()
+    }
+
+    /// Caches `f` as the metadata of `uri`.
+    pub fn remember(&self, uri: CrUri, f: FileResponse) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(uri, f);
+        }
+    }
+
+    /// Drops every cached entry (after a mutation).
+    pub fn forget_all(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.clear();
+        }
+    }
+
+    /// Stores the pre-flighted first listing page of `uri`.
+    pub(crate) fn set_first_page(&self, uri: CrUri, page: ListPage) {
+        if let Ok(mut p) = self.first_page.lock() {
+            *p = Some((uri, page));
+        }
+    }
+
+    /// Takes the pre-flighted first page, if it is the one of `uri`.
+    pub(crate) fn take_first_page(&self, uri: &CrUri) -> Option<ListPage> {
+        let mut p = self.first_page.lock().ok()?;
+        if p.as_ref().is_some_and(|(u, _)| u == uri) {
+            return p.take().map(|(_, page)| page);
+        }
+        None
+    }
+
+    /// Records a wanted response status (first one wins).
+    pub fn want(&self, status: StatusCode, retry_after: Option<Duration>) {
+        if let Ok(mut w) = self.wanted.lock()
+            && w.is_none()
+        {
+            *w = Some(WantedStatus {
+                status,
+                retry_after,
+            });
+        }
+    }
+
+    /// The wanted status, if any.
+    pub fn wanted(&self) -> Option<WantedStatus> {
+        self.wanted.lock().ok().and_then(|w| *w)
+    }
+
+    /// Marks the response as broken (a listing failed after the 207 was
+    /// committed): the gateway cuts the connection instead of ending it.
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+    }
+
+    /// True once [`RequestCtx::abort`] was called.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
+    }
+
+    /// True when the request's `Depth` header is `0`.
+    pub fn depth_zero(&self) -> bool {
+        self.depth.as_deref() == Some("0")
+    }
+}

@@ -1,0 +1,107 @@
+//! Mapping of upstream errors to WebDAV outcomes (contract §9.4).
+//!
+//! `FsError` has no 409/412/423/502/503: for those the wanted status is
+//! recorded in the [`RequestCtx`] and `GeneralFailure` (500) is returned;
+//! the gateway then rewrites the 500 into the wanted status.
+
+use std::time::Duration;
+
+use dav_server::fs::FsError;
+use http::StatusCode;
+
+use crate::cloudreve::{Error, ErrorCode};
+
+use super::ctx::RequestCtx;
+
+/// `Retry-After` sent with 503 answers.
+pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Maps `e` to an `FsError`, recording statuses `FsError` cannot carry in
+/// `ctx` and logging one line per upstream failure.
+pub fn map_err(ctx: &RequestCtx, op: &str, e: &Error) -> FsError {
+    let fs = classify(e);
+    match fs {
+        Outcome::Fs(f) => {
+            tracing::debug!(op, error = %e, "upstream refused ({f:?})");
+            f
+        }
+        Outcome::Status(s, retry) => {
+            if s.is_server_error() {
+                tracing::warn!(op, error = %e, status = s.as_u16(), "upstream failure");
+            } else {
+                tracing::info!(op, error = %e, status = s.as_u16(), "upstream refused");
+            }
+            ctx.want(s, retry);
+            FsError::GeneralFailure
+        }
+    }
+}
+
+/// What an upstream error means for the client.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    /// Expressible as an `FsError`.
+    Fs(FsError),
+    /// Needs a status rewrite (and maybe `Retry-After`).
+    Status(StatusCode, Option<Duration>),
+}
+
+/// Classifies an upstream error.
+pub fn classify(e: &Error) -> Outcome {
+    use Outcome::*;
+    if e.is_not_found() {
+        return Fs(FsError::NotFound);
+    }
+    if e.is_conflict_exists() {
+        return Fs(FsError::Exists);
+    }
+    if e.is_locked() {
+        return Status(StatusCode::LOCKED, None);
+    }
+    if e.is_permission_denied() {
+        return Fs(FsError::Forbidden);
+    }
+    if e.is_too_large() {
+        return Fs(FsError::TooLarge);
+    }
+    if e.is_insufficient_capacity() {
+        return Fs(FsError::InsufficientStorage);
+    }
+    if e.is_stale_version() {
+        return Status(StatusCode::PRECONDITION_FAILED, None);
+    }
+    if e.is_login_required() {
+        return Status(StatusCode::SERVICE_UNAVAILABLE, Some(RETRY_AFTER));
+    }
+    match e {
+        Error::Api(a) => match a.kind {
+            // Invalid names / extensions (40052, -1 on name checks).
+            ErrorCode::IllegalObjectName => Fs(FsError::Forbidden),
+            _ if a.code == -1 => Fs(FsError::Forbidden),
+            ErrorCode::PolicyNotAllowed => Fs(FsError::InsufficientStorage),
+            ErrorCode::Conflict | ErrorCode::ConflictUploadOngoing => {
+                Status(StatusCode::CONFLICT, None)
+            }
+            ErrorCode::NotFullySuccess | ErrorCode::BatchOperationNotFullyCompleted => {
+                // One URI per call here: classify its entry.
+                match a
+                    .aggregated
+                    .as_ref()
+                    .and_then(|g| g.entries.values().next())
+                {
+                    Some(inner) => classify(&Error::Api(Box::new(inner.clone()))),
+                    None => Status(StatusCode::BAD_GATEWAY, None),
+                }
+            }
+            _ => Status(StatusCode::BAD_GATEWAY, None),
+        },
+        Error::Transport(_) | Error::ShortBody { .. } => {
+            Status(StatusCode::SERVICE_UNAVAILABLE, Some(RETRY_AFTER))
+        }
+        Error::UnexpectedStatus { status, .. } if *status >= 500 || *status == 429 => {
+            Status(StatusCode::SERVICE_UNAVAILABLE, Some(RETRY_AFTER))
+        }
+        Error::InvalidUri(_) => Fs(FsError::Forbidden),
+        _ => Status(StatusCode::BAD_GATEWAY, None),
+    }
+}

@@ -1,0 +1,240 @@
+//! [`MemLockSystem`]: an in-memory `DavLockSystem` with real expiry.
+//!
+//! * timeouts default to [`DEFAULT_TIMEOUT`] and are capped at
+//!   [`MAX_TIMEOUT`]; expired locks are purged on every call;
+//! * exclusive/shared scopes, depth 0/infinity conflict rules (a lock
+//!   conflicts with locks on the same path, on ancestors with depth
+//!   infinity and — for a depth-infinity lock — on descendants);
+//! * tokens are `urn:uuid:` URIs; the `<owner>` XML is kept;
+//! * namespaces: one table per user space (WebDAV paths of different users
+//!   name different files); [`MemLockSystem::for_user`] gives the
+//!   per-request view that also knows the principal, so UNLOCK is
+//!   owner-checked (dav-server does not pass the principal to `unlock`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use dav_server::davpath::DavPath;
+use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
+use futures::FutureExt as _;
+
+/// Timeout of a lock requested without (a parsable) `Timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Upper bound of any lock timeout.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86400);
+
+type Table = HashMap<String, Vec<DavLock>>;
+
+/// The shared lock store (clone = same store).
+#[derive(Debug, Clone, Default)]
+pub struct MemLockSystem {
+    table: Arc<Mutex<Table>>,
+}
+
+impl MemLockSystem {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The view of namespace `ns` (e.g. user + account root) for a request
+    /// made by `principal`.
+    pub fn for_user(&self, ns: String, principal: String) -> UserLocks {
+        UserLocks {
+            table: self.table.clone(),
+            ns,
+            principal,
+        }
+    }
+
+    /// Number of live locks in all namespaces (for tests and metrics).
+    pub fn count(&self) -> usize {
+        let now = SystemTime::now();
+        self.table
+            .lock()
+            .map(|t| {
+                t.values()
+                    .map(|v| v.iter().filter(|l| alive(l, now)).count())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// A per-request view of one namespace.
+#[derive(Debug, Clone)]
+pub struct UserLocks {
+    table: Arc<Mutex<Table>>,
+    ns: String,
+    principal: String,
+}
+
+fn key(p: &DavPath) -> String {
+    let b = p.as_bytes();
+    let s = String::from_utf8_lossy(b);
+    let t = s.trim_end_matches('/');
+    if t.is_empty() {
+        "/".to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+/// `a` is `b` or below it.
+fn within(a: &str, b: &str) -> bool {
+    a == b || b == "/" || (a.starts_with(b) && a.as_bytes().get(b.len()) == Some(&b'/'))
+}
+
+fn alive(l: &DavLock, now: SystemTime) -> bool {
+    l.timeout_at.is_none_or(|t| t > now)
+}
+
+/// `l` covers (applies to) `path`.
+fn covers(l: &DavLock, path: &str) -> bool {
+    let lp = key(&l.path);
+    lp == path || (l.deep && within(path, &lp))
+}
+
+fn clamp(t: Option<Duration>) -> Duration {
+    t.unwrap_or(DEFAULT_TIMEOUT)
+        .min(MAX_TIMEOUT)
+        .max(Duration::from_secs(1))
+}
+
+impl UserLocks {
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<DavLock>) -> R) -> R {
+        let mut t = match self.table.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        let now = SystemTime::now();
+        t.retain(|_, v| {
+            v.retain(|l| alive(l, now));
+            !v.is_empty()
+        });
+        let v = t.entry(self.ns.clone()).or_default();
+        let r = f(v);
+        if v.is_empty() {
+            t.remove(&self.ns);
+        }
+        r
+    }
+}
+
+impl DavLockSystem for UserLocks {
+    fn lock(
+        &'_ self,
+        path: &DavPath,
+        principal: Option<&str>,
+        owner: Option<&xmltree::Element>,
+        timeout: Option<Duration>,
+        shared: bool,
+        deep: bool,
+    ) -> LsFuture<'_, Result<DavLock, DavLock>> {
+        let p = key(path);
+        let r = self.with(|v| {
+            for l in v.iter() {
+                let lp = key(&l.path);
+                let overlaps = covers(l, &p) || (deep && within(&lp, &p));
+                if overlaps && !(shared && l.shared) {
+                    return Err(l.clone());
+                }
+            }
+            let timeout = clamp(timeout);
+            let lock = DavLock {
+                token: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+                path: Box::new(path.clone()),
+                principal: principal
+                    .map(str::to_string)
+                    .or(Some(self.principal.clone())),
+                owner: owner.map(|o| Box::new(o.clone())),
+                timeout_at: Some(SystemTime::now() + timeout),
+                timeout: Some(timeout),
+                shared,
+                deep,
+            };
+            v.push(lock.clone());
+            Ok(lock)
+        });
+        futures::future::ready(r).boxed()
+    }
+
+    fn unlock(&'_ self, path: &DavPath, token: &str) -> LsFuture<'_, Result<(), ()>> {
+        let p = key(path);
+        let me = self.principal.clone();
+        let r = self.with(|v| {
+            let Some(i) = v.iter().position(|l| l.token == token) else {
+                return Err(());
+            };
+            let l = &v[i];
+            if !covers(l, &p) || l.principal.as_deref().is_some_and(|o| o != me) {
+                return Err(());
+            }
+            v.remove(i);
+            Ok(())
+        });
+        futures::future::ready(r).boxed()
+    }
+
+    fn refresh(
+        &'_ self,
+        path: &DavPath,
+        token: &str,
+        timeout: Option<Duration>,
+    ) -> LsFuture<'_, Result<DavLock, ()>> {
+        let p = key(path);
+        let r = self.with(|v| {
+            let l = v.iter_mut().find(|l| l.token == token).ok_or(())?;
+            if !covers(l, &p) {
+                return Err(());
+            }
+            let t = clamp(timeout);
+            l.timeout = Some(t);
+            l.timeout_at = Some(SystemTime::now() + t);
+            Ok(l.clone())
+        });
+        futures::future::ready(r).boxed()
+    }
+
+    fn check(
+        &'_ self,
+        path: &DavPath,
+        principal: Option<&str>,
+        ignore_principal: bool,
+        deep: bool,
+        submitted_tokens: &[String],
+    ) -> LsFuture<'_, Result<(), DavLock>> {
+        let p = key(path);
+        let r = self.with(|v| {
+            for l in v.iter() {
+                let lp = key(&l.path);
+                let applies = covers(l, &p) || (deep && within(&lp, &p));
+                if !applies {
+                    continue;
+                }
+                let has_token = submitted_tokens.iter().any(|t| *t == l.token);
+                let same_owner = ignore_principal
+                    || l.principal.is_none()
+                    || l.principal.as_deref() == principal;
+                if !(has_token && same_owner) {
+                    return Err(l.clone());
+                }
+            }
+            Ok(())
+        });
+        futures::future::ready(r).boxed()
+    }
+
+    fn discover(&'_ self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
+        let p = key(path);
+        let r = self.with(|v| v.iter().filter(|l| covers(l, &p)).cloned().collect());
+        futures::future::ready(r).boxed()
+    }
+
+    fn delete(&'_ self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
+        let p = key(path);
+        self.with(|v| v.retain(|l| !within(&key(&l.path), &p)));
+        futures::future::ready(Ok(())).boxed()
+    }
+}

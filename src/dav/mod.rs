@@ -1,0 +1,23 @@
+//! The WebDAV layer: a [`dav_server`] handler over the Cloudreve client.
+//!
+//! * [`ctx`] — [`RequestCtx`], the per-request credentials/hints/cache;
+//! * [`fs`] — [`CloudreveFs`], the `GuardedFileSystem` over Cloudreve;
+//! * [`meta`] — metadata and directory entries built from `FileResponse`s;
+//! * [`read`] / [`write`] — the lazy download and the upload `DavFile`s;
+//! * [`locks`] — [`MemLockSystem`], an expiring in-memory `DavLockSystem`;
+//! * [`service`] — [`DavGateway`], the front's `DavService` wrapping the
+//!   handler and fixing the crate's known gaps around it.
+
+pub mod ctx;
+pub mod errors;
+pub mod fs;
+pub mod locks;
+pub mod meta;
+pub mod read;
+pub mod service;
+pub mod write;
+
+pub use ctx::RequestCtx;
+pub use fs::CloudreveFs;
+pub use locks::MemLockSystem;
+pub use service::{DavGateway, DavSettings, DeleteMode, SessionLookup};

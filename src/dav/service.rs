@@ -1,0 +1,458 @@
+//! [`DavGateway`]: the front's [`DavService`], a per-request dav-server
+//! handler over [`CloudreveFs`] and [`MemLockSystem`], plus the fixes the
+//! crate needs around it:
+//! * PROPFIND Depth 1 pre-flights the first listing page (an upstream
+//!   failure is an error status, never an empty 207) and hands it to the
+//!   file system (no second call); a later page failing cuts the response;
+//! * GET/HEAD on a collection answers a small HTML index (dav-server: 405);
+//! * statuses `FsError` cannot express (409/412/423/502/503 +
+//!   `Retry-After`) are rewritten from the [`RequestCtx`];
+//! * `getetag` values in PROPFIND answers are quoted like the `ETag` header.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use dav_server::DavHandler;
+use dav_server::davpath::DavPath;
+use dav_server::fs::FsError;
+use futures::StreamExt as _;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::Frame;
+use http_body_util::BodyExt as _;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::cloudreve::{CrUri, Session};
+use crate::front::{BoxBody, DavService, Principal, full_body};
+
+use super::ctx::RequestCtx;
+use super::errors::{Outcome, RETRY_AFTER, classify};
+use super::fs::{CloudreveFs, QuotaCache, lookup};
+use super::locks::MemLockSystem;
+
+/// Finds the signed-in Cloudreve session of a configured user (by e-mail).
+pub type SessionLookup = Arc<dyn Fn(&str) -> Option<Session> + Send + Sync>;
+
+/// What DELETE does upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeleteMode {
+    /// Move to the Cloudreve trash (restorable).
+    #[default]
+    Trash,
+    /// Delete permanently.
+    Permanent,
+}
+
+/// Settings of the WebDAV layer.
+#[derive(Debug, Clone)]
+pub struct DavSettings {
+    /// DELETE behaviour.
+    pub delete_mode: DeleteMode,
+    /// Directory for spooling PUT bodies of unknown length.
+    pub spool_dir: PathBuf,
+    /// Largest spooled body (bytes); above: 413.
+    pub spool_max: u64,
+    /// Listing page size asked from Cloudreve.
+    pub page_size: u32,
+    /// Read size of GET bodies.
+    pub read_buf_size: usize,
+    /// URL prefix of the WebDAV space (`""` = served at `/`).
+    pub prefix: String,
+}
+
+impl Default for DavSettings {
+    fn default() -> Self {
+        Self {
+            delete_mode: DeleteMode::Trash,
+            spool_dir: std::env::temp_dir(),
+            spool_max: 4 * 1024 * 1024 * 1024,
+            page_size: 1000,
+            read_buf_size: 256 * 1024,
+            prefix: String::new(),
+        }
+    }
+}
+
+/// The WebDAV service over Cloudreve.
+pub struct DavGateway {
+    sessions: SessionLookup,
+    settings: Arc<DavSettings>,
+    locks: MemLockSystem,
+    quota: Arc<QuotaCache>,
+}
+
+impl std::fmt::Debug for DavGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DavGateway")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DavGateway {
+    /// A gateway using `sessions` to find each user's Cloudreve session.
+    pub fn new(sessions: SessionLookup, settings: DavSettings) -> Self {
+        Self {
+            sessions,
+            settings: Arc::new(settings),
+            locks: MemLockSystem::new(),
+            quota: Arc::new(QuotaCache::default()),
+        }
+    }
+
+    /// The lock store (for inspection).
+    pub fn locks(&self) -> &MemLockSystem {
+        &self.locks
+    }
+
+    fn dav_path(&self, raw: &str) -> Option<DavPath> {
+        let mut p = DavPath::new(raw).ok()?;
+        if !self.settings.prefix.is_empty() {
+            p.set_prefix(&self.settings.prefix).ok()?;
+        }
+        Some(p)
+    }
+
+    fn destination(&self, req: &Request<BoxBody>) -> Option<DavPath> {
+        let v = req.headers().get("destination")?.to_str().ok()?;
+        let path = match v.parse::<http::Uri>() {
+            Ok(u) if u.scheme().is_some() => u.path().to_string(),
+            _ => v.to_string(),
+        };
+        self.dav_path(&path)
+    }
+}
+
+fn text(status: StatusCode, msg: &str) -> Response<BoxBody> {
+    let mut r = Response::new(full_body(format!("{msg}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER.as_secs()),
+        );
+    }
+    r
+}
+
+/// The status dav-server gives an `FsError`.
+fn fs_status(e: FsError) -> StatusCode {
+    match e {
+        FsError::NotFound => StatusCode::NOT_FOUND,
+        FsError::Forbidden => StatusCode::FORBIDDEN,
+        FsError::Exists => StatusCode::CONFLICT,
+        FsError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        FsError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+        FsError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+fn error_response(ctx: &RequestCtx, e: FsError) -> Response<BoxBody> {
+    let status = match ctx.wanted() {
+        Some(w) if e == FsError::GeneralFailure => w.status,
+        _ => fs_status(e),
+    };
+    text(status, status.canonical_reason().unwrap_or("error"))
+}
+
+const PATH_SEG: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// GET/HEAD on a collection: a simple HTML index of its members.
+async fn collection_index(
+    ctx: &RequestCtx,
+    uri: &CrUri,
+    raw_path: &str,
+    head: bool,
+) -> Response<BoxBody> {
+    let mut base = raw_path.to_string();
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    let mut names: Vec<(String, bool)> = Vec::new();
+    let mut pages = ctx.session.list(uri, ctx.settings.page_size);
+    while let Some(p) = pages.next().await {
+        match p {
+            Ok(p) => names.extend(p.files.into_iter().map(|f| {
+                let d = f.is_folder();
+                (f.name, d)
+            })),
+            Err(e) => {
+                let fe = super::errors::map_err(ctx, "list", &e);
+                return error_response(ctx, fe);
+            }
+        }
+    }
+    let title = html_escape(&percent_encoding::percent_decode_str(&base).decode_utf8_lossy());
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1>\n<ul>\n"
+    );
+    if base != "/" {
+        html.push_str("<li><a href=\"../\">../</a></li>\n");
+    }
+    for (name, dir) in &names {
+        let slash = if *dir { "/" } else { "" };
+        let href = format!("{base}{}{slash}", utf8_percent_encode(name, PATH_SEG));
+        html.push_str(&format!(
+            "<li><a href=\"{}\">{}{slash}</a></li>\n",
+            html_escape(&href),
+            html_escape(name)
+        ));
+    }
+    html.push_str("</ul></body></html>\n");
+    let len = html.len();
+    let mut r = Response::new(if head {
+        crate::front::empty_body()
+    } else {
+        full_body(html)
+    });
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// Quotes unquoted `<D:getetag>` values inside one chunk.
+fn quote_etags(chunk: &Bytes) -> Bytes {
+    const OPEN: &[u8] = b"<D:getetag>";
+    const CLOSE: &[u8] = b"</D:getetag>";
+    let b = &chunk[..];
+    if !b.windows(OPEN.len()).any(|w| w == OPEN) {
+        return chunk.clone();
+    }
+    let mut out = Vec::with_capacity(b.len() + 16);
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(OPEN) {
+            let vstart = i + OPEN.len();
+            if let Some(rel) = b[vstart..].windows(CLOSE.len()).position(|w| w == CLOSE) {
+                let v = &b[vstart..vstart + rel];
+                out.extend_from_slice(OPEN);
+                if v.first() == Some(&b'"') || v.starts_with(b"W/") {
+                    out.extend_from_slice(v);
+                } else {
+                    out.push(b'"');
+                    out.extend_from_slice(v);
+                    out.push(b'"');
+                }
+                out.extend_from_slice(CLOSE);
+                i = vstart + rel + CLOSE.len();
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Bytes::from(out)
+}
+
+/// The response body: dav-server's, cut with an error when the ctx says
+/// the listing broke, with `getetag` quoting for PROPFIND.
+struct GuardedBody {
+    inner: dav_server::body::Body,
+    ctx: Arc<RequestCtx>,
+    fix_etags: bool,
+    failed: bool,
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
+        if self.ctx.is_aborted() {
+            self.failed = true;
+            return Poll::Ready(Some(Err(std::io::Error::other(
+                "upstream listing failed mid-response",
+            ))));
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                let f = match f.into_data() {
+                    Ok(d) if self.fix_etags => Frame::data(quote_etags(&d)),
+                    Ok(d) => Frame::data(d),
+                    Err(f) => f,
+                };
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(None) if self.ctx.is_aborted() => {
+                self.failed = true;
+                Poll::Ready(Some(Err(std::io::Error::other(
+                    "upstream listing failed mid-response",
+                ))))
+            }
+            other => other,
+        }
+    }
+}
+
+#[async_trait]
+impl DavService for DavGateway {
+    async fn handle(&self, req: Request<BoxBody>, principal: Arc<Principal>) -> Response<BoxBody> {
+        let Some(session) = (self.sessions)(&principal.email) else {
+            tracing::warn!(user = %principal.email, "no upstream session for user");
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream session unavailable",
+            );
+        };
+        let root = match CrUri::parse(&principal.root_uri) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(root = %principal.root_uri, error = %e, "bad account root");
+                return text(StatusCode::BAD_GATEWAY, "account root is not usable");
+            }
+        };
+        let method = req.method().clone();
+        let depth = req
+            .headers()
+            .get("depth")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim().to_ascii_lowercase());
+        let raw_path = req.uri().path().to_string();
+        let Some(path) = self.dav_path(&raw_path) else {
+            return text(StatusCode::BAD_REQUEST, "bad path");
+        };
+        let mut ctx = RequestCtx::new(
+            principal.clone(),
+            session,
+            root,
+            method.clone(),
+            depth,
+            None,
+            None,
+            self.settings.clone(),
+            self.quota.clone(),
+        );
+        ctx.target = ctx.uri_of(&path);
+        ctx.destination = self.destination(&req).and_then(|d| ctx.uri_of(&d));
+        let ctx = Arc::new(ctx);
+
+        if (method == Method::GET || method == Method::HEAD)
+            && let Some(uri) = ctx.target.clone()
+        {
+            match lookup(&ctx, &uri).await {
+                Ok(f) if f.is_folder() => {
+                    return collection_index(&ctx, &uri, &raw_path, method == Method::HEAD).await;
+                }
+                Ok(_) | Err(FsError::NotFound) => {}
+                Err(e) => return error_response(&ctx, e),
+            }
+        }
+        if method.as_str() == "PROPFIND"
+            && ctx.depth.as_deref() == Some("1")
+            && let Some(uri) = ctx.target.clone()
+        {
+            match ctx
+                .session
+                .list_page(&uri, self.settings.page_size, None)
+                .await
+            {
+                Ok(page) => {
+                    if let Some(p) = &page.parent {
+                        ctx.remember(uri.clone(), p.clone());
+                    }
+                    ctx.set_first_page(uri, page);
+                }
+                // A file (or nothing): dav-server's metadata call decides.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    let o = classify(&e);
+                    tracing::warn!(error = %e, "PROPFIND listing pre-flight failed");
+                    let status = match o {
+                        Outcome::Fs(f) => fs_status(f),
+                        Outcome::Status(s, _) => s,
+                    };
+                    return text(status, "upstream listing failed");
+                }
+            }
+        }
+
+        let ns = format!("{}\n{}", principal.email, principal.root_uri);
+        let mut cfg = DavHandler::builder()
+            .filesystem(Box::new(CloudreveFs))
+            .locksystem(Box::new(self.locks.for_user(ns, principal.email.clone())))
+            .read_buf_size(self.settings.read_buf_size)
+            .autoindex(false);
+        if !self.settings.prefix.is_empty() {
+            cfg = cfg.strip_prefix(self.settings.prefix.clone());
+        }
+        let handler = cfg.build_handler();
+        let resp = handler
+            .handle_guarded(req, principal.email.clone(), ctx.clone())
+            .await;
+        let (mut parts, body) = resp.into_parts();
+        if parts.status == StatusCode::INTERNAL_SERVER_ERROR
+            && let Some(w) = ctx.wanted()
+        {
+            parts.status = w.status;
+            if let Some(ra) = w.retry_after {
+                parts
+                    .headers
+                    .insert(header::RETRY_AFTER, HeaderValue::from(ra.as_secs()));
+            }
+        }
+        let body = GuardedBody {
+            inner: body,
+            ctx: ctx.clone(),
+            fix_etags: method.as_str() == "PROPFIND",
+            failed: false,
+        };
+        Response::from_parts(parts, body.boxed_unsync())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_get_quoted() {
+        let b = Bytes::from_static(b"<a><D:getetag>abc</D:getetag><D:getetag>\"q\"</D:getetag>");
+        assert_eq!(
+            &quote_etags(&b)[..],
+            b"<a><D:getetag>\"abc\"</D:getetag><D:getetag>\"q\"</D:getetag>"
+        );
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(html_escape("<a&'\">"), "&lt;a&amp;&#39;&quot;&gt;");
+    }
+}

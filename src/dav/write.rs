@@ -1,0 +1,414 @@
+//! The upload `DavFile` (PUT, and LOCK on a new path).
+//!
+//! * Known length (`Content-Length` / `X-Expected-Entity-Length`): the bytes
+//!   stream through a bounded channel into the client's chunked upload
+//!   session (`entity_type: version`, so an existing file keeps its old
+//!   content until the upload completes). The last byte is held back until
+//!   `flush()` has verified the count: the upload can only complete there.
+//! * Unknown length: spooled to a bounded temporary file, uploaded at
+//!   `flush()`.
+//! * A `DavFile` dropped without a successful `flush()` (client abort,
+//!   short body) cancels the upload session: no placeholder, no lock.
+//! * Policies refusing chunk uploads (40006) fall back to
+//!   `PUT /file/content` (bounded by the server's `maxEditSize`: 413 above).
+
+use std::io::SeekFrom;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dav_server::fs::{DavFile, DavMetaData, FsError, FsFuture};
+use futures::channel::mpsc;
+use futures::{FutureExt as _, SinkExt as _};
+use http::StatusCode;
+use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
+use tokio::task::JoinHandle;
+
+use crate::cloudreve::{CrUri, Error, FileResponse, Session, UploadOptions};
+
+use super::ctx::RequestCtx;
+use super::errors::map_err;
+use super::meta::CrMeta;
+
+/// Depth of the channel between `write_bytes` and the upload task (frames).
+const CHANNEL_DEPTH: usize = 8;
+
+type Frame = Result<Bytes, std::io::Error>;
+type UploadTask = JoinHandle<Result<FileResponse, Error>>;
+
+enum Mode {
+    /// Streaming into an upload session of a known size.
+    Stream {
+        tx: Option<mpsc::Sender<Frame>>,
+        task: Option<UploadTask>,
+        held: Option<Bytes>,
+    },
+    /// Spooling to a temporary file (unknown size).
+    Spool {
+        file: Option<tokio::fs::File>,
+        path: PathBuf,
+    },
+    /// Nothing to upload (size 0, lock-empty resource, or done).
+    Idle,
+}
+
+/// A file opened for writing.
+pub struct WriteFile {
+    ctx: Arc<RequestCtx>,
+    uri: CrUri,
+    declared: Option<u64>,
+    written: u64,
+    mode: Mode,
+    result: Option<CrMeta>,
+    failed: bool,
+}
+
+impl std::fmt::Debug for WriteFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteFile")
+            .field("uri", &self.uri)
+            .field("declared", &self.declared)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+fn opts() -> UploadOptions {
+    UploadOptions {
+        overwrite: true,
+        ..UploadOptions::default()
+    }
+}
+
+/// Uploads `n` bytes from a channel; falls back to `PUT /file/content` when
+/// the policy refuses chunks (nothing was consumed from the channel then).
+fn spawn_stream_upload(
+    session: Session,
+    uri: CrUri,
+    n: u64,
+    mut rx: mpsc::Receiver<Frame>,
+) -> UploadTask {
+    tokio::spawn(async move {
+        match session.upload_stream(&uri, n, &mut rx, opts()).await {
+            Err(e) if e.is_policy_not_allowed() => {
+                tracing::info!(%uri, "policy refuses chunks; falling back to /file/content");
+                session.put_content(&uri, None, rx, n).await
+            }
+            r => r,
+        }
+    })
+}
+
+impl WriteFile {
+    /// A writer for `uri`; `declared` is the announced body length.
+    pub async fn open(
+        ctx: Arc<RequestCtx>,
+        uri: CrUri,
+        declared: Option<u64>,
+    ) -> Result<Self, FsError> {
+        let mode = match declared {
+            Some(0) => Mode::Idle,
+            Some(n) => {
+                let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+                let task = spawn_stream_upload(ctx.session.clone(), uri.clone(), n, rx);
+                Mode::Stream {
+                    tx: Some(tx),
+                    task: Some(task),
+                    held: None,
+                }
+            }
+            None => {
+                let dir = ctx.settings.spool_dir.clone();
+                let path = dir.join(format!("cloudreve-dav-{}.spool", uuid::Uuid::new_v4()));
+                let file = tokio::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(path = %path.display(), error = %e, "cannot create spool file");
+                        FsError::InsufficientStorage
+                    })?;
+                Mode::Spool {
+                    file: Some(file),
+                    path,
+                }
+            }
+        };
+        Ok(Self {
+            ctx,
+            uri,
+            declared,
+            written: 0,
+            mode,
+            result: None,
+            failed: false,
+        })
+    }
+
+    /// A writer that has nothing to do (the lock-empty resource was created).
+    pub fn done(ctx: Arc<RequestCtx>, uri: CrUri, f: &FileResponse) -> Self {
+        Self {
+            ctx,
+            uri,
+            declared: Some(0),
+            written: 0,
+            mode: Mode::Idle,
+            result: Some(CrMeta::from_file(f)),
+            failed: false,
+        }
+    }
+
+    fn fail(&mut self, status: Option<StatusCode>) -> FsError {
+        self.failed = true;
+        if let Some(s) = status {
+            self.ctx.want(s, None);
+        }
+        self.abort();
+        FsError::GeneralFailure
+    }
+
+    /// Cancels whatever is in flight (the upload task sees a source error
+    /// and cancels its session itself).
+    fn abort(&mut self) {
+        match &mut self.mode {
+            Mode::Stream { tx, held, .. } => {
+                held.take();
+                if let Some(mut t) = tx.take() {
+                    let _ = t.try_send(Err(std::io::Error::other("upload aborted")));
+                }
+            }
+            Mode::Spool { file, path } => {
+                file.take();
+                let _ = std::fs::remove_file(&*path);
+            }
+            Mode::Idle => {}
+        }
+    }
+
+    async fn task_error(&mut self) -> FsError {
+        let task = match &mut self.mode {
+            Mode::Stream { task, tx, .. } => {
+                tx.take();
+                task.take()
+            }
+            _ => None,
+        };
+        self.failed = true;
+        match task {
+            Some(t) => match t.await {
+                Ok(Err(e)) => map_err(&self.ctx, "upload", &e),
+                Ok(Ok(_)) => {
+                    // Completed without our last byte: cannot happen.
+                    self.ctx.want(StatusCode::BAD_GATEWAY, None);
+                    FsError::GeneralFailure
+                }
+                Err(_) => FsError::GeneralFailure,
+            },
+            None => FsError::GeneralFailure,
+        }
+    }
+
+    async fn write(&mut self, buf: Bytes) -> Result<(), FsError> {
+        if self.failed {
+            return Err(FsError::GeneralFailure);
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let len = buf.len() as u64;
+        if let Some(n) = self.declared
+            && self.written + len > n
+        {
+            return Err(self.fail(Some(StatusCode::BAD_REQUEST)));
+        }
+        self.written += len;
+        let max = self.ctx.settings.spool_max;
+        let done = self.declared == Some(self.written);
+        match &mut self.mode {
+            Mode::Stream { tx, held, .. } => {
+                let Some(sender) = tx.as_mut() else {
+                    return Err(FsError::GeneralFailure);
+                };
+                let mut frames: Vec<Bytes> = Vec::with_capacity(2);
+                if let Some(h) = held.take() {
+                    frames.push(h);
+                }
+                let mut buf = buf;
+                if done {
+                    let last = buf.split_off(buf.len() - 1);
+                    *held = Some(last);
+                }
+                if !buf.is_empty() {
+                    frames.push(buf);
+                }
+                for f in frames {
+                    if sender.send(Ok(f)).await.is_err() {
+                        return Err(self.task_error().await);
+                    }
+                }
+                Ok(())
+            }
+            Mode::Spool { file, .. } => {
+                if self.written > max {
+                    tracing::info!(uri = %self.uri, max, "spooled upload over the limit");
+                    return Err({
+                        self.failed = true;
+                        self.abort();
+                        FsError::TooLarge
+                    });
+                }
+                let Some(f) = file.as_mut() else {
+                    return Err(FsError::GeneralFailure);
+                };
+                if let Err(e) = f.write_all(&buf).await {
+                    tracing::error!(error = %e, "spool write failed");
+                    self.failed = true;
+                    self.abort();
+                    return Err(FsError::InsufficientStorage);
+                }
+                Ok(())
+            }
+            Mode::Idle => Err(self.fail(Some(StatusCode::BAD_REQUEST))),
+        }
+    }
+
+    async fn commit(&mut self) -> Result<(), FsError> {
+        if self.result.is_some() {
+            return Ok(());
+        }
+        if self.failed {
+            return Err(FsError::GeneralFailure);
+        }
+        if let Some(n) = self.declared
+            && n != self.written
+        {
+            tracing::info!(uri = %self.uri, declared = n, written = self.written, "short upload body");
+            return Err(self.fail(Some(StatusCode::BAD_REQUEST)));
+        }
+        let session = self.ctx.session.clone();
+        let uri = self.uri.clone();
+        let res = match std::mem::replace(&mut self.mode, Mode::Idle) {
+            Mode::Idle => {
+                // Size 0: an empty upload.
+                let (tx, rx) = mpsc::channel(1);
+                drop(tx);
+                spawn_stream_upload(session, uri, 0, rx)
+                    .await
+                    .map_err(|_| Error::InvalidArgument("upload task failed".into()))
+                    .and_then(|r| r)
+            }
+            Mode::Stream { tx, task, held } => {
+                let Some(mut tx) = tx else {
+                    return Err(FsError::GeneralFailure);
+                };
+                if let Some(h) = held
+                    && tx.send(Ok(h)).await.is_err()
+                {
+                    self.mode = Mode::Stream {
+                        tx: None,
+                        task,
+                        held: None,
+                    };
+                    return Err(self.task_error().await);
+                }
+                drop(tx);
+                match task {
+                    Some(t) => t
+                        .await
+                        .map_err(|_| Error::InvalidArgument("upload task failed".into()))
+                        .and_then(|r| r),
+                    None => return Err(FsError::GeneralFailure),
+                }
+            }
+            Mode::Spool { file, path } => {
+                let r = upload_spool(&session, &uri, file, self.written).await;
+                let _ = tokio::fs::remove_file(&path).await;
+                r
+            }
+        };
+        self.ctx.forget_all();
+        match res {
+            Ok(f) => {
+                self.result = Some(CrMeta::from_file(&f));
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(map_err(&self.ctx, "upload", &e))
+            }
+        }
+    }
+}
+
+async fn upload_spool(
+    session: &Session,
+    uri: &CrUri,
+    file: Option<tokio::fs::File>,
+    n: u64,
+) -> Result<FileResponse, Error> {
+    let mut f = file.ok_or_else(|| Error::InvalidArgument("spool file gone".into()))?;
+    f.flush().await?;
+    f.seek(SeekFrom::Start(0)).await?;
+    match session.upload(uri, n, &mut f, opts()).await {
+        Err(e) if e.is_policy_not_allowed() => {
+            f.seek(SeekFrom::Start(0)).await?;
+            let s = tokio_util::io::ReaderStream::new(f);
+            session.put_content(uri, None, s, n).await
+        }
+        r => r,
+    }
+}
+
+impl Drop for WriteFile {
+    fn drop(&mut self) {
+        if self.result.is_none() {
+            self.abort();
+        }
+    }
+}
+
+impl DavFile for WriteFile {
+    fn metadata(&mut self) -> FsFuture<'_, Box<dyn DavMetaData>> {
+        let r = match &self.result {
+            Some(m) => Ok(Box::new(m.clone()) as Box<dyn DavMetaData>),
+            None => Ok(Box::new(CrMeta {
+                dir: false,
+                size: self.written,
+                modified: Some(std::time::SystemTime::now()),
+                created: None,
+                etag: format!("pending-{}", self.written),
+                entity: None,
+            }) as Box<dyn DavMetaData>),
+        };
+        futures::future::ready(r).boxed()
+    }
+
+    fn write_buf(&mut self, mut buf: Box<dyn bytes::Buf + Send>) -> FsFuture<'_, ()> {
+        let b = buf.copy_to_bytes(buf.remaining());
+        self.write(b).boxed()
+    }
+
+    fn write_bytes(&mut self, buf: Bytes) -> FsFuture<'_, ()> {
+        self.write(buf).boxed()
+    }
+
+    fn read_bytes(&mut self, _count: usize) -> FsFuture<'_, Bytes> {
+        futures::future::ready(Err(FsError::Forbidden)).boxed()
+    }
+
+    fn seek(&mut self, pos: SeekFrom) -> FsFuture<'_, u64> {
+        // Partial updates (Content-Range PUT, sabredav PATCH) are not
+        // supported by Cloudreve's API.
+        let r = match pos {
+            SeekFrom::Start(p) if p == self.written => Ok(p),
+            _ => Err(FsError::NotImplemented),
+        };
+        futures::future::ready(r).boxed()
+    }
+
+    fn flush(&mut self) -> FsFuture<'_, ()> {
+        self.commit().boxed()
+    }
+}
