@@ -1,0 +1,237 @@
+//! Test harness: emulator upstream + signed-in client session + DavGateway
+//! behind the real front layer, on 127.0.0.1:0.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cloudreve_dav::cloudreve::{Client, CrUri, Session};
+use cloudreve_dav::dav::{DavGateway, DavSettings};
+use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
+use cloudreve_dav::front::{
+    self, AccountSource, AuthSettings, Authenticator, Front, FrontSettings, RawAccount, SourceError,
+};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The test user.
+pub const EMAIL: &str = "dav@example.com";
+/// Cloudreve password of the test user.
+pub const CR_PASSWORD: &str = "cloudreve-password-1";
+/// WebDAV account password.
+pub const DAV_PASSWORD: &str = "davpassworddavpassworddavpassword";
+
+struct Accounts {
+    root: String,
+}
+
+#[async_trait]
+impl AccountSource for Accounts {
+    async fn fetch_accounts(&self, email: &str) -> Result<Vec<RawAccount>, SourceError> {
+        if !email.eq_ignore_ascii_case(EMAIL) {
+            return Err(SourceError::UnknownUser(email.into()));
+        }
+        Ok(vec![RawAccount {
+            id: "acct1".into(),
+            name: "test".into(),
+            uri: self.root.clone(),
+            password: DAV_PASSWORD.into(),
+            readonly: false,
+            proxy: true,
+            disable_sys_files: false,
+        }])
+    }
+}
+
+/// A running gateway.
+pub struct Gw {
+    /// Base URL, e.g. `http://127.0.0.1:PORT` (no trailing slash).
+    pub url: String,
+    /// The upstream emulator.
+    pub emu: Emulator,
+    /// A client session of the test user (for arranging and inspecting).
+    pub session: Session,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    /// The gateway (lock inspection).
+    pub gateway: Arc<DavGateway>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Gw {
+    /// Starts everything with default settings.
+    pub async fn start() -> Gw {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts everything; `tweak` may change the settings.
+    pub async fn start_with(tweak: impl FnOnce(&mut DavSettings)) -> Gw {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let emu = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
+            .await
+            .expect("emulator");
+        emu.add_user(EMAIL, CR_PASSWORD);
+        let client = Client::new(&emu.url()).expect("client");
+        let session = client.sign_in(EMAIL, CR_PASSWORD).await.expect("sign in");
+        let spool = dir.path().join("spool");
+        std::fs::create_dir_all(&spool).expect("spool dir");
+        let mut settings = DavSettings {
+            spool_dir: spool,
+            ..DavSettings::default()
+        };
+        tweak(&mut settings);
+        let s2 = session.clone();
+        let gateway = Arc::new(DavGateway::new(
+            Arc::new(move |email: &str| email.eq_ignore_ascii_case(EMAIL).then(|| s2.clone())),
+            settings,
+        ));
+        let auth = Arc::new(Authenticator::new(
+            Arc::new(Accounts {
+                root: CrUri::my().to_string(),
+            }),
+            [EMAIL.to_owned()],
+            AuthSettings {
+                refresh_interval: Duration::from_secs(3600),
+                cache_ttl: Duration::from_secs(300),
+                unknown_password_refetch: Duration::from_secs(3600),
+                argon2_params: argon2::Params::new(1024, 1, 1, None).expect("params"),
+            },
+        ));
+        auth.refresh_all().await;
+        let front = Arc::new(Front::new(
+            FrontSettings {
+                shutdown_grace: Duration::from_secs(5),
+                ..FrontSettings::default()
+            },
+            auth,
+            gateway.clone(),
+        ));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(front::serve(listener, None, front, async move {
+            let _ = stopped.await;
+        }));
+        Gw {
+            url: format!("http://{addr}"),
+            emu,
+            session,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http"),
+            gateway,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// The address `host:port`.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+
+    /// A request with credentials.
+    pub fn req(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.http
+            .request(m, format!("{}{}", self.url, path))
+            .basic_auth(EMAIL, Some(DAV_PASSWORD))
+    }
+
+    /// PUT `body` at `path`; returns the status.
+    pub async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> u16 {
+        self.req("PUT", path)
+            .body(body)
+            .send()
+            .await
+            .expect("put")
+            .status()
+            .as_u16()
+    }
+
+    /// GET `path`: status and body.
+    pub async fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        let r = self.req("GET", path).send().await.expect("get");
+        let s = r.status().as_u16();
+        (s, r.bytes().await.expect("body").to_vec())
+    }
+
+    /// PROPFIND with `depth`; status and body text.
+    pub async fn propfind(&self, path: &str, depth: &str) -> (u16, String) {
+        let r = self
+            .req("PROPFIND", path)
+            .header("depth", depth)
+            .send()
+            .await
+            .expect("propfind");
+        let s = r.status().as_u16();
+        (s, r.text().await.unwrap_or_default())
+    }
+
+    /// Names of the trash items.
+    pub async fn trash_len(&self) -> usize {
+        self.session
+            .list_all(&CrUri::root("trash"), 100)
+            .await
+            .map(|(_, f)| f.len())
+            .unwrap_or(0)
+    }
+
+    /// Stops the server and the emulator.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        self.emu.shutdown().await;
+    }
+}
+
+/// Waits (bounded, 10 s) until `cond` holds, re-checking after each short
+/// pause; for effects the gateway performs in spawned tasks (upload
+/// cancellation after a client disconnect), which have no other signal.
+pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..1000 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
+
+/// `href`s of a multistatus body.
+pub fn hrefs(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find("<D:href>") {
+        let r = &rest[i + 8..];
+        let Some(j) = r.find("</D:href>") else { break };
+        out.push(r[..j].to_string());
+        rest = &r[j..];
+    }
+    out
+}
+
+/// Values of element `tag` (e.g. `D:getetag`) in a multistatus body.
+pub fn values(body: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find(&open) {
+        let r = &rest[i + open.len()..];
+        let Some(j) = r.find(&close) else { break };
+        out.push(r[..j].to_string());
+        rest = &r[j..];
+    }
+    out
+}

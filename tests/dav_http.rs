@@ -1,0 +1,513 @@
+//! WebDAV behaviour as a client sees it: real HTTP through the front layer
+//! and the gateway, the emulator as upstream.
+
+mod dav_common;
+
+use cloudreve_dav::cloudreve::CrUri;
+use cloudreve_dav::emulator::{Fault, FaultKind};
+use dav_common::{EMAIL, Gw, eventually, hrefs, values};
+use http::Method;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+#[tokio::test]
+async fn propfind_root_folders_and_files() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.req("MKCOL", "/docs").send().await.unwrap().status(), 201);
+    assert_eq!(gw.put("/docs/a b.txt", "hello").await, 201);
+    assert_eq!(gw.put("/top.bin", vec![7u8; 1000]).await, 201);
+
+    let (s, body) = gw.propfind("/", "0").await;
+    assert_eq!(s, 207, "{body}");
+    assert_eq!(hrefs(&body), vec!["/"]);
+
+    let (s, body) = gw.propfind("/", "1").await;
+    assert_eq!(s, 207, "{body}");
+    let mut h = hrefs(&body);
+    h.sort();
+    assert_eq!(h, vec!["/", "/docs/", "/top.bin"]);
+    assert!(
+        body.contains("<D:getcontentlength>1000</D:getcontentlength>"),
+        "{body}"
+    );
+
+    let (s, body) = gw.propfind("/docs/", "1").await;
+    assert_eq!(s, 207);
+    assert_eq!(hrefs(&body), vec!["/docs/", "/docs/a%20b.txt"]);
+    let (s, body) = gw.propfind("/docs/a%20b.txt", "0").await;
+    assert_eq!(s, 207);
+    let etag = values(&body, "D:getetag").pop().expect("getetag");
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    let r = gw.req("HEAD", "/docs/a%20b.txt").send().await.unwrap();
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), etag);
+    assert_eq!(r.headers()["content-length"], "5");
+
+    let (s, _) = gw.propfind("/nope", "0").await;
+    assert_eq!(s, 404);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn depth1_listing_makes_no_per_entry_calls() {
+    let gw = Gw::start().await;
+    gw.emu.set_max_page_size(10);
+    let dir = CrUri::my_path("/many").unwrap();
+    for i in 0..25 {
+        let u = dir.join(&format!("f{i:02}.txt")).unwrap();
+        let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(format!(
+            "file {i}"
+        )))]);
+        let n = format!("file {i}").len() as u64;
+        gw.session.put_content(&u, None, body, n).await.unwrap();
+    }
+    // Any /file/info call (per-entry metadata) would now fail the request.
+    gw.emu.add_fault(Fault {
+        method: None,
+        path_prefix: "/api/v4/file/info".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: None,
+    });
+    let (s, body) = gw.propfind("/many/", "1").await;
+    assert_eq!(s, 207, "{body}");
+    assert_eq!(hrefs(&body).len(), 26, "{body}");
+    assert!(body.contains("<D:getcontentlength>7</D:getcontentlength>"));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn failed_listing_is_an_error_never_an_empty_folder() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.req("MKCOL", "/d").send().await.unwrap().status(), 201);
+    for i in 0..15 {
+        assert_eq!(gw.put(&format!("/d/{i}"), "x").await, 201);
+    }
+    gw.emu.set_max_page_size(5);
+    // First page fails: an error status.
+    gw.emu.add_fault(Fault {
+        method: Some(Method::GET),
+        path_prefix: "/api/v4/file".into(),
+        kind: FaultKind::HttpStatus(503),
+        times: Some(1),
+    });
+    let (s, body) = gw.propfind("/d/", "1").await;
+    assert!(s >= 500, "status {s}: {body}");
+    // A later page fails: the response is cut, never a complete 207.
+    gw.emu.add_fault(Fault {
+        method: Some(Method::GET),
+        path_prefix: "/api/v4/file".into(),
+        kind: FaultKind::Latency(std::time::Duration::ZERO),
+        times: Some(1),
+    });
+    gw.emu.add_fault(Fault {
+        method: Some(Method::GET),
+        path_prefix: "/api/v4/file".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: Some(1),
+    });
+    let r = gw
+        .req("PROPFIND", "/d/")
+        .header("depth", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207);
+    assert!(
+        r.bytes().await.is_err(),
+        "a truncated listing must not end cleanly"
+    );
+    // And afterwards all is well again.
+    let (s, body) = gw.propfind("/d/", "1").await;
+    assert_eq!(s, 207);
+    assert_eq!(hrefs(&body).len(), 16);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn get_head_ranges_conditionals_and_empty_files() {
+    let gw = Gw::start().await;
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(gw.put("/f.bin", data.clone()).await, 201);
+    let (s, b) = gw.get("/f.bin").await;
+    assert_eq!(s, 200);
+    assert_eq!(b, data);
+
+    let r = gw
+        .req("GET", "/f.bin")
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 10-19/100000");
+    assert_eq!(&r.bytes().await.unwrap()[..], &data[10..20]);
+    let r = gw
+        .req("GET", "/f.bin")
+        .header("range", "bytes=99990-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(&r.bytes().await.unwrap()[..], &data[99990..]);
+    let r = gw
+        .req("GET", "/f.bin")
+        .header("range", "bytes=200000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+
+    let r = gw.req("HEAD", "/f.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "100000");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let r = gw
+        .req("GET", "/f.bin")
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+
+    assert_eq!(gw.put("/empty", Vec::new()).await, 201);
+    let (s, b) = gw.get("/empty").await;
+    assert_eq!((s, b.len()), (200, 0));
+    // A file created without an entity (size 0) is answered locally.
+    gw.session
+        .create(
+            &CrUri::my_path("/made").unwrap(),
+            cloudreve_dav::cloudreve::CreateKind::File,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    let (s, b) = gw.get("/made").await;
+    assert_eq!((s, b.len()), (200, 0));
+
+    // GET on a collection: an HTML index.
+    assert_eq!(gw.req("MKCOL", "/c").send().await.unwrap().status(), 201);
+    assert_eq!(
+        gw.put("/c/%3Cx%3E&y", "1").await,
+        403,
+        "Cloudreve refuses <>"
+    );
+    assert_eq!(gw.put("/c/x&y'z", "1").await, 201);
+    let r = gw.req("GET", "/c/").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let t = r.text().await.unwrap();
+    assert!(t.contains(">x&amp;y&#39;z</a>"), "{t}");
+    assert!(t.contains("href=\"/c/x%26y%27z\""), "{t}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn put_chunked_without_length_stores_every_byte() {
+    let gw = Gw::start().await;
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..50)
+        .map(|i| Ok(bytes::Bytes::from(vec![i as u8; 10_000])))
+        .collect();
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    assert_eq!(gw.put("/chunked.bin", body).await, 201);
+    let stored = gw.emu.file_bytes(EMAIL, "/chunked.bin").expect("stored");
+    assert_eq!(stored.len(), 500_000);
+    assert!(
+        stored
+            .chunks(10_000)
+            .enumerate()
+            .all(|(i, c)| c.iter().all(|b| *b == i as u8))
+    );
+    // Overwrite through a small chunk size upload (several upstream chunks).
+    gw.emu.set_chunk_size(64 * 1024);
+    let data = vec![9u8; 300_000];
+    assert_eq!(gw.put("/chunked.bin", data.clone()).await, 204);
+    assert_eq!(gw.emu.file_bytes(EMAIL, "/chunked.bin").unwrap(), data);
+    assert_eq!(gw.emu.upload_sessions(EMAIL), 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn aborted_overwrite_keeps_old_content_and_leaves_nothing_behind() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.put("/keep.txt", "old content").await, 201);
+    gw.emu.set_chunk_size(64 * 1024);
+    // Declares 1 MiB, sends 300 KiB, then disconnects.
+    let mut s = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    let auth = base64_auth();
+    let head = format!(
+        "PUT /keep.txt HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 1048576\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&vec![1u8; 300 * 1024]).await.unwrap();
+    s.flush().await.unwrap();
+    drop(s);
+    assert!(
+        eventually(|| gw.emu.upload_sessions(EMAIL) == 0 && gw.emu.active_locks(EMAIL).is_empty())
+            .await,
+        "upload session or lock left behind: {:?}",
+        gw.emu.active_locks(EMAIL)
+    );
+    assert_eq!(
+        gw.emu.file_bytes(EMAIL, "/keep.txt").unwrap(),
+        b"old content"
+    );
+    let (st, b) = gw.get("/keep.txt").await;
+    assert_eq!((st, &b[..]), (200, &b"old content"[..]));
+
+    // A new file aborted mid-way leaves no placeholder.
+    let mut s = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    let head = format!(
+        "PUT /new.txt HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: 200000\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&vec![1u8; 100_000]).await.unwrap();
+    drop(s);
+    assert!(eventually(|| gw.emu.upload_sessions(EMAIL) == 0).await);
+    let (st, _) = gw.propfind("/new.txt", "0").await;
+    assert!(eventually(|| gw.emu.file_bytes(EMAIL, "/new.txt").is_none()).await);
+    assert_eq!(st, 404);
+
+    // Over-quota: a clear 507, old content intact.
+    gw.emu.set_quota(EMAIL, 100_000);
+    let st = gw.put("/keep.txt", vec![0u8; 200_000]).await;
+    assert_eq!(st, 507);
+    assert_eq!(
+        gw.emu.file_bytes(EMAIL, "/keep.txt").unwrap(),
+        b"old content"
+    );
+    assert_eq!(gw.emu.upload_sessions(EMAIL), 0);
+    gw.stop().await;
+}
+
+fn base64_auth() -> String {
+    use base64::Engine as _;
+    let raw = format!("{EMAIL}:{}", dav_common::DAV_PASSWORD);
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+#[tokio::test]
+async fn mkcol_statuses() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.req("MKCOL", "/m").send().await.unwrap().status(), 201);
+    assert_eq!(gw.req("MKCOL", "/m").send().await.unwrap().status(), 405);
+    assert_eq!(gw.req("MKCOL", "/x/y").send().await.unwrap().status(), 409);
+    assert_eq!(gw.put("/x/y.txt", "z").await, 409);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn delete_goes_to_trash_as_one_item() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.req("MKCOL", "/t").send().await.unwrap().status(), 201);
+    assert_eq!(
+        gw.req("MKCOL", "/t/sub").send().await.unwrap().status(),
+        201
+    );
+    for i in 0..5 {
+        assert_eq!(gw.put(&format!("/t/sub/{i}"), "x").await, 201);
+    }
+    assert_eq!(gw.put("/t/f", "x").await, 201);
+    assert_eq!(gw.req("DELETE", "/t").send().await.unwrap().status(), 204);
+    assert_eq!(gw.trash_len().await, 1);
+    assert_eq!(gw.propfind("/t", "0").await.0, 404);
+    assert_eq!(gw.put("/single", "x").await, 201);
+    assert_eq!(
+        gw.req("DELETE", "/single").send().await.unwrap().status(),
+        204
+    );
+    assert_eq!(gw.trash_len().await, 2);
+    assert_eq!(
+        gw.req("DELETE", "/single").send().await.unwrap().status(),
+        404
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn copy_and_move() {
+    let gw = Gw::start().await;
+    for d in ["/a", "/b", "/a/sub"] {
+        assert_eq!(gw.req("MKCOL", d).send().await.unwrap().status(), 201);
+    }
+    assert_eq!(gw.put("/a/x.txt", "xx").await, 201);
+    assert_eq!(gw.put("/a/sub/deep.txt", "deep").await, 201);
+    assert_eq!(gw.put("/b/y.txt", "yy").await, 201);
+    let dest = |p: &str| format!("{}{}", gw.url, p);
+
+    // Same-folder copy.
+    let r = gw
+        .req("COPY", "/a/x.txt")
+        .header("destination", dest("/a/x2.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(gw.get("/a/x2.txt").await.1, b"xx");
+    assert_eq!(gw.get("/a/x.txt").await.1, b"xx");
+    // Overwrite: F on an existing destination.
+    let r = gw
+        .req("COPY", "/a/x.txt")
+        .header("destination", dest("/b/y.txt"))
+        .header("overwrite", "F")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    assert_eq!(gw.get("/b/y.txt").await.1, b"yy");
+    // Overwrite: T.
+    let r = gw
+        .req("COPY", "/a/x.txt")
+        .header("destination", dest("/b/y.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(gw.get("/b/y.txt").await.1, b"xx");
+    // Cross-folder copy, same name.
+    let r = gw
+        .req("COPY", "/a/x.txt")
+        .header("destination", dest("/b/x.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // Collection copy (one upstream call) and Depth 0.
+    let r = gw
+        .req("COPY", "/a/")
+        .header("destination", dest("/c/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(gw.get("/c/sub/deep.txt").await.1, b"deep");
+    assert_eq!(gw.get("/c/x2.txt").await.1, b"xx");
+    let r = gw
+        .req("COPY", "/a/")
+        .header("destination", dest("/d0/"))
+        .header("depth", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (_, body) = gw.propfind("/d0/", "1").await;
+    assert_eq!(hrefs(&body), vec!["/d0/"]);
+
+    // Rename-on-move across folders.
+    let r = gw
+        .req("MOVE", "/a/x2.txt")
+        .header("destination", dest("/b/renamed.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(gw.get("/b/renamed.txt").await.1, b"xx");
+    assert_eq!(gw.get("/a/x2.txt").await.0, 404);
+    // Move in place (rename) and over an existing file.
+    let r = gw
+        .req("MOVE", "/b/renamed.txt")
+        .header("destination", dest("/b/y.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = gw
+        .req("MOVE", "/b/y.txt")
+        .header("destination", dest("/b/x.txt"))
+        .header("overwrite", "F")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    // Collection move with a new name.
+    let r = gw
+        .req("MOVE", "/c/")
+        .header("destination", dest("/b/c2/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(gw.get("/b/c2/sub/deep.txt").await.1, b"deep");
+    // No staging leftovers.
+    let (_, root) = gw.session.list_all(&CrUri::my(), 100).await.unwrap();
+    assert!(
+        root.iter()
+            .all(|f| !f.name.starts_with(".cloudreve-dav") && !f.name.starts_with(".cdav"))
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn locks_protect_and_expire_cleanly() {
+    let gw = Gw::start().await;
+    let body = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>me</D:owner></D:lockinfo>"#;
+    let r = gw
+        .req("LOCK", "/locked.txt")
+        .header("timeout", "Second-100")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let token = r.headers()["lock-token"].to_str().unwrap().to_string();
+    assert!(token.starts_with("<urn:uuid:"));
+    // The lock-empty resource exists.
+    assert_eq!(gw.emu.file_bytes(EMAIL, "/locked.txt"), Some(vec![]));
+    assert_eq!(gw.put("/locked.txt", "x").await, 423);
+    let r = gw
+        .req("PUT", "/locked.txt")
+        .header("if", format!("({token})"))
+        .body("mine")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (_, pf) = gw.propfind("/locked.txt", "0").await;
+    assert!(pf.contains("urn:uuid:"), "{pf}");
+    let r = gw
+        .req("UNLOCK", "/locked.txt")
+        .header("lock-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(gw.put("/locked.txt", "free").await, 204);
+    assert_eq!(gw.gateway.locks().count(), 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_outage_is_503_with_retry_after() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.put("/f", "x").await, 201);
+    gw.emu.add_fault(Fault {
+        method: None,
+        path_prefix: "/api/v4/file/info".into(),
+        kind: FaultKind::HttpStatus(503),
+        times: None,
+    });
+    let r = gw
+        .req("PROPFIND", "/f")
+        .header("depth", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    gw.emu.clear_faults();
+    // A raw socket read keeps the test honest about the connection.
+    let mut s = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /f HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+            base64_auth()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    assert!(out.starts_with(b"HTTP/1.1 200"));
+    gw.stop().await;
+}
