@@ -280,6 +280,11 @@ async fn right_password_reaches_inner_with_principal() {
     let r = get_as(h.addr, "Alice@EXAMPLE.com", RO_PW).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, "GET /x alice@example.com ro1 ro=true auth=false");
+    // Raw UTF-8 in the target is percent-encoded before the inner service sees it.
+    let auth = basic(ALICE, RW_PW);
+    let r = send(h.addr, "GET", "/caf\u{e9}", &[("Authorization", &auth)]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("GET /caf%C3%A9 "), "{}", r.body);
 }
 
 #[tokio::test]

@@ -230,6 +230,15 @@ impl Authenticator {
         }
     }
 
+    /// An authenticator for the users of `config`, with settings from it.
+    pub fn from_config(source: Arc<dyn AccountSource>, config: &Config) -> Self {
+        Self::new(
+            source,
+            config.users.iter().map(|u| u.email.clone()),
+            AuthSettings::from_config(config),
+        )
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &AuthSettings {
         &self.settings

@@ -58,6 +58,48 @@ pub enum Depth {
     Infinity,
 }
 
+/// Percent-encodes raw non-ASCII bytes in the request path and in
+/// `Destination` (some clients send raw UTF-8; dav-server rejects it).
+/// Raw bytes that are not UTF-8 are refused with 400.
+pub fn normalize<B>(req: &mut Request<B>) -> Result<(), Rejection> {
+    let path = req.uri().path();
+    if !path.is_ascii() {
+        let encoded = encode_non_ascii(path.as_bytes())
+            .ok_or(Rejection::BadRequest("raw non-UTF-8 bytes in path"))?;
+        let target = match req.uri().query() {
+            Some(q) => format!("{encoded}?{q}"),
+            None => encoded,
+        };
+        *req.uri_mut() = target
+            .parse()
+            .map_err(|_| Rejection::BadRequest("unparsable request target"))?;
+    }
+    if let Some(v) = req.headers().get("destination")
+        && v.to_str().is_err()
+    {
+        let encoded = encode_non_ascii(v.as_bytes())
+            .ok_or(Rejection::BadRequest("raw non-UTF-8 bytes in Destination"))?;
+        let value = http::HeaderValue::from_str(&encoded)
+            .map_err(|_| Rejection::BadRequest("control character in Destination"))?;
+        req.headers_mut().insert("destination", value);
+    }
+    Ok(())
+}
+
+/// `bytes` with every byte >= 0x80 percent-encoded, if `bytes` is UTF-8.
+fn encode_non_ascii(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut out = String::with_capacity(text.len() * 2);
+    for b in text.bytes() {
+        if b.is_ascii() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Some(out)
+}
+
 /// Checks what can be checked without knowing the user. See the module docs.
 pub fn check_syntax<B>(req: &Request<B>, max_header_bytes: usize) -> Result<(), Rejection> {
     let headers = req.headers();
@@ -431,6 +473,30 @@ mod tests {
         );
         assert!(syntax("/", &[host, ("destination", "/a%2fb")]).is_err());
         assert!(syntax("/", &[host, ("destination", "ftp://dav.example/a")]).is_err());
+    }
+
+    #[test]
+    fn raw_utf8_is_percent_encoded() {
+        let mut r = Request::builder()
+            .uri("/caf\u{e9}?x=1")
+            .header(
+                "destination",
+                http::HeaderValue::from_bytes("/th\u{e9}".as_bytes()).expect("hv"),
+            )
+            .body(())
+            .expect("request");
+        assert_eq!(normalize(&mut r), Ok(()));
+        assert_eq!(r.uri().path(), "/caf%C3%A9");
+        assert_eq!(r.uri().query(), Some("x=1"));
+        assert_eq!(r.headers()["destination"], "/th%C3%A9");
+        let mut r = Request::builder()
+            .header(
+                "destination",
+                http::HeaderValue::from_bytes(b"/\xff").expect("hv"),
+            )
+            .body(())
+            .expect("request");
+        assert!(normalize(&mut r).is_err());
     }
 
     #[test]
