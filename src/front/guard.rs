@@ -242,8 +242,10 @@ fn check_etag_list(text: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// Validates the structure of an RFC 4918 `If` header (balanced `<>`, `[]`,
-/// `()`, only `Not` as a bare word inside lists).
+/// Validates the structure of an RFC 4918 `If` header: `<...>` and `[...]`
+/// must be closed outside quotes (the way dav-server 0.11 scans them; it
+/// indexes past the end otherwise), contain no whitespace, entity tags in
+/// `[...]` must be well formed, and lists `(...)` must be balanced.
 fn check_if_header(text: &str) -> Result<(), Rejection> {
     let bad = Err(Rejection::BadRequest("malformed If header"));
     let b = text.as_bytes();
@@ -253,22 +255,41 @@ fn check_if_header(text: &str) -> Result<(), Rejection> {
     while i < b.len() {
         let c = b[i];
         match c {
-            b' ' | b'\t' => i += 1,
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
             b'<' | b'[' => {
                 if c == b'[' && !in_list {
                     return bad;
                 }
                 let close = if c == b'<' { b'>' } else { b']' };
-                match b[i + 1..].iter().position(|&x| x == close) {
-                    Some(n) => {
-                        let inner = &b[i + 1..i + 1 + n];
-                        if inner.contains(&b'<') || inner.contains(&b'[') || inner.is_empty() {
-                            return bad;
-                        }
-                        i += n + 2;
+                // Quote-aware scan for the closing character.
+                let mut j = i + 1;
+                let mut quoted = false;
+                loop {
+                    let Some(&x) = b.get(j) else { return bad };
+                    if matches!(x, b' ' | b'\t' | b'\r' | b'\n') {
+                        return bad;
                     }
-                    None => return bad,
+                    if x == b'"' {
+                        quoted = !quoted;
+                    } else if x == close && !quoted {
+                        break;
+                    }
+                    j += 1;
                 }
+                let inner = &text[i + 1..j];
+                if inner.is_empty() {
+                    return bad;
+                }
+                if c == b'[' {
+                    check_etag_list(inner)?;
+                    if inner.contains(',') || inner == "*" {
+                        return bad;
+                    }
+                    if !inner.trim_start_matches("W/").starts_with('"') {
+                        return bad;
+                    }
+                }
+                i = j + 1;
             }
             b'(' if !in_list => {
                 in_list = true;
@@ -279,10 +300,16 @@ fn check_if_header(text: &str) -> Result<(), Rejection> {
                 in_list = false;
                 i += 1;
             }
-            b'N' | b'n'
-                if in_list && b.len() >= i + 3 && b[i..i + 3].eq_ignore_ascii_case(b"not") =>
-            {
-                i += 3
+            _ if in_list => {
+                // A bare word (`Not`, or a state token some clients send
+                // without angle brackets).
+                let start = i;
+                while i < b.len() && !b" \t\r\n<>()[]\"".contains(&b[i]) {
+                    i += 1;
+                }
+                if i == start {
+                    return bad;
+                }
             }
             _ => return bad,
         }
@@ -444,6 +471,13 @@ mod tests {
         assert!(syntax("/", &[("if", "([\"e\"")]).is_err());
         assert!(syntax("/", &[("if", "<http://h/a")]).is_err());
         assert!(syntax("/", &[("if", "garbage")]).is_err());
+        assert!(syntax("/", &[("if", "(<urn:a\"b>)")]).is_err());
+        assert!(syntax("/", &[("if", "([\"])")]).is_err());
+        assert!(syntax("/", &[("if", "([\"a\"b\"])")]).is_err());
+        assert!(syntax("/", &[("if", "([\"\"])")]).is_ok());
+        assert!(syntax("/", &[("if", "(<urn:a b>)")]).is_err());
+        assert!(syntax("/", &[("if", "(Not urn:uuid:1)")]).is_ok());
+        assert!(syntax("/", &[("if", "(<")]).is_err());
     }
 
     #[test]
