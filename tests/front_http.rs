@@ -440,6 +440,9 @@ async fn options_without_credentials_passes() {
     assert_eq!(r.header("dav"), Some("1, 2"));
     assert_eq!(r.header("ms-author-via"), Some("DAV"));
     assert!(r.header("www-authenticate").is_none());
+    let r = send(h.addr, "OPTIONS", "*", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("dav"), Some("1, 2"));
     // A wrong password on OPTIONS does not turn into a 401 either.
     let auth = basic(ALICE, "wrong");
     let r = send(h.addr, "OPTIONS", "/", &[("Authorization", &auth)]).await;

@@ -203,6 +203,9 @@ impl Front {
         mut req: Request<BoxBody>,
         user: &mut Option<Arc<Principal>>,
     ) -> Response<BoxBody> {
+        if req.method() == Method::OPTIONS && req.uri() == "*" {
+            return options_response();
+        }
         if let Err(rej) = guard::normalize(&mut req)
             .and_then(|()| guard::check_syntax(&req, self.settings.max_header_bytes))
         {
