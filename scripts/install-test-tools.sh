@@ -5,6 +5,7 @@ set -euo pipefail
 
 need=()
 # (Filled in as test suites that drive real programs are added.)
+command -v litmus >/dev/null || need+=(litmus)   # litmus/run.sh (WebDAV compliance)
 
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""

@@ -5,4 +5,6 @@
 //! and by the tests; it shares no wire types or URI code with the client.
 
 pub mod cloudreve;
+pub mod config;
 pub mod emulator;
+pub mod front;

@@ -1,0 +1,762 @@
+//! Gateway configuration.
+//!
+//! Sources, lowest precedence first:
+//! 1. a TOML file (`--config PATH` or `CLOUDREVE_DAV_CONFIG`),
+//! 2. environment variables `CLOUDREVE_DAV_*`,
+//! 3. command-line flags ([`ServeArgs`]).
+//!
+//! Secrets (passwords, refresh tokens) come only from the file or from the
+//! environment (directly or via a `*_file` / `*_env` indirection), never from
+//! the command line. [`load`] resolves every secret, validates everything and
+//! returns a ready-to-use [`Config`].
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, anyhow, bail};
+use serde::Deserialize;
+
+/// Prefix of every environment variable the gateway reads.
+pub const ENV_PREFIX: &str = "CLOUDREVE_DAV_";
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Command-line flags of the `serve` command. Every flag is optional and
+/// overrides the environment and the configuration file. Secrets cannot be
+/// given here on purpose.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Path of the TOML configuration file (env: CLOUDREVE_DAV_CONFIG).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, e.g. 0.0.0.0:8080 (env: CLOUDREVE_DAV_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Base URL of the Cloudreve server, e.g. `https://cloud.example.com` (env: CLOUDREVE_DAV_UPSTREAM).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// PEM certificate chain for TLS (env: CLOUDREVE_DAV_TLS_CERT).
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (env: CLOUDREVE_DAV_TLS_KEY).
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds between refreshes of the WebDAV account list (env: CLOUDREVE_DAV_ACCOUNT_REFRESH_SECS).
+    #[arg(long, value_name = "SECS")]
+    pub account_refresh_secs: Option<u64>,
+    /// Seconds a verified credential stays cached (env: CLOUDREVE_DAV_CREDENTIAL_CACHE_TTL_SECS).
+    #[arg(long, value_name = "SECS")]
+    pub credential_cache_ttl_secs: Option<u64>,
+    /// What DELETE does: `trash` or `permanent` (env: CLOUDREVE_DAV_DELETE_MODE).
+    #[arg(long, value_name = "MODE")]
+    pub delete_mode: Option<String>,
+    /// Directory for spooled uploads (env: CLOUDREVE_DAV_SPOOL_DIR).
+    #[arg(long, value_name = "PATH")]
+    pub spool_dir: Option<PathBuf>,
+    /// Upper bound of the bytes held in the spool directory (env: CLOUDREVE_DAV_SPOOL_MAX_BYTES).
+    #[arg(long, value_name = "BYTES")]
+    pub spool_max_bytes: Option<u64>,
+    /// Seconds a client may take to send request headers (env: CLOUDREVE_DAV_HEADER_TIMEOUT_SECS).
+    #[arg(long, value_name = "SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds one upstream (Cloudreve) request may take (env: CLOUDREVE_DAV_UPSTREAM_TIMEOUT_SECS).
+    #[arg(long, value_name = "SECS")]
+    pub upstream_timeout_secs: Option<u64>,
+    /// Seconds in-flight requests get to finish on shutdown (env: CLOUDREVE_DAV_SHUTDOWN_GRACE_SECS).
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+    /// Log format: `human` or `json` (env: CLOUDREVE_DAV_LOG_FORMAT).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// What a WebDAV DELETE does upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeleteMode {
+    /// Move into Cloudreve's trash (what Cloudreve's own /dav does).
+    #[default]
+    Trash,
+    /// Delete permanently, skipping the trash.
+    Permanent,
+}
+
+impl std::str::FromStr for DeleteMode {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "trash" => Ok(Self::Trash),
+            "permanent" => Ok(Self::Permanent),
+            other => bail!("delete mode must be `trash` or `permanent`, not `{other}`"),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "human" => Ok(Self::Human),
+            "json" => Ok(Self::Json),
+            other => bail!("log format must be `human` or `json`, not `{other}`"),
+        }
+    }
+}
+
+/// A secret string whose `Debug` output is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How the gateway signs in to Cloudreve's REST API as a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSecret {
+    /// The user's Cloudreve login password.
+    Password(Secret),
+    /// A Cloudreve refresh token (for users with 2FA, or to avoid storing the password).
+    RefreshToken(Secret),
+}
+
+/// One Cloudreve user whose WebDAV accounts this gateway serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserConfig {
+    /// The user's e-mail as configured (matched case-insensitively).
+    pub email: String,
+    /// The credential the gateway uses for the REST API.
+    pub secret: UserSecret,
+}
+
+/// TLS certificate and key paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPaths {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Upload spooling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// Directory for temporary upload data.
+    pub dir: PathBuf,
+    /// Upper bound of the bytes kept in `dir` at any time.
+    pub max_bytes: u64,
+}
+
+/// Timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Time a client may take to send the request head.
+    pub header_read: Duration,
+    /// Time one upstream request may take.
+    pub upstream: Duration,
+    /// Time in-flight requests get to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+/// The validated gateway configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Cloudreve base URL (`http(s)://host[:port][/path]`, no trailing slash).
+    pub upstream: String,
+    /// Users whose WebDAV accounts are served (e-mails unique, case-insensitively).
+    pub users: Vec<UserConfig>,
+    /// TLS, when both a certificate and a key are configured.
+    pub tls: Option<TlsPaths>,
+    /// Interval between refreshes of each user's WebDAV account list.
+    pub account_refresh: Duration,
+    /// How long a verified credential is cached.
+    pub credential_cache_ttl: Duration,
+    /// What DELETE does.
+    pub delete_mode: DeleteMode,
+    /// Upload spooling.
+    pub spool: SpoolConfig,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// The TOML file layout. All keys are optional in the file itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    upstream: Option<String>,
+    #[serde(default)]
+    users: Vec<FileUser>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    account_refresh_secs: Option<u64>,
+    credential_cache_ttl_secs: Option<u64>,
+    delete_mode: Option<DeleteMode>,
+    spool_dir: Option<PathBuf>,
+    spool_max_bytes: Option<u64>,
+    header_timeout_secs: Option<u64>,
+    upstream_timeout_secs: Option<u64>,
+    shutdown_grace_secs: Option<u64>,
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUser {
+    email: String,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    refresh_token: Option<String>,
+    refresh_token_file: Option<PathBuf>,
+    refresh_token_env: Option<String>,
+}
+
+/// Loads the configuration from the process environment, the file and `args`.
+pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+    load_with_env(args, &|key: &str| std::env::var(key).ok())
+}
+
+/// Like [`load`], but reads environment variables through `env` (for tests and embedding).
+pub fn load_with_env(
+    args: &ServeArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Config> {
+    let var = |name: &str| -> Option<String> {
+        env(&format!("{ENV_PREFIX}{name}")).filter(|v| !v.trim().is_empty())
+    };
+    let config_path = args
+        .config
+        .clone()
+        .or_else(|| var("CONFIG").map(PathBuf::from));
+    let file = match &config_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+            parse_file(&text)
+                .with_context(|| format!("invalid configuration file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let base_dir = config_path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+
+    // Scalars: flag > env > file > default.
+    let listen_text = args
+        .listen
+        .clone()
+        .or_else(|| var("LISTEN"))
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen: SocketAddr = listen_text.trim().parse().map_err(|_| {
+        anyhow!("listen address `{listen_text}` is not an IP:port pair (e.g. 127.0.0.1:8080)")
+    })?;
+
+    let upstream_text = args
+        .upstream
+        .clone()
+        .or_else(|| var("UPSTREAM"))
+        .or(file.upstream)
+        .ok_or_else(|| {
+            anyhow!("the upstream Cloudreve URL is required (`upstream` in the file, CLOUDREVE_DAV_UPSTREAM or --upstream)")
+        })?;
+    let upstream = validate_upstream(&upstream_text)?;
+
+    let tls_cert = args
+        .tls_cert
+        .clone()
+        .or_else(|| var("TLS_CERT").map(PathBuf::from))
+        .or(file.tls_cert.map(|p| base_dir.join(p)));
+    let tls_key = args
+        .tls_key
+        .clone()
+        .or_else(|| var("TLS_KEY").map(PathBuf::from))
+        .or(file.tls_key.map(|p| base_dir.join(p)));
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(TlsPaths { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => bail!("a TLS certificate is configured but no TLS key (tls_key)"),
+        (None, Some(_)) => bail!("a TLS key is configured but no TLS certificate (tls_cert)"),
+    };
+
+    let num = |flag: Option<u64>, name: &str, file: Option<u64>| -> anyhow::Result<Option<u64>> {
+        if flag.is_some() {
+            return Ok(flag);
+        }
+        if let Some(v) = var(name) {
+            let n = v.trim().parse::<u64>().map_err(|_| {
+                anyhow!("{ENV_PREFIX}{name} must be a non-negative integer, not `{v}`")
+            })?;
+            return Ok(Some(n));
+        }
+        Ok(file)
+    };
+
+    let account_refresh = num(
+        args.account_refresh_secs,
+        "ACCOUNT_REFRESH_SECS",
+        file.account_refresh_secs,
+    )?
+    .unwrap_or(60);
+    if !(1..=86_400).contains(&account_refresh) {
+        bail!("account_refresh_secs must be between 1 and 86400, not {account_refresh}");
+    }
+    let cache_ttl = num(
+        args.credential_cache_ttl_secs,
+        "CREDENTIAL_CACHE_TTL_SECS",
+        file.credential_cache_ttl_secs,
+    )?
+    .unwrap_or(300);
+    if cache_ttl > 86_400 {
+        bail!("credential_cache_ttl_secs must be at most 86400, not {cache_ttl}");
+    }
+
+    let delete_mode = match args.delete_mode.clone().or_else(|| var("DELETE_MODE")) {
+        Some(text) => text.parse()?,
+        None => file.delete_mode.unwrap_or_default(),
+    };
+    let log_format = match args.log_format.clone().or_else(|| var("LOG_FORMAT")) {
+        Some(text) => text.parse()?,
+        None => file.log_format.unwrap_or_default(),
+    };
+
+    let spool_dir = args
+        .spool_dir
+        .clone()
+        .or_else(|| var("SPOOL_DIR").map(PathBuf::from))
+        .or(file.spool_dir.map(|p| base_dir.join(p)))
+        .unwrap_or_else(|| std::env::temp_dir().join("cloudreve-dav-spool"));
+    let spool_max_bytes = num(
+        args.spool_max_bytes,
+        "SPOOL_MAX_BYTES",
+        file.spool_max_bytes,
+    )?
+    .unwrap_or(4 * 1024 * 1024 * 1024);
+    if spool_max_bytes < 1024 * 1024 {
+        bail!("spool_max_bytes must be at least 1048576 (1 MiB), not {spool_max_bytes}");
+    }
+
+    let secs = |v: u64, name: &str, min: u64, max: u64| -> anyhow::Result<Duration> {
+        if !(min..=max).contains(&v) {
+            bail!("{name} must be between {min} and {max}, not {v}");
+        }
+        Ok(Duration::from_secs(v))
+    };
+    let timeouts = Timeouts {
+        header_read: secs(
+            num(
+                args.header_timeout_secs,
+                "HEADER_TIMEOUT_SECS",
+                file.header_timeout_secs,
+            )?
+            .unwrap_or(30),
+            "header_timeout_secs",
+            1,
+            3600,
+        )?,
+        upstream: secs(
+            num(
+                args.upstream_timeout_secs,
+                "UPSTREAM_TIMEOUT_SECS",
+                file.upstream_timeout_secs,
+            )?
+            .unwrap_or(60),
+            "upstream_timeout_secs",
+            1,
+            86_400,
+        )?,
+        shutdown_grace: secs(
+            num(
+                args.shutdown_grace_secs,
+                "SHUTDOWN_GRACE_SECS",
+                file.shutdown_grace_secs,
+            )?
+            .unwrap_or(30),
+            "shutdown_grace_secs",
+            0,
+            3600,
+        )?,
+    };
+
+    // Users: the file's list, plus an optional single user from the environment
+    // (which replaces a file entry with the same e-mail).
+    let mut users = Vec::with_capacity(file.users.len() + 1);
+    for (i, u) in file.users.into_iter().enumerate() {
+        users.push(resolve_user(u, &base_dir, env).with_context(|| format!("users[{i}]"))?);
+    }
+    if let Some(email) = var("USER_EMAIL") {
+        let env_user = FileUser {
+            email,
+            password: var("USER_PASSWORD"),
+            password_file: var("USER_PASSWORD_FILE").map(PathBuf::from),
+            refresh_token: var("USER_REFRESH_TOKEN"),
+            refresh_token_file: var("USER_REFRESH_TOKEN_FILE").map(PathBuf::from),
+            ..FileUser::default()
+        };
+        let user = resolve_user(env_user, Path::new(""), env)
+            .context("user from CLOUDREVE_DAV_USER_EMAIL")?;
+        users.retain(|u| !u.email.eq_ignore_ascii_case(&user.email));
+        users.push(user);
+    }
+    if users.is_empty() {
+        bail!(
+            "no users configured: add [[users]] entries to the file or set CLOUDREVE_DAV_USER_EMAIL"
+        );
+    }
+    for (i, a) in users.iter().enumerate() {
+        if users[..i]
+            .iter()
+            .any(|b| b.email.to_lowercase() == a.email.to_lowercase())
+        {
+            bail!("user {} is configured twice", a.email);
+        }
+    }
+
+    Ok(Config {
+        listen,
+        upstream,
+        users,
+        tls,
+        account_refresh: Duration::from_secs(account_refresh),
+        credential_cache_ttl: Duration::from_secs(cache_ttl),
+        delete_mode,
+        spool: SpoolConfig {
+            dir: spool_dir,
+            max_bytes: spool_max_bytes,
+        },
+        timeouts,
+        log_format,
+    })
+}
+
+fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
+    Ok(toml::from_str(text)?)
+}
+
+fn validate_upstream(text: &str) -> anyhow::Result<String> {
+    let t = text.trim();
+    let rest = t
+        .strip_prefix("https://")
+        .or_else(|| t.strip_prefix("http://"))
+        .ok_or_else(|| anyhow!("upstream URL `{t}` must start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        bail!("upstream URL `{t}` has no host");
+    }
+    if t.contains(['?', '#']) || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("upstream URL `{t}` must not contain a query, a fragment or whitespace");
+    }
+    if host.contains('@') {
+        bail!("upstream URL `{t}` must not contain user information");
+    }
+    Ok(t.trim_end_matches('/').to_owned())
+}
+
+fn resolve_user(
+    u: FileUser,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<UserConfig> {
+    let email = u.email.trim().to_owned();
+    let valid_email = email
+        .split_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !valid_email {
+        bail!("`{email}` is not an e-mail address");
+    }
+    let from_env = |name: &str| -> anyhow::Result<String> {
+        env(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| anyhow!("environment variable {name} (named for {email}) is not set"))
+    };
+    let from_file = |p: &Path| -> anyhow::Result<String> {
+        let path = base_dir.join(p);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read secret file {}", path.display()))?;
+        let secret = text.trim_end_matches(['\r', '\n']).to_owned();
+        if secret.is_empty() {
+            bail!("secret file {} is empty", path.display());
+        }
+        Ok(secret)
+    };
+    let mut found: Vec<UserSecret> = Vec::new();
+    if let Some(p) = u.password {
+        found.push(UserSecret::Password(Secret(p)));
+    }
+    if let Some(p) = &u.password_file {
+        found.push(UserSecret::Password(Secret(from_file(p)?)));
+    }
+    if let Some(n) = &u.password_env {
+        found.push(UserSecret::Password(Secret(from_env(n)?)));
+    }
+    if let Some(t) = u.refresh_token {
+        found.push(UserSecret::RefreshToken(Secret(t)));
+    }
+    if let Some(p) = &u.refresh_token_file {
+        found.push(UserSecret::RefreshToken(Secret(from_file(p)?)));
+    }
+    if let Some(n) = &u.refresh_token_env {
+        found.push(UserSecret::RefreshToken(Secret(from_env(n)?)));
+    }
+    if found.len() > 1 {
+        bail!(
+            "{email}: give exactly one of password, password_file, password_env, refresh_token, refresh_token_file, refresh_token_env"
+        );
+    }
+    let secret = found.pop().ok_or_else(|| {
+        anyhow!("{email}: no credential (password_file, password_env, refresh_token_file, ...)")
+    })?;
+    let empty = match &secret {
+        UserSecret::Password(s) | UserSecret::RefreshToken(s) => s.0.is_empty(),
+    };
+    if empty {
+        bail!("{email}: the credential is empty");
+    }
+    Ok(UserConfig { email, secret })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k: &str| map.get(k).cloned()
+    }
+
+    fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write test file");
+        p
+    }
+
+    const BASE: &str = r#"
+upstream = "https://cloud.example.com/"
+listen = "127.0.0.1:9000"
+account_refresh_secs = 10
+delete_mode = "permanent"
+[[users]]
+email = "Alice@Example.com"
+password = "file-secret"
+"#;
+
+    #[test]
+    fn file_only_and_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg_path = write_file(dir.path(), "c.toml", BASE);
+        let args = ServeArgs {
+            config: Some(cfg_path),
+            ..ServeArgs::default()
+        };
+        let c = load_with_env(&args, &env_of(&[])).expect("load");
+        assert_eq!(c.listen, "127.0.0.1:9000".parse().expect("addr"));
+        assert_eq!(c.upstream, "https://cloud.example.com");
+        assert_eq!(c.account_refresh, Duration::from_secs(10));
+        assert_eq!(c.credential_cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.delete_mode, DeleteMode::Permanent);
+        assert_eq!(c.log_format, LogFormat::Human);
+        assert_eq!(c.users.len(), 1);
+        assert_eq!(
+            c.users[0].secret,
+            UserSecret::Password(Secret::new("file-secret"))
+        );
+        assert!(c.tls.is_none());
+        assert!(!format!("{c:?}").contains("file-secret"));
+    }
+
+    #[test]
+    fn precedence_file_env_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg_path = write_file(dir.path(), "c.toml", BASE);
+        let env = env_of(&[
+            ("CLOUDREVE_DAV_CONFIG", cfg_path.to_str().expect("utf8")),
+            ("CLOUDREVE_DAV_LISTEN", "127.0.0.1:9001"),
+            ("CLOUDREVE_DAV_ACCOUNT_REFRESH_SECS", "20"),
+            ("CLOUDREVE_DAV_LOG_FORMAT", "json"),
+            ("CLOUDREVE_DAV_DELETE_MODE", "trash"),
+        ]);
+        // env beats file
+        let c = load_with_env(&ServeArgs::default(), &env).expect("load");
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.account_refresh, Duration::from_secs(20));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.delete_mode, DeleteMode::Trash);
+        // flags beat env
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:9002".into()),
+            account_refresh_secs: Some(30),
+            log_format: Some("human".into()),
+            upstream: Some("http://other:5212".into()),
+            ..ServeArgs::default()
+        };
+        let c = load_with_env(&args, &env).expect("load");
+        assert_eq!(c.listen.port(), 9002);
+        assert_eq!(c.account_refresh, Duration::from_secs(30));
+        assert_eq!(c.log_format, LogFormat::Human);
+        assert_eq!(c.upstream, "http://other:5212");
+    }
+
+    #[test]
+    fn secrets_from_file_and_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_file(dir.path(), "pw", "from-file\n");
+        let cfg = r#"
+upstream = "http://u"
+[[users]]
+email = "a@x"
+password_file = "pw"
+[[users]]
+email = "b@x"
+refresh_token_env = "B_TOKEN"
+"#;
+        let cfg_path = write_file(dir.path(), "c.toml", cfg);
+        let args = ServeArgs {
+            config: Some(cfg_path),
+            ..ServeArgs::default()
+        };
+        let env = env_of(&[
+            ("B_TOKEN", "tok"),
+            ("CLOUDREVE_DAV_USER_EMAIL", "c@x"),
+            ("CLOUDREVE_DAV_USER_PASSWORD", "envpw"),
+        ]);
+        let c = load_with_env(&args, &env).expect("load");
+        assert_eq!(
+            c.users[0].secret,
+            UserSecret::Password(Secret::new("from-file"))
+        );
+        assert_eq!(
+            c.users[1].secret,
+            UserSecret::RefreshToken(Secret::new("tok"))
+        );
+        assert_eq!(c.users[2].email, "c@x");
+    }
+
+    fn load_text(text: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg_path = write_file(dir.path(), "c.toml", text);
+        let args = ServeArgs {
+            config: Some(cfg_path),
+            ..ServeArgs::default()
+        };
+        load_with_env(&args, &env_of(&[]))
+    }
+
+    fn err_of(text: &str) -> String {
+        format!("{:#}", load_text(text).expect_err("must fail"))
+    }
+
+    #[test]
+    fn validation_errors() {
+        let user = "[[users]]\nemail = \"a@x\"\npassword = \"p\"\n";
+        assert!(err_of(user).contains("upstream Cloudreve URL is required"));
+        assert!(err_of(&format!("upstream = \"ftp://x\"\n{user}")).contains("http://"));
+        assert!(err_of("upstream = \"http://x\"\n").contains("no users configured"));
+        assert!(
+            err_of(&format!(
+                "upstream = \"http://x\"\nlisten = \"nope\"\n{user}"
+            ))
+            .contains("listen address")
+        );
+        assert!(
+            err_of(&format!(
+                "upstream = \"http://x\"\ndelete_mode = \"shred\"\n{user}"
+            ))
+            .contains("delete_mode")
+        );
+        assert!(
+            err_of(&format!("upstream = \"http://x\"\nbogus = 1\n{user}"))
+                .contains("unknown field")
+        );
+        assert!(
+            err_of(&format!(
+                "upstream = \"http://x\"\ntls_cert = \"c.pem\"\n{user}"
+            ))
+            .contains("no TLS key")
+        );
+        assert!(
+            err_of(&format!(
+                "upstream = \"http://x\"\naccount_refresh_secs = 0\n{user}"
+            ))
+            .contains("account_refresh_secs")
+        );
+        assert!(
+            err_of("upstream = \"http://x\"\n[[users]]\nemail = \"a@x\"\n")
+                .contains("no credential")
+        );
+        assert!(
+            err_of(
+                "upstream = \"http://x\"\n[[users]]\nemail = \"a@x\"\npassword = \"p\"\nrefresh_token = \"t\"\n"
+            )
+            .contains("exactly one")
+        );
+        assert!(
+            err_of("upstream = \"http://x\"\n[[users]]\nemail = \"nomail\"\npassword = \"p\"\n")
+                .contains("not an e-mail")
+        );
+        assert!(
+            err_of(&format!(
+                "upstream = \"http://x\"\n{user}[[users]]\nemail = \"A@X\"\npassword = \"q\"\n"
+            ))
+            .contains("configured twice")
+        );
+        assert!(
+            err_of(
+                "upstream = \"http://x\"\n[[users]]\nemail = \"a@x\"\npassword_env = \"MISSING\"\n"
+            )
+            .contains("MISSING")
+        );
+    }
+
+    #[test]
+    fn bad_env_number_is_reported() {
+        let env = env_of(&[
+            ("CLOUDREVE_DAV_UPSTREAM", "http://x"),
+            ("CLOUDREVE_DAV_USER_EMAIL", "a@x"),
+            ("CLOUDREVE_DAV_USER_PASSWORD", "p"),
+            ("CLOUDREVE_DAV_CREDENTIAL_CACHE_TTL_SECS", "five"),
+        ]);
+        let e = load_with_env(&ServeArgs::default(), &env).expect_err("must fail");
+        assert!(format!("{e:#}").contains("CLOUDREVE_DAV_CREDENTIAL_CACHE_TTL_SECS"));
+    }
+}

@@ -1,0 +1,310 @@
+//! The HTTP front layer: request hygiene, authentication, read-only
+//! enforcement, panic isolation, request ids and access logging, in front of
+//! an inner [`DavService`] (dav-server over Cloudreve).
+//!
+//! Order per request: [`guard::check_syntax`] (400/431/502, before
+//! authentication) → authentication (401; unauthenticated OPTIONS is answered
+//! here) → [`guard::check_policy`] (403 for PROPFIND without finite Depth) →
+//! read-only check (403) → the inner service, inside a panic guard (500).
+//!
+//! Wiring (in `main`):
+//!
+//! ```ignore
+//! let config = cloudreve_dav::config::load(&args)?;
+//! let auth = Arc::new(Authenticator::from_config(source, &config));
+//! let _refresher = auth.spawn_refresh_loop(); // first refresh runs at once
+//! let front = Arc::new(Front::new(FrontSettings::from_config(&config), auth, dav));
+//! let tls = config.tls.as_ref().map(front::load_tls).transpose()?;
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! front::serve(listener, tls, front, front::shutdown_signal()).await?;
+//! ```
+
+pub mod accounts;
+pub mod auth;
+pub mod guard;
+pub mod server;
+
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::FutureExt as _;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Empty, Full, combinators::UnsyncBoxBody};
+use tracing::Instrument as _;
+
+pub use accounts::{AccountSource, RawAccount, SourceError};
+pub use auth::{AuthError, AuthSettings, AuthStats, Authenticator, Principal};
+pub use guard::Rejection;
+pub use server::{load_tls, serve, shutdown_signal};
+
+use crate::config::Config;
+
+/// The streaming body type used on both sides of the front layer.
+pub type BoxBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A body holding `bytes`.
+pub fn full_body(bytes: impl Into<Bytes>) -> BoxBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty_body() -> BoxBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// The inner WebDAV service: receives only requests that passed the front
+/// layer, with the authenticated principal. The `Authorization` header has
+/// been removed.
+#[async_trait]
+pub trait DavService: Send + Sync {
+    /// Handles one request.
+    async fn handle(&self, req: Request<BoxBody>, principal: Arc<Principal>) -> Response<BoxBody>;
+}
+
+/// Settings of the front layer and its server.
+#[derive(Debug, Clone)]
+pub struct FrontSettings {
+    /// Time a client may take to send a request head.
+    pub header_read_timeout: Duration,
+    /// Time in-flight requests get after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// Time a TLS handshake may take.
+    pub tls_handshake_timeout: Duration,
+    /// Upper bound of the summed request header size (431 above).
+    pub max_header_bytes: usize,
+}
+
+impl Default for FrontSettings {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_header_bytes: guard::DEFAULT_MAX_HEADER_BYTES,
+        }
+    }
+}
+
+impl FrontSettings {
+    /// Settings taken from the gateway configuration.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            header_read_timeout: config.timeouts.header_read,
+            shutdown_grace: config.timeouts.shutdown_grace,
+            ..Self::default()
+        }
+    }
+}
+
+/// Methods listed in `Allow` for read-only principals.
+pub const READ_ONLY_ALLOW: &str = "OPTIONS, GET, HEAD, PROPFIND";
+
+/// Methods listed in `Allow` by the unauthenticated OPTIONS answer.
+pub const FULL_ALLOW: &str =
+    "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK";
+
+/// The front layer. Cheap to share behind an `Arc`.
+pub struct Front {
+    settings: FrontSettings,
+    auth: Arc<Authenticator>,
+    inner: Arc<dyn DavService>,
+    id_prefix: u32,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Front {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Front")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Front {
+    /// Ties the settings, the authenticator and the inner service together.
+    pub fn new(
+        settings: FrontSettings,
+        auth: Arc<Authenticator>,
+        inner: Arc<dyn DavService>,
+    ) -> Self {
+        Self {
+            settings,
+            auth,
+            inner,
+            id_prefix: rand::random(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &FrontSettings {
+        &self.settings
+    }
+
+    /// The authenticator.
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.auth
+    }
+
+    /// Handles one request: never panics, always answers. Adds `X-Request-Id`
+    /// and writes one access-log line (target `access`) when the response
+    /// head is ready (streamed bodies may still be in flight).
+    pub async fn handle(&self, req: Request<BoxBody>) -> Response<BoxBody> {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let rid = format!("{:08x}-{n:x}", self.id_prefix);
+        let span = tracing::info_span!("request", id = %rid);
+        async move {
+            let start = Instant::now();
+            let method = req.method().clone();
+            let path = req.uri().path().to_owned();
+            let mut user: Option<Arc<Principal>> = None;
+            let outcome = AssertUnwindSafe(self.dispatch(req, &mut user))
+                .catch_unwind()
+                .await;
+            let mut resp = outcome.unwrap_or_else(|panic| {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".to_owned());
+                tracing::error!(panic = %msg, "request handler panicked");
+                simple(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+            });
+            if let Ok(v) = HeaderValue::from_str(&rid) {
+                resp.headers_mut().insert("x-request-id", v);
+            }
+            tracing::info!(
+                target: "access",
+                method = %method,
+                path = %path,
+                status = resp.status().as_u16(),
+                ms = start.elapsed().as_millis() as u64,
+                user = user.as_ref().map(|p| p.email.as_str()).unwrap_or("-"),
+                account = user.as_ref().map(|p| p.account_id.as_str()).unwrap_or("-"),
+            );
+            resp
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn dispatch(
+        &self,
+        mut req: Request<BoxBody>,
+        user: &mut Option<Arc<Principal>>,
+    ) -> Response<BoxBody> {
+        if req.method() == Method::OPTIONS && req.uri() == "*" {
+            return options_response();
+        }
+        if let Err(rej) = guard::normalize(&mut req)
+            .and_then(|()| guard::check_syntax(&req, self.settings.max_header_bytes))
+        {
+            tracing::warn!(reason = rej.reason(), uri = %req.uri(), method = %req.method(), "request rejected");
+            return rejection_response(rej);
+        }
+        let is_options = req.method() == Method::OPTIONS;
+        let principal = match self
+            .auth
+            .authenticate_header(req.headers().get(header::AUTHORIZATION))
+            .await
+        {
+            Ok(p) => p,
+            Err(_) if is_options => return options_response(),
+            Err(e) => {
+                if e != AuthError::Missing {
+                    tracing::info!(reason = %e, "authentication failed");
+                }
+                return unauthorized();
+            }
+        };
+        *user = Some(principal.clone());
+        if let Err(rej) = guard::check_policy(&req) {
+            tracing::info!(reason = rej.reason(), "request refused");
+            return rejection_response(rej);
+        }
+        if principal.readonly && guard::is_mutating(req.method()) {
+            tracing::info!("mutating method refused for a read-only account");
+            return simple(StatusCode::FORBIDDEN, "read-only account\n");
+        }
+        req.headers_mut().remove(header::AUTHORIZATION);
+        let readonly = principal.readonly;
+        let mut resp = self.inner.handle(req, principal).await;
+        if is_options && readonly {
+            let h = resp.headers_mut();
+            h.insert(header::ALLOW, HeaderValue::from_static(READ_ONLY_ALLOW));
+            h.insert("dav", HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+fn simple(status: StatusCode, text: &'static str) -> Response<BoxBody> {
+    let mut resp = Response::new(full_body(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Asks hyper to close the connection after this response.
+fn closing(mut resp: Response<BoxBody>) -> Response<BoxBody> {
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+fn unauthorized() -> Response<BoxBody> {
+    let mut resp = simple(StatusCode::UNAUTHORIZED, "authentication required\n");
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(auth::CHALLENGE),
+    );
+    resp
+}
+
+fn options_response() -> Response<BoxBody> {
+    let mut resp = Response::new(empty_body());
+    let h = resp.headers_mut();
+    h.insert("dav", HeaderValue::from_static("1, 2"));
+    h.insert("ms-author-via", HeaderValue::from_static("DAV"));
+    h.insert(header::ALLOW, HeaderValue::from_static(FULL_ALLOW));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp
+}
+
+const FINITE_DEPTH_BODY: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:error xmlns:D=\"DAV:\"><D:propfind-finite-depth/></D:error>\n";
+
+fn rejection_response(rej: Rejection) -> Response<BoxBody> {
+    match rej {
+        Rejection::FiniteDepth => {
+            let mut resp = Response::new(full_body(FINITE_DEPTH_BODY));
+            *resp.status_mut() = StatusCode::FORBIDDEN;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/xml; charset=utf-8"),
+            );
+            resp
+        }
+        Rejection::BadRequest(_) => closing(simple(StatusCode::BAD_REQUEST, "bad request\n")),
+        Rejection::HeadersTooLarge => closing(simple(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large\n",
+        )),
+        Rejection::ForeignDestination => simple(
+            StatusCode::BAD_GATEWAY,
+            "destination is on another server\n",
+        ),
+    }
+}

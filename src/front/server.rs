@@ -1,0 +1,158 @@
+//! The HTTP/1.1 server (optionally behind TLS) with graceful shutdown.
+
+use std::{convert::Infallible, future::Future, io, sync::Arc, time::Duration};
+
+use anyhow::{Context, anyhow};
+use http_body_util::BodyExt as _;
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::{GracefulShutdown, Watcher},
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+};
+use tokio_rustls::{TlsAcceptor, rustls};
+
+use super::Front;
+use crate::config::TlsPaths;
+
+/// Upper bound of hyper's per-connection read buffer (also bounds the request head).
+const MAX_BUF_SIZE: usize = 256 * 1024;
+
+/// Builds a TLS acceptor from PEM files (ring provider, TLS 1.2 and 1.3,
+/// ALPN `http/1.1`).
+pub fn load_tls(paths: &TlsPaths) -> anyhow::Result<TlsAcceptor> {
+    let cert_pem = std::fs::read(&paths.cert)
+        .with_context(|| format!("cannot read TLS certificate {}", paths.cert.display()))?;
+    let key_pem = std::fs::read(&paths.key)
+        .with_context(|| format!("cannot read TLS key {}", paths.key.display()))?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("invalid PEM in {}", paths.cert.display()))?;
+    if certs.is_empty() {
+        return Err(anyhow!("no certificate found in {}", paths.cert.display()));
+    }
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .with_context(|| format!("invalid PEM in {}", paths.key.display()))?
+        .ok_or_else(|| anyhow!("no private key found in {}", paths.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("TLS certificate and key do not fit together")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            futures::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = futures::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Serves `front` on `listener` until `shutdown` resolves; then stops
+/// accepting, lets in-flight requests finish (idle keep-alive connections
+/// are closed) for up to `front.settings().shutdown_grace`, and returns.
+///
+/// With `tls`, every connection is a TLS connection.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    front: Arc<Front>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, tls = tls.is_some(), "listening");
+    }
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Typically EMFILE; back off a little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let front = front.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(stream, front, watcher, peer).await,
+                Some(acceptor) => {
+                    let limit = front.settings().tls_handshake_timeout;
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => serve_connection(s, front, watcher, peer).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    let grace = front.settings().shutdown_grace;
+    tracing::info!(
+        connections = graceful.count(),
+        "stopped accepting; draining in-flight requests"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period elapsed; abandoning remaining connections"),
+    }
+    Ok(())
+}
+
+async fn serve_connection<I>(io: I, front: Arc<Front>, watcher: Watcher, peer: std::net::SocketAddr)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let settings = front.settings().clone();
+    let service = service_fn(move |req: hyper::Request<Incoming>| {
+        let front = front.clone();
+        async move {
+            let req = req.map(|body| body.map_err(io::Error::other).boxed_unsync());
+            Ok::<_, Infallible>(front.handle(req).await)
+        }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(MAX_BUF_SIZE);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
