@@ -114,6 +114,7 @@ fn fast_settings() -> AuthSettings {
         cache_ttl: Duration::from_secs(300),
         unknown_password_refetch: Duration::from_secs(3600),
         argon2_params: argon2::Params::new(1024, 1, 1, None).expect("params"),
+        ..AuthSettings::default()
     }
 }
 
@@ -280,6 +281,11 @@ async fn right_password_reaches_inner_with_principal() {
     let r = get_as(h.addr, "Alice@EXAMPLE.com", RO_PW).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, "GET /x alice@example.com ro1 ro=true auth=false");
+    // Raw UTF-8 in the target is percent-encoded before the inner service sees it.
+    let auth = basic(ALICE, RW_PW);
+    let r = send(h.addr, "GET", "/caf\u{e9}", &[("Authorization", &auth)]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("GET /caf%C3%A9 "), "{}", r.body);
 }
 
 #[tokio::test]
@@ -299,6 +305,57 @@ async fn argon2_runs_once_per_credential() {
     assert_eq!(h.auth.stats().argon2_hashes, 2);
     assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
     assert_eq!(h.auth.stats().argon2_verifications, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_use_of_a_credential_verifies_once() {
+    let h = start().await;
+    let mut jobs = Vec::new();
+    for _ in 0..16 {
+        let addr = h.addr;
+        jobs.push(tokio::spawn(async move {
+            get_as(addr, ALICE, RW_PW).await.status
+        }));
+    }
+    for j in jobs {
+        assert_eq!(j.await.expect("join"), 200);
+    }
+    assert_eq!(h.auth.stats().argon2_verifications, 1);
+}
+
+#[tokio::test]
+async fn periodic_refresh_drops_deleted_accounts() {
+    let settings = AuthSettings {
+        refresh_interval: Duration::from_millis(100),
+        ..fast_settings()
+    };
+    let h = start_with(settings, None, false).await;
+    let loop_task = h.auth.spawn_refresh_loop();
+    // The first refresh runs at once; wait for it through the auth result.
+    let ok = tokio::time::timeout(WAIT, async {
+        loop {
+            if h.auth.authenticate(ALICE, RW_PW).await.is_ok() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(ok.is_ok(), "first refresh never happened");
+    let before = h.source.fetches.load(Ordering::SeqCst);
+    h.source.accounts.lock().expect("lock").clear();
+    let gone = tokio::time::timeout(WAIT, async {
+        loop {
+            if h.auth.authenticate(ALICE, RW_PW).await.is_err() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "deleted account still accepted");
+    assert!(h.source.fetches.load(Ordering::SeqCst) > before);
+    loop_task.abort();
 }
 
 #[tokio::test]
@@ -383,6 +440,9 @@ async fn options_without_credentials_passes() {
     assert_eq!(r.header("dav"), Some("1, 2"));
     assert_eq!(r.header("ms-author-via"), Some("DAV"));
     assert!(r.header("www-authenticate").is_none());
+    let r = send(h.addr, "OPTIONS", "*", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("dav"), Some("1, 2"));
     // A wrong password on OPTIONS does not turn into a 401 either.
     let auth = basic(ALICE, "wrong");
     let r = send(h.addr, "OPTIONS", "/", &[("Authorization", &auth)]).await;

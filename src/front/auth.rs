@@ -71,6 +71,11 @@ pub struct AuthSettings {
     pub unknown_password_refetch: Duration,
     /// Argon2 parameters for the stored hashes.
     pub argon2_params: argon2::Params,
+    /// Upper bound of concurrent argon2 computations (each takes
+    /// `argon2_params.m_cost()` KiB of memory).
+    pub max_concurrent_argon2: usize,
+    /// Time one account fetch may take before it is abandoned.
+    pub fetch_timeout: Duration,
 }
 
 impl Default for AuthSettings {
@@ -80,6 +85,8 @@ impl Default for AuthSettings {
             cache_ttl: Duration::from_secs(300),
             unknown_password_refetch: Duration::from_secs(5),
             argon2_params: argon2::Params::default(),
+            max_concurrent_argon2: 4,
+            fetch_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -90,6 +97,7 @@ impl AuthSettings {
         Self {
             refresh_interval: config.account_refresh,
             cache_ttl: config.credential_cache_ttl,
+            fetch_timeout: config.timeouts.upstream,
             ..Self::default()
         }
     }
@@ -180,6 +188,8 @@ pub struct Authenticator {
     settings: AuthSettings,
     key: Digest,
     cache: Mutex<HashMap<Digest, CacheEntry>>,
+    argon2_slots: tokio::sync::Semaphore,
+    in_flight: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
     verifications: AtomicU64,
     hashes: AtomicU64,
     fetches: AtomicU64,
@@ -221,13 +231,24 @@ impl Authenticator {
         Self {
             source,
             users,
-            settings,
             key,
             cache: Mutex::new(HashMap::new()),
+            argon2_slots: tokio::sync::Semaphore::new(settings.max_concurrent_argon2.max(1)),
+            in_flight: Mutex::new(HashMap::new()),
             verifications: AtomicU64::new(0),
             hashes: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
+            settings,
         }
+    }
+
+    /// An authenticator for the users of `config`, with settings from it.
+    pub fn from_config(source: Arc<dyn AccountSource>, config: &Config) -> Self {
+        Self::new(
+            source,
+            config.users.iter().map(|u| u.email.clone()),
+            AuthSettings::from_config(config),
+        )
     }
 
     /// The settings in force.
@@ -330,6 +351,42 @@ impl Authenticator {
         password: &str,
         digest: Digest,
     ) -> Result<Arc<Principal>, AuthError> {
+        // Single flight per credential: concurrent first uses wait for one
+        // verification and then hit the cache.
+        let gate = match self.in_flight.lock() {
+            Ok(mut map) => map.entry(digest).or_default().clone(),
+            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
+        };
+        let result = {
+            let _turn = gate.lock().await;
+            match self.cached(&digest) {
+                Some(p) => Ok(p),
+                None => {
+                    self.verify_now(user, lower, account, password, digest)
+                        .await
+                }
+            }
+        };
+        if let Ok(mut map) = self.in_flight.lock()
+            && map.get(&digest).is_some_and(|g| Arc::ptr_eq(g, &gate))
+            && Arc::strong_count(&gate) <= 2
+        {
+            map.remove(&digest);
+        }
+        result
+    }
+
+    async fn verify_now(
+        &self,
+        user: &UserState,
+        lower: &str,
+        account: Arc<StoredAccount>,
+        password: &str,
+        digest: Digest,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let Ok(_slot) = self.argon2_slots.acquire().await else {
+            return Err(AuthError::Invalid);
+        };
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let phc = account.phc.clone();
         let password = password.to_owned();
@@ -380,10 +437,14 @@ impl Authenticator {
         }
         *gate = Some(Instant::now());
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        match self.source.fetch_accounts(&user.email).await {
-            Ok(raw) => self.apply(user, raw).await,
-            Err(e) => {
+        let fetch = self.source.fetch_accounts(&user.email);
+        match tokio::time::timeout(self.settings.fetch_timeout, fetch).await {
+            Ok(Ok(raw)) => self.apply(user, raw).await,
+            Ok(Err(e)) => {
                 tracing::warn!(user = %user.email, error = %e, "cannot refresh WebDAV accounts; keeping the previous list");
+            }
+            Err(_) => {
+                tracing::warn!(user = %user.email, "WebDAV account fetch timed out; keeping the previous list");
             }
         }
     }
@@ -442,6 +503,7 @@ impl Authenticator {
     }
 
     async fn hash(&self, password: String) -> Option<Arc<str>> {
+        let _slot = self.argon2_slots.acquire().await.ok()?;
         self.hashes.fetch_add(1, Ordering::Relaxed);
         let params = self.settings.argon2_params.clone();
         tokio::task::spawn_blocking(move || {
