@@ -7,5 +7,7 @@
 pub mod cloudreve;
 pub mod config;
 pub mod dav;
+pub mod demo;
 pub mod emulator;
 pub mod front;
+pub mod gateway;

@@ -1,1 +1,105 @@
-fn main() {}
+//! `cloudreve-dav`: the command-line entry point.
+//!
+//! Subcommands:
+//! - `serve`: run the gateway in front of a Cloudreve v4 server;
+//! - `demo`: run the gateway in front of the embedded emulator;
+//! - `emulator`: run the Cloudreve v4 emulator stand-alone.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// A WebDAV gateway in front of a Cloudreve v4 server.
+#[derive(Parser, Debug)]
+#[command(name = "cloudreve-dav", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve WebDAV in front of a Cloudreve v4 server.
+    ///
+    /// Settings come from a TOML file (`--config`), `CLOUDREVE_DAV_*`
+    /// environment variables and flags, in increasing precedence. Secrets
+    /// are read from files or the environment, never from flags.
+    Serve(cloudreve_dav::config::ServeArgs),
+    /// Run the gateway in front of the embedded Cloudreve emulator, with a
+    /// seeded user and two WebDAV accounts (read-write and read-only).
+    ///
+    /// Prints one JSON line with the URL and credentials on stdout when
+    /// ready and mount instructions on stderr.
+    Demo(DemoArgs),
+    /// Run the built-in Cloudreve v4 emulator (for tests and demos).
+    ///
+    /// Prints one JSON line `{"upstream_url": "..."}` on stdout when ready,
+    /// then serves until SIGINT or SIGTERM.
+    Emulator(EmulatorArgs),
+}
+
+/// Arguments of `cloudreve-dav demo`.
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// Address the gateway listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Keep the demo's files, password and accounts in this directory
+    /// across runs (default: a temporary directory removed at exit).
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+/// Arguments of `cloudreve-dav emulator`.
+#[derive(clap::Args, Debug)]
+struct EmulatorArgs {
+    /// Address to listen on (use port 0 for a free port).
+    #[arg(long, default_value = "127.0.0.1:5212")]
+    listen: SocketAddr,
+    /// Directory holding the emulator's files and state; created if missing.
+    #[arg(long)]
+    data: PathBuf,
+    /// A user to create, as EMAIL:PASSWORD (repeatable). Users get the
+    /// WebDAV group permission.
+    #[arg(long = "user", value_name = "EMAIL:PASSWORD")]
+    users: Vec<String>,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = cloudreve_dav::config::load(&args)?;
+            cloudreve_dav::gateway::run(config).await
+        }
+        Command::Demo(args) => {
+            cloudreve_dav::demo::run(cloudreve_dav::demo::DemoOptions {
+                listen: args.listen,
+                data: args.data,
+            })
+            .await
+        }
+        Command::Emulator(args) => {
+            let mut users = Vec::new();
+            for spec in &args.users {
+                let (email, password) = spec.split_once(':').ok_or_else(|| {
+                    anyhow::anyhow!("--user expects EMAIL:PASSWORD, got {spec:?}")
+                })?;
+                users.push((email.to_string(), password.to_string()));
+            }
+            cloudreve_dav::emulator::run_cli(args.listen, args.data, users).await
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Assembles a running gateway from a [`Config`]: one signed-in Cloudreve
+//! session per configured user, the WebDAV-account directory read through
+//! the client, the WebDAV service ([`crate::dav`]) and the HTTP front
+//! ([`crate::front`]).
+//!
+//! [`start`] is used by `serve`, by `demo` and by the end-to-end tests;
+//! [`run`] is `cloudreve-dav serve`: it binds, serves and stops on
+//! SIGINT/SIGTERM.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::cloudreve::{Client, ClientOptions, Error as CrError, Session};
+use crate::config::{self, Config, UserSecret};
+use crate::dav::{DavGateway, DavSettings, DeleteMode, SessionLookup};
+use crate::front::{
+    self, AccountSource, Authenticator, Front, FrontSettings, RawAccount, SourceError,
+};
+
+/// How many times a user's sign-in is tried at start-up before giving up.
+const SIGN_IN_ATTEMPTS: u32 = 5;
+
+/// The signed-in Cloudreve sessions, keyed by lower-cased e-mail.
+#[derive(Clone, Default)]
+pub struct Sessions {
+    by_email: Arc<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// Wraps already signed-in sessions (keys are lower-cased here).
+    pub fn new(sessions: impl IntoIterator<Item = (String, Session)>) -> Self {
+        let by_email = sessions
+            .into_iter()
+            .map(|(email, s)| (email.to_lowercase(), s))
+            .collect();
+        Self {
+            by_email: Arc::new(by_email),
+        }
+    }
+
+    /// The session of `email` (case-insensitive).
+    pub fn get(&self, email: &str) -> Option<Session> {
+        self.by_email.get(&email.to_lowercase()).cloned()
+    }
+
+    /// The configured e-mails.
+    pub fn emails(&self) -> Vec<String> {
+        self.by_email.keys().cloned().collect()
+    }
+
+    /// A lookup closure for [`DavGateway`].
+    pub fn lookup(&self) -> SessionLookup {
+        let sessions = self.clone();
+        Arc::new(move |email: &str| sessions.get(email))
+    }
+}
+
+/// Reads a user's WebDAV accounts from Cloudreve (`GET /devices/dav`, all
+/// pages) through that user's session.
+pub struct ClientAccountSource {
+    sessions: Sessions,
+}
+
+impl ClientAccountSource {
+    /// A source over `sessions`.
+    pub fn new(sessions: Sessions) -> Self {
+        Self { sessions }
+    }
+}
+
+#[async_trait]
+impl AccountSource for ClientAccountSource {
+    async fn fetch_accounts(&self, email: &str) -> Result<Vec<RawAccount>, SourceError> {
+        let session = self
+            .sessions
+            .get(email)
+            .ok_or_else(|| SourceError::UnknownUser(email.to_string()))?;
+        let accounts = session
+            .list_dav_accounts()
+            .await
+            .map_err(|e| source_error(email, e))?;
+        Ok(accounts
+            .into_iter()
+            .map(|a| {
+                let flags = a.flags();
+                RawAccount {
+                    id: a.id,
+                    name: a.name,
+                    uri: a.uri,
+                    password: a.password,
+                    readonly: flags.readonly,
+                    proxy: flags.proxy,
+                    disable_sys_files: flags.disable_sys_files,
+                }
+            })
+            .collect())
+    }
+}
+
+fn source_error(email: &str, e: CrError) -> SourceError {
+    if e.is_login_required() || matches!(e, CrError::SignInRequired) {
+        SourceError::Unauthorized(format!("{email}: {e}"))
+    } else if e.is_permission_denied() {
+        SourceError::Unauthorized(format!("{email}: WebDAV not allowed for this user: {e}"))
+    } else {
+        SourceError::Unavailable(format!("{email}: {e}"))
+    }
+}
+
+/// The client options the gateway uses towards `config.upstream`.
+pub fn client_options(config: &Config) -> ClientOptions {
+    ClientOptions {
+        read_timeout: Some(config.timeouts.upstream),
+        ..ClientOptions::default()
+    }
+}
+
+/// Signs in every configured user, retrying transient failures a few times.
+/// Wrong credentials fail at once with a clear message.
+pub async fn sign_in_users(config: &Config) -> anyhow::Result<Sessions> {
+    let client = Client::with_options(&config.upstream, client_options(config))
+        .with_context(|| format!("bad upstream URL {:?}", config.upstream))?;
+    let mut sessions = Vec::new();
+    for user in &config.users {
+        let mut attempt = 0;
+        let session = loop {
+            attempt += 1;
+            let result = match &user.secret {
+                UserSecret::Password(p) => client.sign_in(&user.email, p.expose()).await,
+                UserSecret::RefreshToken(t) => client.session_from_refresh_token(t.expose()).await,
+            };
+            match result {
+                Ok(s) => break s,
+                Err(e) if attempt < SIGN_IN_ATTEMPTS && is_transient(&e) => {
+                    tracing::warn!(user = %user.email, error = %e, attempt, "sign-in failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    return Err(anyhow::anyhow!(
+                        "cannot sign in {} at {}: {e}",
+                        user.email,
+                        config.upstream
+                    ));
+                }
+            }
+        };
+        tracing::info!(user = %user.email, "signed in to Cloudreve");
+        sessions.push((user.email.clone(), session));
+    }
+    Ok(Sessions::new(sessions))
+}
+
+fn is_transient(e: &CrError) -> bool {
+    matches!(
+        e,
+        CrError::Transport(_) | CrError::UnexpectedStatus { .. } | CrError::Io(_)
+    )
+}
+
+/// The WebDAV-layer settings that follow from `config`.
+pub fn dav_settings(config: &Config) -> DavSettings {
+    DavSettings {
+        delete_mode: match config.delete_mode {
+            config::DeleteMode::Trash => DeleteMode::Trash,
+            config::DeleteMode::Permanent => DeleteMode::Permanent,
+        },
+        spool_dir: config.spool.dir.clone(),
+        spool_max: config.spool.max_bytes,
+        ..DavSettings::default()
+    }
+}
+
+/// A gateway serving in the background.
+pub struct RunningGateway {
+    addr: SocketAddr,
+    tls: bool,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    refresher: JoinHandle<()>,
+    front: Arc<Front>,
+}
+
+impl RunningGateway {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL, e.g. `http://127.0.0.1:8080/`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/", self.addr)
+    }
+
+    /// The front layer (for inspection in tests).
+    pub fn front(&self) -> &Arc<Front> {
+        &self.front
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the configured
+    /// grace period, and waits for the server to end.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.refresher.abort();
+        match (&mut self.server).await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// Waits until the server ends by itself (e.g. after a signal).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        self.refresher.abort();
+        match (&mut self.server).await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+}
+
+/// Starts a gateway on `listener` with already signed-in `sessions`. It
+/// stops on [`RunningGateway::shutdown`] or when `signal` resolves.
+pub async fn start_with(
+    config: &Config,
+    sessions: Sessions,
+    listener: TcpListener,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningGateway> {
+    let addr = listener.local_addr()?;
+    let source = Arc::new(ClientAccountSource::new(sessions.clone()));
+    let auth = Arc::new(Authenticator::from_config(source, config));
+    let refresher = auth.spawn_refresh_loop();
+    let dav = Arc::new(DavGateway::new(sessions.lookup(), dav_settings(config)));
+    let front = Arc::new(Front::new(FrontSettings::from_config(config), auth, dav));
+    let tls = config.tls.as_ref().map(front::load_tls).transpose()?;
+    let has_tls = tls.is_some();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let shutdown = async move {
+        tokio::select! {
+            _ = stop_rx => {}
+            _ = signal => {}
+        }
+    };
+    let server = tokio::spawn(front::serve(listener, tls, front.clone(), shutdown));
+    Ok(RunningGateway {
+        addr,
+        tls: has_tls,
+        stop: Some(stop_tx),
+        server,
+        refresher,
+        front,
+    })
+}
+
+/// Signs in the configured users and starts a gateway on `listener`.
+pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<RunningGateway> {
+    let sessions = sign_in_users(config).await?;
+    start_with(config, sessions, listener, std::future::pending()).await
+}
+
+/// `cloudreve-dav serve`: binds `config.listen`, serves, and stops
+/// gracefully on SIGINT/SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let sessions = sign_in_users(&config).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let gateway = start_with(&config, sessions, listener, front::shutdown_signal()).await?;
+    tracing::info!(url = %gateway.url(), upstream = %config.upstream, "serving WebDAV");
+    gateway.wait().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
