@@ -66,25 +66,32 @@ struct EmulatorArgs {
     users: Vec<String>,
 }
 
-fn init_logging() {
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`), as human
+/// text or as one JSON object per line.
+fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
     match cli.command {
         Command::Serve(args) => {
             let config = cloudreve_dav::config::load(&args)?;
+            init_logging(config.log_format == cloudreve_dav::config::LogFormat::Json);
             cloudreve_dav::gateway::run(config).await
         }
         Command::Demo(args) => {
+            init_logging(false);
             cloudreve_dav::demo::run(cloudreve_dav::demo::DemoOptions {
                 listen: args.listen,
                 data: args.data,
@@ -92,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Emulator(args) => {
+            init_logging(false);
             let mut users = Vec::new();
             for spec in &args.users {
                 let (email, password) = spec.split_once(':').ok_or_else(|| {
