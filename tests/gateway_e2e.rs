@@ -1,0 +1,299 @@
+//! The whole gateway (front + dav + client) in front of the emulator, as a
+//! WebDAV client sees it: accounts learnt from Cloudreve, account scope,
+//! read-only accounts and path traversal.
+
+use std::time::Duration;
+
+use cloudreve_dav::cloudreve::{Client, CrUri, DavAccountOptions, Session};
+use cloudreve_dav::config::{self, ServeArgs};
+use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
+use cloudreve_dav::gateway::{self, RunningGateway, Sessions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const EMAIL: &str = "e2e@example.com";
+const LOGIN: &str = "e2e-login-password";
+
+struct Stack {
+    emulator: Emulator,
+    gateway: RunningGateway,
+    session: Session,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let emulator = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
+            .await
+            .unwrap();
+        emulator.add_user(EMAIL, LOGIN);
+        let session = Client::new(&emulator.url())
+            .unwrap()
+            .sign_in(EMAIL, LOGIN)
+            .await
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let args = ServeArgs {
+            upstream: Some(emulator.url()),
+            listen: Some(listener.local_addr().unwrap().to_string()),
+            spool_dir: Some(dir.path().join("spool")),
+            ..ServeArgs::default()
+        };
+        let config = config::load_with_env(&args, &|key: &str| match key {
+            "CLOUDREVE_DAV_USER_EMAIL" => Some(EMAIL.to_string()),
+            "CLOUDREVE_DAV_USER_PASSWORD" => Some(LOGIN.to_string()),
+            _ => None,
+        })
+        .unwrap();
+        std::fs::create_dir_all(&config.spool.dir).unwrap();
+        let sessions = Sessions::new([(EMAIL.to_string(), session.clone())]);
+        let gateway = gateway::start_with(&config, sessions, listener, std::future::pending())
+            .await
+            .unwrap();
+        Stack {
+            emulator,
+            gateway,
+            session,
+            _dir: dir,
+        }
+    }
+
+    async fn account(&self, root: &str, readonly: bool) -> (String, String) {
+        let uri = CrUri::my_path(root).unwrap();
+        if !uri.is_root() {
+            self.session
+                .create(
+                    &uri,
+                    cloudreve_dav::cloudreve::CreateKind::Folder,
+                    false,
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        let a = self
+            .session
+            .create_dav_account(
+                &uri,
+                &format!("acct-{root}-{readonly}"),
+                DavAccountOptions {
+                    readonly,
+                    ..DavAccountOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+        (a.id, a.password)
+    }
+
+    async fn stop(self) {
+        self.gateway.shutdown().await.unwrap();
+        self.emulator.shutdown().await;
+    }
+}
+
+/// Sends one raw HTTP/1.1 request (so paths reach the server byte for
+/// byte) and returns the status code.
+async fn raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    target: &str,
+    password: &str,
+    extra: &[(&str, &str)],
+) -> u16 {
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{EMAIL}:{password}"));
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Length: 0\r\nConnection: close\r\n"
+    );
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut buf))
+        .await
+        .expect("response within 30 s")
+        .ok();
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_account_works_within_seconds_and_deleted_one_stops() {
+    let stack = Stack::start().await;
+    let http = reqwest::Client::new();
+    let url = stack.gateway.url();
+    let (id, password) = stack.account("/", false).await;
+
+    // The unknown password triggers a (rate-limited) account refetch: the
+    // new account is admitted within a few seconds.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = http
+            .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), &url)
+            .header("Depth", "0")
+            .basic_auth(EMAIL, Some(&password))
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 207 {
+            break;
+        }
+        assert_eq!(r.status().as_u16(), 401);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "new account not admitted within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    stack.session.delete_dav_account(&id).await.unwrap();
+    stack.gateway.front().authenticator().refresh_all().await;
+    let r = http
+        .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), &url)
+        .header("Depth", "0")
+        .basic_auth(EMAIL, Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "deleted account refused");
+    assert!(r.headers().contains_key("www-authenticate"));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_account_gets_403_for_every_mutating_method() {
+    let stack = Stack::start().await;
+    let (_, rw) = stack.account("/", false).await;
+    let (_, ro) = stack.account("/", true).await;
+    stack.gateway.front().authenticator().refresh_all().await;
+    let addr = stack.gateway.addr();
+    assert_eq!(raw(addr, "PUT", "/keep.txt", &rw, &[]).await, 201);
+    assert_eq!(raw(addr, "MKCOL", "/dir", &rw, &[]).await, 201);
+    let dest = format!("http://{addr}/other.txt");
+    let lock_body_free = [("Timeout", "Second-60")];
+    let cases: [(&str, &str, &[(&str, &str)]); 8] = [
+        ("PUT", "/keep.txt", &[]),
+        ("DELETE", "/keep.txt", &[]),
+        ("MKCOL", "/newdir", &[]),
+        ("COPY", "/keep.txt", &[("Destination", dest.as_str())]),
+        ("MOVE", "/keep.txt", &[("Destination", dest.as_str())]),
+        ("PROPPATCH", "/keep.txt", &[]),
+        ("LOCK", "/keep.txt", &lock_body_free),
+        ("UNLOCK", "/keep.txt", &[("Lock-Token", "<urn:uuid:x>")]),
+    ];
+    for (method, path, extra) in cases {
+        assert_eq!(
+            raw(addr, method, path, &ro, extra).await,
+            403,
+            "{method} by a read-only account"
+        );
+    }
+    // Reads still work, and nothing changed upstream.
+    assert_eq!(raw(addr, "GET", "/keep.txt", &ro, &[]).await, 200);
+    assert_eq!(
+        raw(addr, "PROPFIND", "/", &ro, &[("Depth", "1")]).await,
+        207
+    );
+    let names: Vec<String> = stack
+        .session
+        .list_all(&CrUri::my(), 100)
+        .await
+        .unwrap()
+        .1
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert!(names.contains(&"keep.txt".to_string()));
+    assert!(names.contains(&"dir".to_string()));
+    assert!(!names.contains(&"other.txt".to_string()));
+    assert!(!names.contains(&"newdir".to_string()));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_scope_cannot_be_escaped() {
+    let stack = Stack::start().await;
+    // A secret outside the account's root, and the account on /inside.
+    let secret = CrUri::my_path("/outside/secret.txt").unwrap();
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"secret",
+    ))]);
+    stack
+        .session
+        .put_content(&secret, None, body, 6)
+        .await
+        .unwrap();
+    let (_, pw) = stack.account("/inside", false).await;
+    stack.gateway.front().authenticator().refresh_all().await;
+    let addr = stack.gateway.addr();
+
+    // Inside works and is the root.
+    assert_eq!(raw(addr, "PUT", "/mine.txt", &pw, &[]).await, 201);
+    assert!(
+        stack
+            .session
+            .info(&CrUri::my_path("/inside/mine.txt").unwrap(), false)
+            .await
+            .is_ok()
+    );
+
+    for target in [
+        "/../outside/secret.txt",
+        "/%2e%2e/outside/secret.txt",
+        "/%2E%2E/outside/secret.txt",
+        "/..%2foutside%2fsecret.txt",
+        "/x/..%2f..%2foutside/secret.txt",
+        "/..\\outside\\secret.txt",
+        "/%5c..%5coutside%5csecret.txt",
+        "/secret.txt%00",
+        "/a/./../../outside/secret.txt",
+    ] {
+        for method in ["GET", "DELETE"] {
+            let status = raw(addr, method, target, &pw, &[]).await;
+            assert!(
+                (400..500).contains(&status),
+                "{method} {target} must be refused with 4xx, got {status}"
+            );
+        }
+    }
+    for dest in [
+        format!("http://{addr}/../outside/stolen.txt"),
+        format!("http://{addr}/%2e%2e/outside/stolen.txt"),
+        "/../outside/stolen.txt".to_string(),
+    ] {
+        for method in ["COPY", "MOVE"] {
+            let status = raw(addr, method, "/mine.txt", &pw, &[("Destination", &dest)]).await;
+            assert!(
+                (400..500).contains(&status),
+                "{method} to {dest} must be refused with 4xx, got {status}"
+            );
+        }
+    }
+    // Nothing outside was touched or created.
+    let outside: Vec<String> = stack
+        .session
+        .list_all(&CrUri::my_path("/outside").unwrap(), 100)
+        .await
+        .unwrap()
+        .1
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(outside, vec!["secret.txt".to_string()]);
+    assert_eq!(
+        stack
+            .emulator
+            .file_bytes(EMAIL, "/outside/secret.txt")
+            .as_deref(),
+        Some(&b"secret"[..])
+    );
+    stack.stop().await;
+}
