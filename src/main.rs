@@ -3,7 +3,8 @@
 //! Subcommands:
 //! - `serve`: run the gateway in front of a Cloudreve v4 server;
 //! - `demo`: run the gateway in front of the embedded emulator;
-//! - `emulator`: run the Cloudreve v4 emulator stand-alone.
+//! - `emulator`: run the Cloudreve v4 emulator stand-alone;
+//! - `bench`: measure the gateway against the direct upstream (and peers).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +38,12 @@ enum Command {
     /// Prints one JSON line `{"upstream_url": "..."}` on stdout when ready,
     /// then serves until SIGINT or SIGTERM.
     Emulator(EmulatorArgs),
+    /// Benchmark the gateway against the same work done directly on the
+    /// upstream API (emulator and gateway on loopback), and optionally
+    /// against rclone and Apache mod_dav on local disk.
+    ///
+    /// Prints a table on stdout; `--json`/`--svg` write the results.
+    Bench(cloudreve_dav::bench::BenchArgs),
 }
 
 /// Arguments of `cloudreve-dav demo`.
@@ -97,6 +104,10 @@ async fn main() -> anyhow::Result<()> {
                 data: args.data,
             })
             .await
+        }
+        Command::Bench(args) => {
+            init_logging(false);
+            cloudreve_dav::bench::run(args).await
         }
         Command::Emulator(args) => {
             init_logging(false);

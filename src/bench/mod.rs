@@ -1,0 +1,162 @@
+//! `cloudreve-dav bench`: the gateway against the same work done directly
+//! on the upstream API (and, for reference, against peer WebDAV servers on
+//! local disk).
+//!
+//! The emulator runs in this process; the gateway runs as a child process
+//! `cloudreve-dav serve` so its memory can be read alone from `/proc`.
+//! Payloads come from a seeded generator and are streamed both ways; the
+//! big transfers are checked by digest. Every figure is the median of
+//! `--runs` runs after one warm-up run.
+//!
+//! Modules: [`data`] (payloads, digests), [`client`] (WebDAV and direct
+//! load clients), [`gwproc`] (the gateway process, peak RSS), [`load`]
+//! (concurrent closed-loop load), [`peers`] (rclone, Apache), [`stats`],
+//! [`report`] (table, JSON, SVG) and [`scenario`] (the measurements).
+
+pub mod client;
+pub mod data;
+pub mod gwproc;
+pub mod load;
+pub mod peers;
+pub mod report;
+pub mod scenario;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use report::Report;
+
+/// Command-line options of `cloudreve-dav bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Measured runs per figure (the median is reported), after one warm-up.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// A short smoke run: 8 MiB instead of 1 GiB, 200 files, 2 runs, 3 s of
+    /// load with 8 clients.
+    #[arg(long)]
+    pub quick: bool,
+    /// Size of the big transfer in bytes (default 1 GiB; 8 MiB with --quick).
+    #[arg(long)]
+    pub size: Option<u64>,
+    /// Files in the PROPFIND folder (default 10000; 200 with --quick).
+    #[arg(long)]
+    pub files: Option<usize>,
+    /// Seconds of the concurrent mixed load (default 30; 3 with --quick).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Concurrent clients of the mixed load (default 64; 8 with --quick).
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// Also transfer a 4 GiB file once each way through the gateway to show
+    /// that its peak RSS does not grow with the size (needs ~9 GiB of disk).
+    #[arg(long)]
+    pub big4: bool,
+    /// Also measure `rclone serve webdav` and Apache mod_dav on local disk
+    /// (rows say "not installed" when they are missing).
+    #[arg(long)]
+    pub peers: bool,
+    /// Write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write a bar chart (SVG) of gateway vs direct vs peers to this file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Run the gateway inside the bench process instead of as a child
+    /// process (its memory is then not measured).
+    #[arg(long)]
+    pub in_process: bool,
+    /// Working directory for the emulator's and the peers' files (default:
+    /// a temporary directory, removed at the end).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Resolved benchmark settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Measured runs per figure.
+    pub runs: usize,
+    /// Big transfer size (bytes).
+    pub size: u64,
+    /// Files in the listing folder.
+    pub files: usize,
+    /// Mixed-load duration.
+    pub duration: Duration,
+    /// Duration of each requests-per-second measurement.
+    pub rps_duration: Duration,
+    /// Mixed-load clients.
+    pub clients: usize,
+    /// Size of the small files of the mixed load.
+    pub small: u64,
+    /// Run the 4 GiB transfer.
+    pub big4: Option<u64>,
+    /// Measure the peers.
+    pub peers: bool,
+    /// The gateway binary (`None`: in-process).
+    pub gateway_exe: Option<PathBuf>,
+    /// Working directory (`None`: a temporary one).
+    pub dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Settings from the command line; the gateway binary is this one.
+    pub fn from_args(a: &BenchArgs) -> anyhow::Result<Self> {
+        let q = a.quick;
+        let exe = if a.in_process {
+            None
+        } else {
+            Some(std::env::current_exe()?)
+        };
+        Ok(Self {
+            runs: a.runs.max(1).min(if q { 2 } else { usize::MAX }),
+            size: a.size.unwrap_or(if q { 8 << 20 } else { 1 << 30 }),
+            files: a.files.unwrap_or(if q { 200 } else { 10_000 }),
+            duration: Duration::from_secs(a.duration.unwrap_or(if q { 3 } else { 30 })),
+            rps_duration: Duration::from_secs(if q { 1 } else { 5 }),
+            clients: a.clients.unwrap_or(if q { 8 } else { 64 }),
+            small: 64 * 1024,
+            big4: a.big4.then_some(4 << 30),
+            peers: a.peers,
+            gateway_exe: exe,
+            dir: a.dir.clone(),
+        })
+    }
+
+    /// Tiny settings for the harness test (in-process unless `exe` given).
+    pub fn tiny(exe: Option<PathBuf>) -> Self {
+        Self {
+            runs: 1,
+            size: 3 * 1024 * 1024 + 17,
+            files: 30,
+            duration: Duration::from_millis(500),
+            rps_duration: Duration::from_millis(300),
+            clients: 4,
+            small: 4096,
+            big4: None,
+            peers: false,
+            gateway_exe: exe,
+            dir: None,
+        }
+    }
+}
+
+/// `cloudreve-dav bench`: runs, prints the table, writes JSON/SVG.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let settings = Settings::from_args(&args)?;
+    let report = scenario::run(&settings).await?;
+    print!("{}", report.table());
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_string_pretty(&report)?)?;
+        eprintln!("wrote {}", p.display());
+    }
+    if let Some(p) = &args.svg {
+        std::fs::write(p, report.svg())?;
+        eprintln!("wrote {}", p.display());
+    }
+    if !report.errors.is_empty() {
+        anyhow::bail!("benchmark errors: {}", report.errors.join("; "));
+    }
+    Ok(())
+}
