@@ -141,12 +141,23 @@ pub struct PeakSampler {
     task: tokio::task::JoinHandle<()>,
     pid: u32,
     reset_ok: bool,
+    start_rss: u64,
+}
+
+/// What a [`PeakSampler`] saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Peak {
+    /// RSS when sampling started (bytes).
+    pub start: u64,
+    /// Peak RSS while sampling (bytes).
+    pub peak: u64,
 }
 
 impl PeakSampler {
     /// Resets the peak of `pid` and starts polling every 20 ms.
     pub fn start(pid: u32) -> Self {
         let reset_ok = stats::reset_peak(pid);
+        let start_rss = stats::read_mem(pid).map_or(0, |m| m.rss);
         let stop = Arc::new(AtomicBool::new(false));
         let max = Arc::new(AtomicU64::new(0));
         let (s, m) = (stop.clone(), max.clone());
@@ -164,17 +175,22 @@ impl PeakSampler {
             task,
             pid,
             reset_ok,
+            start_rss,
         }
     }
 
-    /// Stops polling; returns the peak RSS in bytes.
-    pub async fn finish(self) -> u64 {
+    /// Stops polling; returns the RSS at the start and the peak.
+    pub async fn finish(self) -> Peak {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
-        let polled = self.max.load(Ordering::Relaxed);
-        match stats::read_mem(self.pid) {
+        let polled = self.max.load(Ordering::Relaxed).max(self.start_rss);
+        let peak = match stats::read_mem(self.pid) {
             Some(m) if self.reset_ok => m.hwm.max(polled),
             _ => polled,
+        };
+        Peak {
+            start: self.start_rss,
+            peak,
         }
     }
 }

@@ -67,6 +67,11 @@ pub struct BenchArgs {
     /// process (its memory is then not measured).
     #[arg(long)]
     pub in_process: bool,
+    /// Measure only these phases (comma-separated: get, put, propfind,
+    /// rates, mixed, big4, peers; default: all enabled ones). Handy to
+    /// profile one phase.
+    #[arg(long, value_delimiter = ',')]
+    pub phases: Vec<String>,
     /// Working directory for the emulator's and the peers' files (default:
     /// a temporary directory, removed at the end).
     #[arg(long, value_name = "DIR")]
@@ -98,6 +103,8 @@ pub struct Settings {
     pub gateway_exe: Option<PathBuf>,
     /// Working directory (`None`: a temporary one).
     pub dir: Option<PathBuf>,
+    /// Phases to run (empty: all).
+    pub phases: Vec<String>,
 }
 
 impl Settings {
@@ -121,6 +128,7 @@ impl Settings {
             peers: a.peers,
             gateway_exe: exe,
             dir: a.dir.clone(),
+            phases: a.phases.iter().map(|p| p.trim().to_lowercase()).collect(),
         })
     }
 
@@ -138,7 +146,13 @@ impl Settings {
             peers: false,
             gateway_exe: exe,
             dir: None,
+            phases: Vec::new(),
         }
+    }
+
+    /// Whether `phase` is selected.
+    pub fn runs_phase(&self, phase: &str) -> bool {
+        self.phases.is_empty() || self.phases.iter().any(|p| p == phase)
     }
 }
 

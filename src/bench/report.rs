@@ -92,8 +92,22 @@ pub struct MemRow {
     pub during: String,
     /// Whose memory.
     pub who: String,
+    /// RSS when the measurement started (bytes).
+    pub start: Option<u64>,
     /// Peak RSS in bytes (`None`: not measurable).
     pub peak: Option<u64>,
+}
+
+impl MemRow {
+    /// A row from a sampler's reading.
+    pub fn new(during: &str, who: &str, p: super::gwproc::Peak) -> Self {
+        Self {
+            during: during.into(),
+            who: who.into(),
+            start: Some(p.start),
+            peak: Some(p.peak),
+        }
+    }
 }
 
 /// A target of the issue and whether it was met.
@@ -171,7 +185,7 @@ impl Report {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:<28} {:<20} {:>10} {:<6} {:>10} {:>10}  note",
+            "{:<30} {:<20} {:>10} {:<6} {:>10} {:>10}  note",
             "figure", "who", "median", "unit", "min", "max"
         );
         let _ = writeln!(s, "{}", "-".repeat(96));
@@ -180,7 +194,7 @@ impl Report {
             let max = r.runs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let _ = writeln!(
                 s,
-                "{:<28} {:<20} {:>10} {:<6} {:>10} {:>10}  {}",
+                "{:<30} {:<20} {:>10} {:<6} {:>10} {:>10}  {}",
                 r.metric,
                 r.who,
                 r.median.map_or("-".into(), fmt_num),
@@ -215,14 +229,19 @@ impl Report {
             );
         }
         let _ = writeln!(s);
-        let _ = writeln!(s, "{:<40} {:<20} {:>12}", "peak RSS during", "of", "peak");
+        let _ = writeln!(
+            s,
+            "{:<40} {:<20} {:>12} {:>12}",
+            "peak RSS during", "of", "at start", "peak"
+        );
         let _ = writeln!(s, "{}", "-".repeat(96));
         for mrow in &self.memory {
             let _ = writeln!(
                 s,
-                "{:<40} {:<20} {:>12}",
+                "{:<40} {:<20} {:>12} {:>12}",
                 mrow.during,
                 mrow.who,
+                mrow.start.map_or("n/a".into(), mib),
                 mrow.peak.map_or("n/a".into(), mib)
             );
         }

@@ -195,22 +195,37 @@ pub async fn run(s: &Settings) -> anyhow::Result<Report> {
 }
 
 async fn measure_all(cx: &mut Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
+    let s = cx.s;
     setup(cx).await?;
-    eprintln!("bench: GET {}", cx.label);
-    get_big(cx, rep).await?;
-    eprintln!("bench: PUT {}", cx.label);
-    put_big(cx, rep).await?;
-    eprintln!("bench: PROPFIND");
-    propfind(cx, rep).await?;
-    eprintln!("bench: request rates");
-    rates(cx, rep).await;
-    eprintln!("bench: mixed load");
-    mixed(cx, rep).await;
-    if let Some(n) = cx.s.big4 {
+    if s.runs_phase("get") {
+        eprintln!("bench: GET {}", cx.label);
+        get_big(cx, rep).await?;
+    }
+    if s.runs_phase("put") {
+        eprintln!("bench: PUT {}", cx.label);
+        put_big(cx, rep).await?;
+    }
+    // Before the concurrent loads: the allocator keeps what they touched
+    // resident, which would hide whether big transfers grow the RSS.
+    if let Some(n) = s.big4
+        && s.runs_phase("big4")
+    {
         eprintln!("bench: {} through the gateway", size_label(n));
         big4(cx, rep, n).await?;
     }
-    if cx.s.peers {
+    if s.runs_phase("propfind") {
+        eprintln!("bench: PROPFIND");
+        propfind(cx, rep).await?;
+    }
+    if s.runs_phase("rates") {
+        eprintln!("bench: request rates");
+        rates(cx, rep).await;
+    }
+    if s.runs_phase("mixed") {
+        eprintln!("bench: mixed load");
+        mixed(cx, rep).await;
+    }
+    if s.peers && s.runs_phase("peers") {
         peers_all(cx, rep).await?;
     }
     Ok(())
@@ -264,11 +279,8 @@ async fn get_big(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
         d.push(mib_per_s(size, t));
     }
     if let Some(sm) = sampler {
-        rep.memory.push(MemRow {
-            during: metric.clone(),
-            who: "gateway".into(),
-            peak: Some(sm.finish().await),
-        });
+        rep.memory
+            .push(MemRow::new(&metric, "gateway", sm.finish().await));
     }
     rep.rows.push(row(&metric, "gateway", "MiB/s", g, true));
     rep.rows.push(row(&metric, "direct", "MiB/s", d, true));
@@ -298,11 +310,8 @@ async fn put_big(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
         });
     }
     if let Some(sm) = sampler {
-        rep.memory.push(MemRow {
-            during: metric.clone(),
-            who: "gateway".into(),
-            peak: Some(sm.finish().await),
-        });
+        rep.memory
+            .push(MemRow::new(&metric, "gateway", sm.finish().await));
     }
     rep.rows.push(row(&metric, "gateway", "MiB/s", g, true));
     rep.rows.push(row(&metric, "direct", "MiB/s", d, true));
@@ -411,11 +420,8 @@ async fn mixed(cx: &Ctx<'_>, rep: &mut Report) {
     .await;
     push_load(rep, &name, "gateway", r);
     if let Some(sm) = sampler {
-        rep.memory.push(MemRow {
-            during: name.clone(),
-            who: "gateway".into(),
-            peak: Some(sm.finish().await),
-        });
+        rep.memory
+            .push(MemRow::new(&name, "gateway", sm.finish().await));
     }
     let direct = cx.direct.clone();
     let r = load::run(clients, dur, move |c, i| {
@@ -451,11 +457,8 @@ async fn big4(cx: &Ctx<'_>, rep: &mut Report, n: u64) -> anyhow::Result<()> {
     check(rep, len == n && h == want, || {
         format!("gateway GET {label}: {len} bytes, digest {h:x}, want {want:x}")
     });
-    rep.memory.push(MemRow {
-        during: format!("GET {label}"),
-        who: "gateway".into(),
-        peak: Some(peak),
-    });
+    rep.memory
+        .push(MemRow::new(&format!("GET {label}"), "gateway", peak));
     rep.rows.push(row(
         &format!("GET {label} (1 run)"),
         "gateway",
@@ -473,11 +476,8 @@ async fn big4(cx: &Ctx<'_>, rep: &mut Report, n: u64) -> anyhow::Result<()> {
     check(rep, h == want, || {
         format!("gateway PUT {label}: digest {h:x}, want {want:x}")
     });
-    rep.memory.push(MemRow {
-        during: format!("PUT {label}"),
-        who: "gateway".into(),
-        peak: Some(peak),
-    });
+    rep.memory
+        .push(MemRow::new(&format!("PUT {label}"), "gateway", peak));
     rep.rows.push(row(
         &format!("PUT {label} (1 run)"),
         "gateway",
@@ -590,11 +590,11 @@ async fn peer_measure(
     }
     rep.rows.push(row(&um, peer.name, "MiB/s", runs, true));
     if let Some(sm) = sampler {
-        rep.memory.push(MemRow {
-            during: "its PROPFIND, GET and PUT runs".into(),
-            who: peer.name.into(),
-            peak: Some(sm.finish().await),
-        });
+        rep.memory.push(MemRow::new(
+            "its PROPFIND, GET and PUT runs",
+            peer.name,
+            sm.finish().await,
+        ));
     }
     Ok(())
 }
