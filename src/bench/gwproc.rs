@@ -142,6 +142,7 @@ pub struct PeakSampler {
     pid: u32,
     reset_ok: bool,
     start_rss: u64,
+    start_cpu: Option<f64>,
 }
 
 /// What a [`PeakSampler`] saw.
@@ -151,6 +152,8 @@ pub struct Peak {
     pub start: u64,
     /// Peak RSS while sampling (bytes).
     pub peak: u64,
+    /// CPU seconds (user + system) the process used while sampling.
+    pub cpu_secs: Option<f64>,
 }
 
 impl PeakSampler {
@@ -158,6 +161,7 @@ impl PeakSampler {
     pub fn start(pid: u32) -> Self {
         let reset_ok = stats::reset_peak(pid);
         let start_rss = stats::read_mem(pid).map_or(0, |m| m.rss);
+        let start_cpu = stats::cpu_secs(pid);
         let stop = Arc::new(AtomicBool::new(false));
         let max = Arc::new(AtomicU64::new(0));
         let (s, m) = (stop.clone(), max.clone());
@@ -176,6 +180,7 @@ impl PeakSampler {
             pid,
             reset_ok,
             start_rss,
+            start_cpu,
         }
     }
 
@@ -188,9 +193,14 @@ impl PeakSampler {
             Some(m) if self.reset_ok => m.hwm.max(polled),
             _ => polled,
         };
+        let cpu_secs = match (self.start_cpu, stats::cpu_secs(self.pid)) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
         Peak {
             start: self.start_rss,
             peak,
+            cpu_secs,
         }
     }
 }

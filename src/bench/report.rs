@@ -96,6 +96,9 @@ pub struct MemRow {
     pub start: Option<u64>,
     /// Peak RSS in bytes (`None`: not measurable).
     pub peak: Option<u64>,
+    /// CPU seconds the process used meanwhile (all runs of the figure,
+    /// warm-up excluded).
+    pub cpu_secs: Option<f64>,
 }
 
 impl MemRow {
@@ -106,6 +109,7 @@ impl MemRow {
             who: who.into(),
             start: Some(p.start),
             peak: Some(p.peak),
+            cpu_secs: p.cpu_secs,
         }
     }
 }
@@ -231,18 +235,19 @@ impl Report {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:<40} {:<20} {:>12} {:>12}",
-            "peak RSS during", "of", "at start", "peak"
+            "{:<40} {:<20} {:>12} {:>12} {:>8}",
+            "peak RSS during", "of", "at start", "peak", "CPU s"
         );
         let _ = writeln!(s, "{}", "-".repeat(96));
         for mrow in &self.memory {
             let _ = writeln!(
                 s,
-                "{:<40} {:<20} {:>12} {:>12}",
+                "{:<40} {:<20} {:>12} {:>12} {:>8}",
                 mrow.during,
                 mrow.who,
                 mrow.start.map_or("n/a".into(), mib),
-                mrow.peak.map_or("n/a".into(), mib)
+                mrow.peak.map_or("n/a".into(), mib),
+                mrow.cpu_secs.map_or("n/a".into(), |c| format!("{c:.2}"))
             );
         }
         let _ = writeln!(s);
