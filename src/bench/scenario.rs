@@ -327,6 +327,7 @@ async fn propfind(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
     let metric = propfind_metric(files);
     cx.dav.propfind("/list/", 1).await?;
     cx.direct.list("/list", DIRECT_PAGE).await?;
+    let sampler = cx.gw.pid().map(PeakSampler::start);
     let (mut g, mut d) = (Vec::new(), Vec::new());
     for _ in 0..cx.s.runs {
         let (t, n) = timed(cx.dav.propfind("/list/", 1)).await?;
@@ -339,6 +340,10 @@ async fn propfind(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
             format!("direct listing: {n} files, want {files}")
         });
         d.push(t);
+    }
+    if let Some(sm) = sampler {
+        rep.memory
+            .push(MemRow::new(&metric, "gateway", sm.finish().await));
     }
     rep.rows.push(row(&metric, "gateway", "s", g, true));
     rep.rows.push(row(&metric, "direct", "s", d, true));
