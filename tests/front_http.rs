@@ -292,19 +292,56 @@ async fn right_password_reaches_inner_with_principal() {
 async fn argon2_runs_once_per_credential() {
     let h = start().await;
     assert_eq!(h.auth.stats().argon2_hashes, 2);
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 0);
     for _ in 0..5 {
         assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
     }
     assert_eq!(get_as(h.addr, "ALICE@example.com", RW_PW).await.status, 200);
+    // rw1 is tried first and matches: one argon2 run for six requests.
     assert_eq!(h.auth.stats().argon2_verifications, 1);
-    // Wrong passwords never reach argon2.
-    assert_eq!(get_as(h.addr, ALICE, "nope").await.status, 401);
-    assert_eq!(h.auth.stats().argon2_verifications, 1);
-    // A refresh with unchanged passwords re-hashes nothing and keeps the cache.
+    // The second account costs a run against rw1 and one against ro1, once.
+    for _ in 0..3 {
+        assert_eq!(get_as(h.addr, ALICE, RO_PW).await.status, 200);
+    }
+    assert_eq!(h.auth.stats().argon2_verifications, 3);
+    // A wrong password is tried against both accounts (refetch window closed)
+    // and answered 401 with the challenge.
+    let r = get_as(h.addr, ALICE, "nope").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(CHALLENGE));
+    assert_eq!(h.auth.stats().argon2_verifications, 5);
+    assert_eq!(h.source.fetches.load(Ordering::SeqCst), 1);
+    // A refresh with unchanged passwords checks each against its hash,
+    // re-hashes nothing and keeps the cache.
     h.auth.refresh_all().await;
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 2);
     assert_eq!(h.auth.stats().argon2_hashes, 2);
     assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
-    assert_eq!(h.auth.stats().argon2_verifications, 1);
+    assert_eq!(get_as(h.addr, ALICE, RO_PW).await.status, 200);
+    assert_eq!(h.auth.stats().argon2_verifications, 5);
+}
+
+#[tokio::test]
+async fn changed_password_is_rehashed_and_old_one_refused_after_refresh() {
+    let h = start().await;
+    assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
+    let new_pw = "changedchangedchangedchangedchan";
+    for a in h.source.accounts.lock().expect("lock").iter_mut() {
+        if a.id == "rw1" {
+            a.password = new_pw.into();
+        }
+    }
+    // Cached until the refresh notices.
+    assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
+    h.auth.refresh_all().await;
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 2);
+    assert_eq!(h.auth.stats().argon2_hashes, 3, "only rw1 is re-hashed");
+    assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 401);
+    let r = get_as(h.addr, ALICE, new_pw).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains(" rw1 "), "{}", r.body);
+    // The untouched account keeps working.
+    assert_eq!(get_as(h.addr, ALICE, RO_PW).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -372,6 +409,35 @@ async fn new_account_is_picked_up_on_unknown_password() {
         .lock()
         .expect("lock")
         .push(account("new1", new_pw, false));
+    let r = get_as(h.addr, ALICE, new_pw).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains(" new1 "), "{}", r.body);
+    assert_eq!(h.source.fetches.load(Ordering::SeqCst), 2);
+    // rw1 and ro1 before the refetch, then only the new account.
+    assert_eq!(h.auth.stats().argon2_verifications, 3);
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 2);
+    // Cached from now on.
+    assert_eq!(get_as(h.addr, ALICE, new_pw).await.status, 200);
+    assert_eq!(h.auth.stats().argon2_verifications, 3);
+}
+
+#[tokio::test]
+async fn new_account_waits_for_the_refetch_window() {
+    let settings = AuthSettings {
+        unknown_password_refetch: Duration::from_millis(300),
+        ..fast_settings()
+    };
+    let h = start_with(settings, None, true).await;
+    let new_pw = "newnewnewnewnewnewnewnewnewnewne";
+    h.source
+        .accounts
+        .lock()
+        .expect("lock")
+        .push(account("new1", new_pw, false));
+    // Right after the initial fetch the window is closed: no refetch yet.
+    assert_eq!(get_as(h.addr, ALICE, new_pw).await.status, 401);
+    assert_eq!(h.source.fetches.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let r = get_as(h.addr, ALICE, new_pw).await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains(" new1 "), "{}", r.body);
