@@ -68,10 +68,16 @@ pub enum Target {
 pub fn resolve(st: &Model, uid: u64, u: &CrUri) -> Result<Target, ApiError> {
     let user = st.users.get(&uid).ok_or_else(err::login)?;
     match u.fs.as_str() {
-        "my" => st
-            .walk(user.root, &u.segments)
-            .map(|id| Target::My(id, u.segments.clone()))
-            .ok_or_else(err::not_exist),
+        "my" => {
+            let id = st.walk(user.root, &u.segments).ok_or_else(err::not_exist)?;
+            // Use the stored names (they differ from the request in case-insensitive mode).
+            let segs = if st.settings.case_insensitive {
+                st.path_of(id).unwrap_or_else(|| u.segments.clone())
+            } else {
+                u.segments.clone()
+            };
+            Ok(Target::My(id, segs))
+        }
         "trash" => match u.segments.as_slice() {
             [] => Ok(Target::TrashRoot),
             [one] => user
@@ -718,11 +724,7 @@ struct MoveReq {
 pub fn agg_key(raw: &str) -> String {
     match uri::parse(raw) {
         Some(u) => {
-            let mut s = if u.segments.is_empty() {
-                format!("cloudreve://{}", u.fs)
-            } else {
-                uri::emit(&u.fs, &u.segments)
-            };
+            let mut s = uri::emit(&u.fs, &u.segments);
             if let Some(q) = u.query {
                 s.push('?');
                 s.push_str(&q);

@@ -124,7 +124,7 @@ impl ApiError {
             v["aggregated_error"] = Value::Object(a);
         }
         if self.cid {
-            v["correlation_id"] = json!(uuid::Uuid::new_v4().to_string());
+            v["correlation_id"] = json!(correlation_id());
         }
         axum::Json(v).into_response()
     }
@@ -132,7 +132,7 @@ impl ApiError {
     /// The per-URI entry in an aggregated error.
     pub fn entry(&self) -> Value {
         json!({"code": self.code, "msg": self.msg,
-               "correlation_id": uuid::Uuid::new_v4().to_string()})
+               "correlation_id": correlation_id()})
     }
 }
 
@@ -140,6 +140,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.into_resp()
     }
+}
+
+tokio::task_local! {
+    static CID: Option<String>;
+}
+
+/// The request's correlation id: the client's `X-Cr-Correlation-Id` when it is a valid
+/// UUID, else a fresh one.
+pub fn correlation_id() -> String {
+    CID.try_with(Clone::clone)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 /// Common errors.
@@ -291,27 +304,23 @@ async fn fault_layer(State(inner): State<Arc<Inner>>, req: Request, next: Next) 
         Some(FaultKind::DropAfterBytes(n)) => {
             let resp = next.run(req).await;
             let (parts, body) = resp.into_parts();
-            let mut left = n;
-            let stream = body.into_data_stream().flat_map(move |chunk| {
-                let out: Vec<Result<Bytes, std::io::Error>> = match chunk {
-                    Err(e) => vec![Err(std::io::Error::other(e.to_string()))],
-                    Ok(c) if left >= c.len() as u64 => {
-                        left -= c.len() as u64;
-                        vec![Ok(c)]
-                    }
+            let limited = body.into_data_stream().scan(n, |left, chunk| {
+                let item = match chunk {
+                    Err(e) => Some(Err(std::io::Error::other(e.to_string()))),
+                    Ok(_) if *left == 0 => None,
                     Ok(c) => {
-                        let head = c.slice(..left as usize);
-                        left = 0;
-                        vec![Ok(head), Err(std::io::Error::other("injected drop"))]
+                        let take = (*left).min(c.len() as u64);
+                        *left -= take;
+                        Some(Ok(c.slice(..take as usize)))
                     }
                 };
-                futures::stream::iter(out)
+                futures::future::ready(item)
             });
-            let stream = if n == 0 {
-                futures::stream::iter(vec![Err(std::io::Error::other("injected drop"))]).boxed()
-            } else {
-                stream.boxed()
-            };
+            // Give the server a moment to flush what was sent, then abort.
+            let stream = limited.chain(futures::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Err::<Bytes, _>(std::io::Error::other("injected drop"))
+            }));
             Response::from_parts(parts, Body::from_stream(stream))
         }
     }
@@ -326,7 +335,13 @@ async fn common_layer(State(inner): State<Arc<Inner>>, req: Request, next: Next)
         set_cache(r.headers_mut());
         return r;
     }
-    let mut resp = next.run(req).await;
+    let cid = req
+        .headers()
+        .get("x-cr-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .map(|u| u.to_string());
+    let mut resp = CID.scope(cid, next.run(req)).await;
     set_cache(resp.headers_mut());
     resp
 }

@@ -363,3 +363,249 @@ async fn persistence_across_restart() {
     assert!(emu.user_options("b@example.com").is_some());
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn head_faults_and_tokens() {
+    let t = T::new().await;
+    let r = t
+        .http
+        .put(t.url(&format!("/file/content?uri={}", q("cloudreve://my/h.bin"))))
+        .bearer_auth(&t.token)
+        .body(vec![7u8; 1000])
+        .send()
+        .await
+        .expect("put");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["code"], 0, "{v}");
+    let v = t
+        .json(
+            "POST",
+            "/file/url",
+            json!({"uris":["cloudreve://my/h.bin"]}),
+        )
+        .await;
+    let url = v["data"]["urls"][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let r = t.http.head(&url).send().await.expect("head");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()),
+        Some("1000")
+    );
+    // Tampered sign.
+    let bad = url.replace("sign=", "sign=AA");
+    let v: Value = t
+        .http
+        .get(&bad)
+        .send()
+        .await
+        .expect("g")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(v["code"], 40071);
+    // Missing sign.
+    let nosign = url.split('?').next().expect("base").to_string();
+    let v: Value = t
+        .http
+        .get(&nosign)
+        .send()
+        .await
+        .expect("g")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(v["code"], 403);
+    // DropAfterBytes truncates the body.
+    t.emu.add_fault(Fault {
+        method: None,
+        path_prefix: "/api/v4/file/content/".into(),
+        kind: FaultKind::DropAfterBytes(100),
+        times: Some(1),
+    });
+    let r = t.http.get(&url).send().await.expect("get");
+    assert!(r.bytes().await.is_err());
+    // DropConnection fails the request.
+    t.emu.add_fault(Fault {
+        method: None,
+        path_prefix: "/api/v4/site/ping".into(),
+        kind: FaultKind::DropConnection,
+        times: Some(1),
+    });
+    assert!(t.http.get(t.url("/site/ping")).send().await.is_err());
+    let v = t.get("/site/ping").await;
+    assert_eq!(v["code"], 0);
+    // Code -1 fault.
+    t.emu.add_fault(Fault {
+        method: None,
+        path_prefix: "/api/v4/site/ping".into(),
+        kind: FaultKind::CodeMinusOne,
+        times: Some(1),
+    });
+    assert_eq!(t.get("/site/ping").await["code"], -1);
+    // Refresh token as bearer: 40020 everywhere.
+    let v = t
+        .json(
+            "POST",
+            "/session/token",
+            json!({"email":"a@example.com","password":"password1"}),
+        )
+        .await;
+    let refresh = v["data"]["token"]["refresh_token"]
+        .as_str()
+        .expect("r")
+        .to_string();
+    let v: Value = t
+        .http
+        .get(t.url("/site/ping"))
+        .bearer_auth(&refresh)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(v["code"], 40020);
+    let v = t
+        .json(
+            "POST",
+            "/session/token/refresh",
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(v["code"], 0, "{v}");
+    // Expired access token: anonymous.
+    t.emu.advance_clock(std::time::Duration::from_secs(3601));
+    assert_eq!(t.get("/user/me").await["code"], 401);
+}
+
+#[tokio::test]
+async fn move_copy_metadata_dav() {
+    let t = T::new().await;
+    for u in [
+        "cloudreve://my/s/x",
+        "cloudreve://my/s/y",
+        "cloudreve://my/d/y",
+    ] {
+        let v = t
+            .json("POST", "/file/create", json!({"uri":u,"type":"file"}))
+            .await;
+        assert_eq!(v["code"], 0);
+    }
+    // Clash: nothing moves.
+    let v = t
+        .json(
+            "POST",
+            "/file/move",
+            json!({"uris":["cloudreve://my/s/x","cloudreve://my/s/y"],"dst":"cloudreve://my/d"}),
+        )
+        .await;
+    assert_eq!(v["code"], 40004);
+    assert!(t.emu.file_bytes("a@example.com", "/s/x").is_some());
+    // Partial success with a missing source.
+    let v = t
+        .json(
+            "POST",
+            "/file/move",
+            json!({"uris":["cloudreve://my/s/x","cloudreve://my/s/nope"],"dst":"cloudreve://my/d"}),
+        )
+        .await;
+    assert_eq!(v["code"], 40081);
+    assert!(t.emu.file_bytes("a@example.com", "/d/x").is_some());
+    // Into itself.
+    let v = t
+        .json(
+            "POST",
+            "/file/move",
+            json!({"uris":["cloudreve://my/d"],"dst":"cloudreve://my/d"}),
+        )
+        .await;
+    assert_eq!(v["code"], 40081);
+    // Metadata.
+    let v = t
+        .json(
+            "PATCH",
+            "/file/metadata",
+            json!({"uris":["cloudreve://my/d/x"],"patches":[{"key":"dav:urn:x|foo","value":"{\"i\":\"YmFy\"}"}]}),
+        )
+        .await;
+    assert_eq!(v["code"], 0, "{v}");
+    let v = t
+        .json(
+            "PATCH",
+            "/file/metadata",
+            json!({"uris":["cloudreve://my/d/x"],"patches":[{"key":"thumb:x","value":"1"}]}),
+        )
+        .await;
+    assert_eq!(v["code"], 40001);
+    let v = t
+        .json(
+            "PATCH",
+            "/file/metadata",
+            json!({"uris":["cloudreve://my/"],"patches":[{"key":"dav:a|b","value":"1"}]}),
+        )
+        .await;
+    assert_eq!(v["code"], 40081);
+    assert_eq!(v["aggregated_error"]["cloudreve://my/"]["code"], 403, "{v}");
+    let big = "x".repeat(65536);
+    let v = t
+        .json(
+            "PATCH",
+            "/file/metadata",
+            json!({"uris":["cloudreve://my/d/x"],"patches":[{"key":"dav:a|b","value":big}]}),
+        )
+        .await;
+    assert_eq!(v["code"], -1);
+    // Copy carries metadata.
+    let v = t
+        .json(
+            "POST",
+            "/file/move",
+            json!({"uris":["cloudreve://my/d/x"],"dst":"cloudreve://my/s","copy":true}),
+        )
+        .await;
+    assert_eq!(v["code"], 0, "{v}");
+    let v = t
+        .get(&format!("/file/info?uri={}", q("cloudreve://my/s/x")))
+        .await;
+    assert_eq!(v["data"]["metadata"]["dav:urn:x|foo"], "{\"i\":\"YmFy\"}");
+    // DAV accounts.
+    let v = t.get("/devices/dav?page_size=5").await;
+    assert_eq!(v["code"], 40001);
+    let v = t
+        .json(
+            "PUT",
+            "/devices/dav",
+            json!({"uri":"cloudreve://my/","name":"n","readonly":true,"proxy":true}),
+        )
+        .await;
+    assert_eq!(v["code"], 0, "{v}");
+    assert_eq!(v["data"]["options"], "Aw==");
+    let pw = v["data"]["password"].as_str().expect("pw").to_string();
+    assert_eq!(pw.len(), 32);
+    assert!(pw.bytes().all(|b| b.is_ascii_lowercase()));
+    let id = v["data"]["id"].as_str().expect("id").to_string();
+    let v = t
+        .json(
+            "PATCH",
+            &format!("/devices/dav/{id}"),
+            json!({"uri":"cloudreve://my/","name":"m"}),
+        )
+        .await;
+    assert_eq!(v["data"]["options"], "");
+    assert_eq!(v["data"]["password"], pw.as_str());
+    let v = t.get("/devices/dav?page_size=10").await;
+    assert_eq!(v["data"]["accounts"].as_array().map(Vec::len), Some(1));
+    let v = t
+        .json("DELETE", &format!("/devices/dav/{id}"), json!({}))
+        .await;
+    assert_eq!(v["code"], 0);
+    let v = t
+        .json("DELETE", &format!("/devices/dav/{id}"), json!({}))
+        .await;
+    assert_eq!(v["code"], 404);
+}
