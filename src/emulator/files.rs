@@ -161,8 +161,15 @@ pub fn take_locks(
     reqs: &[LockReq],
 ) -> Result<Vec<String>, ApiError> {
     super::upload::sweep(inner, st);
+    // Identical requests in one batch are taken once.
+    let mut uniq: Vec<LockReq> = Vec::with_capacity(reqs.len());
+    for r in reqs {
+        if !uniq.iter().any(|u| u.fs == r.fs && u.path == r.path) {
+            uniq.push(r.clone());
+        }
+    }
     st.locks
-        .acquire_all(reqs)
+        .acquire_all(&uniq)
         .map_err(|c| ApiError::new(40073, "Lock conflict").with_data(conflict_payload(&c)))
 }
 
@@ -398,7 +405,7 @@ pub async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -
         .min(max)
         .max(1);
         let desc = lq.order_direction.as_deref() == Some("desc");
-        let order_by = lq.order_by.as_deref().unwrap_or("name");
+        let order_by = lq.order_by.as_deref().unwrap_or("");
         let key_of = |n: &Node| -> (u8, SortVal, u64) {
             let k = match order_by {
                 "name" => SortVal::Str(n.name.clone()),
@@ -610,7 +617,8 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
                 if n.folder != folder || req.err_on_conflict {
                     return Err(err::existed());
                 }
-                return Ok(ok(file_json(&inner, n, uri::emit("my", &u.segments), true)));
+                let path = node_uri(&st, existing).unwrap_or_default();
+                return Ok(ok(file_json(&inner, n, path, true)));
             }
             if !valid_name(name) {
                 return Err(illegal_name());
@@ -624,7 +632,8 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             st.files.insert(id, n);
             st.attach(id, parent);
             let n = st.files.get(&id).ok_or_else(err::not_exist)?;
-            Ok(ok(file_json(&inner, n, uri::emit("my", &u.segments), true)))
+            let path = node_uri(&st, id).unwrap_or_default();
+            Ok(ok(file_json(&inner, n, path, true)))
         })();
         st.locks.release(&locks);
         inner.touch();

@@ -609,3 +609,223 @@ async fn move_copy_metadata_dav() {
         .await;
     assert_eq!(v["code"], 404);
 }
+
+#[tokio::test]
+async fn sessions_policies_and_login_variants() {
+    let t = T::new().await;
+    let pol = t.get(&format!("/file?uri={}", q("cloudreve://my/"))).await["data"]["storage_policy"]
+        ["id"]
+        .as_str()
+        .expect("policy")
+        .to_string();
+    // Bad policy id.
+    let v = t
+        .json(
+            "PUT",
+            "/file/upload",
+            json!({"uri":"cloudreve://my/z","size":1,"policy_id":"xx"}),
+        )
+        .await;
+    assert_eq!(v["code"], 40001);
+    // Zero-byte upload completes with one empty chunk.
+    let v = t
+        .json(
+            "PUT",
+            "/file/upload",
+            json!({"uri":"cloudreve://my/zero","size":0,"policy_id":pol}),
+        )
+        .await;
+    let sid = v["data"]["session_id"].as_str().expect("sid").to_string();
+    let v: Value = t
+        .http
+        .post(t.url(&format!("/file/upload/{sid}/0")))
+        .bearer_auth(&t.token)
+        .body(Vec::<u8>::new())
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(v["code"], 0, "{v}");
+    // Existing target without entity_type: 40004; with "version": ok; cancel removes lock.
+    let v = t
+        .json(
+            "PUT",
+            "/file/upload",
+            json!({"uri":"cloudreve://my/zero","size":3,"policy_id":pol}),
+        )
+        .await;
+    assert_eq!(v["code"], 40004);
+    let v = t
+        .json(
+            "PUT",
+            "/file/upload",
+            json!({"uri":"cloudreve://my/zero","size":3,"policy_id":pol,"entity_type":"version"}),
+        )
+        .await;
+    assert_eq!(v["code"], 0);
+    let sid = v["data"]["session_id"].as_str().expect("sid").to_string();
+    // Lock removed: completion fails with "Lock expired".
+    t.emu.drop_all_locks();
+    let v: Value = t
+        .http
+        .post(t.url(&format!("/file/upload/{sid}/0")))
+        .bearer_auth(&t.token)
+        .body(b"abc".to_vec())
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(v["code"], 40073);
+    assert_eq!(v["msg"], "Lock expired");
+    assert!(v.get("data").is_none());
+    let v = t
+        .json(
+            "DELETE",
+            "/file/upload",
+            json!({"id": sid, "uri":"cloudreve://my/zero"}),
+        )
+        .await;
+    assert_eq!(v["code"], 0);
+    assert_eq!(t.emu.upload_sessions("a@example.com"), 0);
+    // Relay: chunk size 0; S3: chunk POST 40006.
+    t.emu.set_policy_type(PolicyKind::Relay);
+    let v = t
+        .json(
+            "PUT",
+            "/file/upload",
+            json!({"uri":"cloudreve://my/r","size":3,"policy_id":pol}),
+        )
+        .await;
+    assert_eq!(v["data"]["chunk_size"], 0);
+    t.emu.set_policy_type(PolicyKind::S3);
+    let v = t
+        .json(
+            "PUT",
+            "/file/upload",
+            json!({"uri":"cloudreve://my/s3","size":3,"policy_id":pol}),
+        )
+        .await;
+    let sid = v["data"]["session_id"].as_str().expect("sid").to_string();
+    let v: Value = t
+        .http
+        .post(t.url(&format!("/file/upload/{sid}/0")))
+        .bearer_auth(&t.token)
+        .body(b"abc".to_vec())
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(v["code"], 40006);
+    // Captcha and 2FA.
+    t.emu.set_captcha_required(true);
+    let v = t
+        .json(
+            "POST",
+            "/session/token",
+            json!({"email":"a@example.com","password":"password1"}),
+        )
+        .await;
+    assert_eq!(v["code"], 40026);
+    t.emu.set_captcha_required(false);
+    let mut o = t.emu.user_options("a@example.com").expect("opts");
+    o.otp = Some("123456".into());
+    t.emu.set_user_options("a@example.com", o);
+    let v = t
+        .json(
+            "POST",
+            "/session/token",
+            json!({"email":"a@example.com","password":"password1"}),
+        )
+        .await;
+    assert_eq!(v["code"], 203);
+    let sid = v["data"].as_str().expect("sid").to_string();
+    let v = t
+        .json(
+            "POST",
+            "/session/token/2fa",
+            json!({"otp":"000000","session_id":sid}),
+        )
+        .await;
+    assert_eq!(v["code"], 40022);
+    let v = t
+        .json(
+            "POST",
+            "/session/token/2fa",
+            json!({"otp":"123456","session_id":sid}),
+        )
+        .await;
+    assert_eq!(v["code"], 0, "{v}");
+}
+
+#[tokio::test]
+async fn big_streamed_upload_and_download() {
+    let t = T::new().await;
+    t.emu.set_chunk_size(8 << 20);
+    let size: usize = (20 << 20) + 123;
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let pol = t.get(&format!("/file?uri={}", q("cloudreve://my/"))).await["data"]["storage_policy"]
+        ["id"]
+        .as_str()
+        .expect("policy")
+        .to_string();
+    let v = t
+        .json(
+            "PUT",
+            "/file/upload",
+            json!({"uri":"cloudreve://my/big.bin","size":size,"policy_id":pol}),
+        )
+        .await;
+    let sid = v["data"]["session_id"].as_str().expect("sid").to_string();
+    for (i, c) in data.chunks(8 << 20).enumerate() {
+        let v: Value = t
+            .http
+            .post(t.url(&format!("/file/upload/{sid}/{i}")))
+            .bearer_auth(&t.token)
+            .body(c.to_vec())
+            .send()
+            .await
+            .expect("s")
+            .json()
+            .await
+            .expect("j");
+        assert_eq!(v["code"], 0, "{v}");
+    }
+    let v = t
+        .json(
+            "POST",
+            "/file/url",
+            json!({"uris":["cloudreve://my/big.bin"]}),
+        )
+        .await;
+    let url = v["data"]["urls"][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let got = t
+        .http
+        .get(&url)
+        .send()
+        .await
+        .expect("g")
+        .bytes()
+        .await
+        .expect("b");
+    assert!(got.as_ref() == data.as_slice());
+    let r = t
+        .http
+        .get(&url)
+        .header("Range", format!("bytes={}-", size - 10))
+        .send()
+        .await
+        .expect("g");
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.expect("b").as_ref(), &data[size - 10..]);
+    let v = t.get("/user/capacity").await;
+    assert_eq!(v["data"]["used"], size);
+}
