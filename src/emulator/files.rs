@@ -605,21 +605,22 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
         };
         let now = inner.clock.now();
         let mut st = inner.lock();
+        // An existing object is answered before any lock is taken.
+        let root = st.users.get(&uid).ok_or_else(err::login)?.root;
+        if let Some(existing) = st.walk(root, &u.segments) {
+            let n = st.files.get(&existing).ok_or_else(err::not_exist)?;
+            if n.folder != folder || req.err_on_conflict {
+                return Err(err::existed());
+            }
+            let path = node_uri(&st, existing).unwrap_or_default();
+            return Ok(ok(file_json(&inner, n, path, true)));
+        }
         let locks = take_locks(
             &inner,
             &mut st,
             &[lreq(uid, "my", &u.segments, false, folder, "create")],
         )?;
         let r = (|| {
-            let root = st.users.get(&uid).ok_or_else(err::login)?.root;
-            if let Some(existing) = st.walk(root, &u.segments) {
-                let n = st.files.get(&existing).ok_or_else(err::not_exist)?;
-                if n.folder != folder || req.err_on_conflict {
-                    return Err(err::existed());
-                }
-                let path = node_uri(&st, existing).unwrap_or_default();
-                return Ok(ok(file_json(&inner, n, path, true)));
-            }
             if !valid_name(name) {
                 return Err(illegal_name());
             }

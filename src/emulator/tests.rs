@@ -351,17 +351,94 @@ async fn put_content_and_unlock() {
 
 #[tokio::test]
 async fn persistence_across_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let t = T::new().await;
+    let r: Value = t
+        .http
+        .put(t.url(&format!(
+            "/file/content?uri={}",
+            q("cloudreve://my/k/p.txt")
+        )))
+        .bearer_auth(&t.token)
+        .body("persist me")
+        .send()
+        .await
+        .expect("put")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["code"], 0);
+    let dir = t._dir;
+    t.emu.shutdown().await;
     let emu = Emulator::start(EmulatorConfig::new(dir.path()))
         .await
-        .expect("start");
-    emu.add_user("b@example.com", "password2");
-    emu.shutdown().await;
-    let emu = Emulator::start(EmulatorConfig::new(dir.path()))
+        .expect("restart");
+    assert_eq!(
+        emu.file_bytes("a@example.com", "/k/p.txt").as_deref(),
+        Some(&b"persist me"[..])
+    );
+    // Tokens survive (the instance secret is persisted).
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/api/v4/user/me", emu.url()))
+        .bearer_auth(&t.token)
+        .send()
         .await
-        .expect("start");
-    assert!(emu.user_options("b@example.com").is_some());
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["code"], 0, "{v}");
     emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn list_ten_thousand() {
+    let t = T::new().await;
+    {
+        let mut st = t.emu.inner.lock();
+        let uid = st.user_by_email("a@example.com").expect("user");
+        let root = st.users.get(&uid).expect("u").root;
+        let now = t.emu.inner.clock.now();
+        for i in 0..10_000 {
+            let id = st.alloc();
+            let folder = i % 10 == 0;
+            st.files.insert(
+                id,
+                state::new_node(id, uid, None, &format!("f{i:05}"), folder, now),
+            );
+            st.attach(id, root);
+        }
+    }
+    let start = std::time::Instant::now();
+    let mut token = String::new();
+    let mut seen = vec![];
+    loop {
+        let mut p = format!(
+            "/file?uri={}&page_size=500&order_by=name",
+            q("cloudreve://my/")
+        );
+        if !token.is_empty() {
+            p.push_str(&format!("&next_page_token={}", url_encode(&token)));
+        }
+        let v = t.get(&p).await;
+        assert_eq!(v["code"], 0, "{v}");
+        for f in v["data"]["files"].as_array().expect("files") {
+            seen.push((
+                f["type"].as_i64().unwrap_or(-1),
+                f["name"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+        match v["data"]["pagination"]["next_token"].as_str() {
+            Some(n) if !n.is_empty() => token = n.to_string(),
+            _ => break,
+        }
+    }
+    assert_eq!(seen.len(), 10_000);
+    assert!(seen[..1000].iter().all(|(t, _)| *t == 1));
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0] <= w[1] || w[0].0 != w[1].0 || w[0].1 < w[1].1)
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
 }
 
 #[tokio::test]
