@@ -184,6 +184,10 @@ pub fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
             }
             let i: u64 = end.parse().map_err(|_| RangeError::Invalid)?;
             let i = i.min(size);
+            if i == 0 {
+                no_overlap = true;
+                continue;
+            }
             out.push((size - i, i));
         } else {
             let i: u64 = start.parse().map_err(|_| RangeError::Invalid)?;
@@ -459,6 +463,9 @@ mod tests {
         assert_eq!(parse_range("bytes=x-1", 100), Err(RangeError::Invalid));
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(vec![(0, 2), (5, 2)]));
         assert_eq!(parse_range("bytes=0-1,200-300", 100), Ok(vec![(0, 2)]));
+        assert_eq!(parse_range("bytes=-0", 0), Err(RangeError::NoOverlap));
+        assert_eq!(parse_range("bytes=0-", 0), Err(RangeError::NoOverlap));
+        assert_eq!(parse_range("bytes=-5", 0), Err(RangeError::NoOverlap));
     }
 
     #[test]

@@ -853,7 +853,7 @@ pub async fn move_copy(
             if req.copy {
                 let total: i64 = items.iter().map(|(id, ..)| st.subtree_size(*id)).sum();
                 let u = st.users.get(&uid).ok_or_else(err::login)?;
-                if u.used + total > u.quota {
+                if u.used.saturating_add(total) > u.quota {
                     return Err(ApiError::new(40051, "Insufficient capacity"));
                 }
                 for (id, ..) in &items {

@@ -268,9 +268,12 @@ impl Emulator {
                 zero_depth: spec.zero_depth,
                 file_type: u8::from(folder),
                 app,
-                expires: spec
-                    .ttl
-                    .map(|t| now + chrono::Duration::from_std(t).unwrap_or_default()),
+                expires: spec.ttl.map(|t| {
+                    chrono::Duration::from_std(t)
+                        .ok()
+                        .and_then(|d| now.checked_add_signed(d))
+                        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+                }),
             })
         })
     }

@@ -94,7 +94,7 @@ pub fn prepare(
         return Err(err::untyped());
     }
     let u = st.users.get(&uid).ok_or_else(err::login)?;
-    if u.used + size > u.quota {
+    if u.used.saturating_add(size) > u.quota {
         return Err(ApiError::new(40051, "Insufficient capacity"));
     }
     let ttl = st.settings.upload_ttl;
@@ -345,7 +345,7 @@ pub async fn chunk(
             if !(start < s.size || (s.size == 0 && index == 0)) {
                 return Err(ApiError::new(40012, "Invalid chunk index"));
             }
-            (start, (start + s.chunk_size).min(s.size))
+            (start, start.saturating_add(s.chunk_size).min(s.size))
         };
         let expected = end - start;
         let got = sniff_len(&headers)?;
