@@ -53,6 +53,12 @@ impl EmulatorConfig {
     }
 }
 
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self::new("emulator-data")
+    }
+}
+
 /// The application owning an injected lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockOwner {

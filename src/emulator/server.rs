@@ -366,6 +366,7 @@ pub fn router(inner: Arc<Inner>) -> Router {
             post(super::auth::login).delete(super::auth::sign_out),
         )
         .route("/session/token/2fa", post(super::auth::login_2fa))
+        .route("/session/prepare", get(super::auth::prepare))
         .route("/session/token/refresh", post(super::auth::refresh))
         .route("/user/me", get(files::me))
         .route("/user/capacity", get(files::capacity))

@@ -906,3 +906,83 @@ async fn big_streamed_upload_and_download() {
     let v = t.get("/user/capacity").await;
     assert_eq!(v["data"]["used"], size);
 }
+
+#[tokio::test]
+async fn expiry_of_sessions_and_trash() {
+    let t = T::new().await;
+    let pol = t.get(&format!("/file?uri={}", q("cloudreve://my/"))).await["data"]["storage_policy"]
+        ["id"]
+        .as_str()
+        .expect("policy")
+        .to_string();
+    let v = t
+        .json(
+            "PUT",
+            "/file/upload",
+            json!({"uri":"cloudreve://my/e/p.bin","size":5,"policy_id":pol}),
+        )
+        .await;
+    let sid = v["data"]["session_id"].as_str().expect("sid").to_string();
+    let v = t
+        .json(
+            "POST",
+            "/file/create",
+            json!({"uri":"cloudreve://my/t.txt","type":"file"}),
+        )
+        .await;
+    assert_eq!(v["code"], 0);
+    let v = t
+        .json("DELETE", "/file", json!({"uris":["cloudreve://my/t.txt"]}))
+        .await;
+    assert_eq!(v["code"], 0);
+    assert_eq!(t.emu.active_locks("a@example.com").len(), 1);
+    t.emu
+        .advance_clock(std::time::Duration::from_secs(8 * 86400));
+    // Access token expired too: sign in again.
+    let v = t
+        .json(
+            "POST",
+            "/session/token",
+            json!({"email":"a@example.com","password":"password1"}),
+        )
+        .await;
+    let token = v["data"]["token"]["access_token"]
+        .as_str()
+        .expect("t")
+        .to_string();
+    let v: Value = t
+        .http
+        .post(t.url(&format!("/file/upload/{sid}/0")))
+        .bearer_auth(&token)
+        .body(b"12345".to_vec())
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(v["code"], 40011);
+    assert!(t.emu.active_locks("a@example.com").is_empty());
+    let v: Value = t
+        .http
+        .get(t.url(&format!("/file?uri={}", q("cloudreve://trash"))))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(v["data"]["files"].as_array().map(Vec::len), Some(0), "{v}");
+    let v: Value = t
+        .http
+        .get(t.url(&format!("/file?uri={}", q("cloudreve://my/e"))))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("s")
+        .json()
+        .await
+        .expect("j");
+    assert_eq!(v["data"]["files"].as_array().map(Vec::len), Some(0), "{v}");
+}
