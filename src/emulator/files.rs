@@ -104,9 +104,9 @@ pub fn display_name(n: &Node) -> String {
 }
 
 /// Policy JSON.
-pub fn policy_json(inner: &Inner, kind: PolicyKind) -> Value {
+pub fn policy_json(inner: &Inner, kind: PolicyKind, max_size: i64) -> Value {
     let id = inner.ids.encode(1, IdKind::Policy);
-    match kind {
+    let mut v = match kind {
         PolicyKind::Local => {
             json!({"id": id, "name": "Default storage policy", "type": "local", "max_size": 0})
         }
@@ -114,7 +114,9 @@ pub fn policy_json(inner: &Inner, kind: PolicyKind) -> Value {
             json!({"id": id, "name": "Relay policy", "type": "s3", "max_size": 0, "relay": true})
         }
         PolicyKind::S3 => json!({"id": id, "name": "S3 policy", "type": "s3", "max_size": 0}),
-    }
+    };
+    v["max_size"] = json!(max_size);
+    v
 }
 
 /// Builds a `FileResponse`.
@@ -216,6 +218,11 @@ pub fn mkdir_p(
         }
     }
     Ok(cur)
+}
+
+/// 40079 walk limit, with the outer message.
+pub fn walk_limit(msg: &str) -> ApiError {
+    ApiError::new(40079, msg)
 }
 
 /// 40052 illegal name.
@@ -473,7 +480,7 @@ pub async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -
                       "order_direction_options": ["asc","desc"]},
             "context_hint": uuid::Uuid::new_v4().to_string(),
             "mixed_type": false,
-            "storage_policy": policy_json(&inner, st.settings.policy),
+            "storage_policy": policy_json(&inner, st.settings.policy, st.settings.policy_max_size),
         })))
     })
 }
@@ -545,7 +552,7 @@ pub async fn info(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -
         let n = st.files.get(&id).ok_or_else(err::not_exist)?;
         let mut v = file_json(&inner, n, path, true);
         if extended {
-            let pol = policy_json(&inner, st.settings.policy);
+            let pol = policy_json(&inner, st.settings.policy, st.settings.policy_max_size);
             let mut ents = vec![];
             if let Some(e) = st.entities.get(&n.primary) {
                 ents.push(
@@ -851,6 +858,10 @@ pub async fn move_copy(
                 }
             }
             if req.copy {
+                let walked: usize = items.iter().map(|(id, ..)| st.subtree(*id).len()).sum();
+                if walked > st.settings.max_walked_files {
+                    return Err(walk_limit("failed to copy files"));
+                }
                 let total: i64 = items.iter().map(|(id, ..)| st.subtree_size(*id)).sum();
                 let u = st.users.get(&uid).ok_or_else(err::login)?;
                 if u.used.saturating_add(total) > u.quota {
@@ -1001,6 +1012,13 @@ fn delete_impl(
         .map(|(_, fs, segs, folder)| lreq(uid, fs, segs, false, *folder, app))
         .collect();
     let locks = take_locks(inner, &mut st, &reqs)?;
+    if hard {
+        let walked: usize = targets.iter().map(|t| st.subtree(t.0).len()).sum();
+        if walked > st.settings.max_walked_files {
+            st.locks.release(&locks);
+            return Err(walk_limit("failed to delete files"));
+        }
+    }
     let mut blobs = vec![];
     let retention = st.settings.trash_retention;
     for (id, _, segs, _) in &targets {

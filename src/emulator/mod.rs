@@ -315,6 +315,21 @@ impl Emulator {
         self.with(|st| st.settings.chunk_size = bytes);
     }
 
+    /// Sets the storage policy `max_size` (0 = unlimited; larger uploads give 40049).
+    pub fn set_policy_max_size(&self, bytes: i64) {
+        self.with(|st| st.settings.policy_max_size = bytes);
+    }
+
+    /// Sets the group `max_walked_files` (default 100000; over it gives 40079).
+    pub fn set_max_walked_files(&self, n: usize) {
+        self.with(|st| st.settings.max_walked_files = n);
+    }
+
+    /// Sets the trash retention (default 7 days).
+    pub fn set_trash_retention(&self, by: Duration) {
+        self.with(|st| st.settings.trash_retention = by.as_secs() as i64);
+    }
+
     /// Sets `max_page_size` (default 2000).
     pub fn set_max_page_size(&self, n: usize) {
         self.with(|st| st.settings.max_page_size = n.max(1));

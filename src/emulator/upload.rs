@@ -93,6 +93,10 @@ pub fn prepare(
     if !valid_name(name) {
         return Err(err::untyped());
     }
+    let max = st.settings.policy_max_size;
+    if max > 0 && size > max {
+        return Err(ApiError::new(40049, "File too large"));
+    }
     let u = st.users.get(&uid).ok_or_else(err::login)?;
     if u.used.saturating_add(size) > u.quota {
         return Err(ApiError::new(40051, "Insufficient capacity"));
@@ -293,7 +297,7 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             &req.entity_type,
             meta,
         )?;
-        let policy = policy_json(&inner, s.policy);
+        let policy = policy_json(&inner, s.policy, st.settings.policy_max_size);
         let mut v = json!({
             "session_id": s.id, "upload_id": "", "chunk_size": s.chunk_size,
             "expires": s.expires.timestamp(), "storage_policy": policy,
