@@ -4,6 +4,7 @@ use super::files::{Target, check_batch, check_fs, parse_uri, resolve, run};
 use super::ids::IdKind;
 use super::server::{ApiError, Inner, current_user, err, ok, parse_json, parse_query};
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -267,11 +268,14 @@ struct ServeQ {
 /// `GET/HEAD /file/content/{entity}/{speed}/{name}`.
 pub async fn serve(
     State(inner): State<Arc<Inner>>,
-    Path((entity, speed, name)): Path<(String, String, String)>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
     method: Method,
     headers: HeaderMap,
     q: Uri,
 ) -> Response {
+    let Ok(Path((entity, speed, name))) = path else {
+        return ApiError::binding("invalid path").into_resp();
+    };
     let pre = (|| -> Result<(u64, u64, bool), ApiError> {
         let sq: ServeQ = parse_query(q.query())?;
         let sign = sq

@@ -238,10 +238,11 @@ pub async fn ping() -> Response {
 /// `GET /site/config/{section}`.
 pub async fn site_config(
     State(inner): State<Arc<Inner>>,
-    Path(section): Path<String>,
+    section: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
 ) -> Response {
     run(|| {
+        let section = section.map(|Path(s)| s).unwrap_or_default();
         let captcha = inner.lock().settings.captcha;
         Ok(match section.as_str() {
             "login" => {

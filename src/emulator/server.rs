@@ -392,6 +392,7 @@ pub fn router(inner: Arc<Inner>) -> Router {
         .nest("/api/v4", api)
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
         .layer(middleware::from_fn_with_state(inner.clone(), common_layer))
         .layer(middleware::from_fn_with_state(inner.clone(), fault_layer))
         .with_state(inner)

@@ -7,6 +7,7 @@ use super::server::{ApiError, Inner, current_user, err, ok, ok_void, parse_json,
 use super::state::{Entity, PolicyKind, State as Model, UploadSession, new_node, valid_name};
 use super::uri;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
@@ -316,10 +317,13 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
 /// `POST /file/upload/{session_id}/{index}`.
 pub async fn chunk(
     State(inner): State<Arc<Inner>>,
-    Path((sid, index)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(Path((sid, index))) = path else {
+        return ApiError::binding("invalid path").into_resp();
+    };
     let prep = (|| -> Result<(UploadSession, u64, u64), ApiError> {
         let uid = current_user(&inner, &headers)?;
         let index: i64 = index
