@@ -140,6 +140,7 @@ impl Emulator {
             faults: Mutex::new(Vec::new()),
             dirty: Notify::new(),
             base_url: format!("http://{addr}"),
+            save_guard: Mutex::new(()),
         });
         let (stop, rx) = watch::channel(false);
         let app = server::router(inner.clone());

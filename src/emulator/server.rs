@@ -38,6 +38,8 @@ pub struct Inner {
     pub dirty: Notify,
     /// Base URL of this server.
     pub base_url: String,
+    /// Serialises snapshot writes.
+    pub save_guard: Mutex<()>,
 }
 
 impl Inner {
@@ -63,11 +65,14 @@ impl Inner {
 
     /// Writes the snapshot atomically.
     pub fn save(&self) -> std::io::Result<()> {
+        let _g = self.save_guard.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = {
             let st = self.lock();
             serde_json::to_vec(&*st).map_err(std::io::Error::other)?
         };
-        let tmp = self.data_dir.join("state.json.tmp");
+        let tmp = self
+            .data_dir
+            .join(format!("state.json.{}.tmp", uuid::Uuid::new_v4().simple()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(tmp, self.data_dir.join("state.json"))
     }
