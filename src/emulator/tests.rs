@@ -986,3 +986,58 @@ async fn expiry_of_sessions_and_trash() {
         .expect("j");
     assert_eq!(v["data"]["files"].as_array().map(Vec::len), Some(0), "{v}");
 }
+
+/// Moves 512 MiB through chunks and back without buffering (run with `--ignored`).
+#[tokio::test]
+#[ignore]
+async fn half_gib_round_trip() {
+    let t = T::new().await;
+    let size: u64 = 512 << 20;
+    let chunk: u64 = 25 << 20;
+    let pol = t.get(&format!("/file?uri={}", q("cloudreve://my/"))).await["data"]
+        ["storage_policy"]["id"]
+        .as_str()
+        .expect("policy")
+        .to_string();
+    let v = t
+        .json(
+            "PUT",
+            "/file/upload",
+            json!({"uri":"cloudreve://my/huge.bin","size":size,"policy_id":pol}),
+        )
+        .await;
+    let sid = v["data"]["session_id"].as_str().expect("sid").to_string();
+    let start = std::time::Instant::now();
+    let mut i = 0u64;
+    while i * chunk < size {
+        let len = chunk.min(size - i * chunk);
+        let stream = futures::stream::iter((0..len / (1 << 20)).map(|_| {
+            Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0x5a_u8; 1 << 20]))
+        }));
+        let v: Value = t
+            .http
+            .post(t.url(&format!("/file/upload/{sid}/{i}")))
+            .bearer_auth(&t.token)
+            .header("content-length", len)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .expect("s")
+            .json()
+            .await
+            .expect("j");
+        assert_eq!(v["code"], 0, "{v}");
+        i += 1;
+    }
+    let v = t
+        .json("POST", "/file/url", json!({"uris":["cloudreve://my/huge.bin"]}))
+        .await;
+    let url = v["data"]["urls"][0]["url"].as_str().expect("url").to_string();
+    let mut r = t.http.get(&url).send().await.expect("g");
+    let mut total = 0u64;
+    while let Some(c) = r.chunk().await.expect("chunk") {
+        total += c.len() as u64;
+    }
+    assert_eq!(total, size);
+    eprintln!("512 MiB up+down in {:?}", start.elapsed());
+}
