@@ -1,6 +1,30 @@
 //! A Cloudreve v4 emulator: a real HTTP server implementing the contract
 //! (`/work/shared/cloudreve-v4-api.md`). It shares no wire types or URI code
 //! with the typed client in `crate::cloudreve`.
+//!
+//! Blobs live in `<data>/blobs/<entity>`; everything else is an in-memory model
+//! saved as `<data>/state.json` (debounced, atomic). Locks and upload sessions
+//! are not persisted.
+//!
+//! Known differences from a real Cloudreve 4.0 server (all deliberate):
+//! * Only the `my` and `trash` file systems exist; `share`/`shared_with_me` give 403,
+//!   unknown ones 40001. URI search queries (`?name=`) are ignored (plain listing).
+//!   `sys:shared_redirect` is stored but does not make a symbolic folder.
+//! * Listing is always cursor-paginated (`page` ignored). A trashed folder's contents
+//!   cannot be listed.
+//! * One version per file (no version retention); `used` is the sum of file sizes,
+//!   copies counted again, trash included. The default quota is 1 TiB, not 1 GB.
+//! * Download URLs are never cached (each call gets a full TTL); the `{speed}` segment
+//!   is 0 and not enforced; the host comes from the request's `Host`. `archive` always
+//!   gives 40007. Entity-less files serve an empty 200 body.
+//! * No thumbnails or media-metadata side effects. Timestamps are UTC (`Z`).
+//! * "Held" locks are not modelled. Cancelling an upload does not take a zero-depth
+//!   lock. Identical lock paths within one batch are taken once. `create` answers an
+//!   existing object before taking locks.
+//! * Expired upload sessions delete their placeholder. After an emulator restart,
+//!   placeholders of lost sessions stay (with their stale `sys:upload_session_id`).
+//! * `customize:emoji` accepts any non-empty value; colours are approximated.
+//!   The captcha answer is [`CAPTCHA_ANSWER`]. Error `msg` texts are approximate.
 
 mod auth;
 mod clock;

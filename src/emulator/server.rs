@@ -331,15 +331,21 @@ async fn fault_layer(State(inner): State<Arc<Inner>>, req: Request, next: Next) 
     }
 }
 
-async fn common_layer(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
-    // A refresh token used as the bearer fails everywhere.
+async fn refresh_bearer_layer(
+    State(inner): State<Arc<Inner>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    // A refresh token used as the bearer fails on every matched route.
     if let Err(e) = current_user(&inner, req.headers())
         && e.code == 40020
     {
-        let mut r = e.into_resp();
-        set_cache(r.headers_mut());
-        return r;
+        return e.into_resp();
     }
+    next.run(req).await
+}
+
+async fn common_layer(req: Request, next: Next) -> Response {
     let cid = req
         .headers()
         .get("x-cr-correlation-id")
@@ -392,13 +398,17 @@ pub fn router(inner: Arc<Inner>) -> Router {
         .route("/file/upload", put(upload::create).delete(upload::cancel))
         .route("/file/upload/{sid}/{index}", post(upload::chunk))
         .route("/devices/dav", get(dav::list).put(dav::create))
-        .route("/devices/dav/{id}", patch(dav::update).delete(dav::remove));
+        .route("/devices/dav/{id}", patch(dav::update).delete(dav::remove))
+        .route_layer(middleware::from_fn_with_state(
+            inner.clone(),
+            refresh_bearer_layer,
+        ));
     Router::new()
         .nest("/api/v4", api)
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
-        .layer(middleware::from_fn_with_state(inner.clone(), common_layer))
+        .layer(middleware::from_fn(common_layer))
         .layer(middleware::from_fn_with_state(inner.clone(), fault_layer))
         .with_state(inner)
 }

@@ -994,8 +994,8 @@ async fn half_gib_round_trip() {
     let t = T::new().await;
     let size: u64 = 512 << 20;
     let chunk: u64 = 25 << 20;
-    let pol = t.get(&format!("/file?uri={}", q("cloudreve://my/"))).await["data"]
-        ["storage_policy"]["id"]
+    let pol = t.get(&format!("/file?uri={}", q("cloudreve://my/"))).await["data"]["storage_policy"]
+        ["id"]
         .as_str()
         .expect("policy")
         .to_string();
@@ -1011,9 +1011,10 @@ async fn half_gib_round_trip() {
     let mut i = 0u64;
     while i * chunk < size {
         let len = chunk.min(size - i * chunk);
-        let stream = futures::stream::iter((0..len / (1 << 20)).map(|_| {
-            Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0x5a_u8; 1 << 20]))
-        }));
+        let stream = futures::stream::iter(
+            (0..len / (1 << 20))
+                .map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0x5a_u8; 1 << 20]))),
+        );
         let v: Value = t
             .http
             .post(t.url(&format!("/file/upload/{sid}/{i}")))
@@ -1030,9 +1031,16 @@ async fn half_gib_round_trip() {
         i += 1;
     }
     let v = t
-        .json("POST", "/file/url", json!({"uris":["cloudreve://my/huge.bin"]}))
+        .json(
+            "POST",
+            "/file/url",
+            json!({"uris":["cloudreve://my/huge.bin"]}),
+        )
         .await;
-    let url = v["data"]["urls"][0]["url"].as_str().expect("url").to_string();
+    let url = v["data"]["urls"][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
     let mut r = t.http.get(&url).send().await.expect("g");
     let mut total = 0u64;
     while let Some(c) = r.chunk().await.expect("chunk") {
