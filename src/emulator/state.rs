@@ -200,8 +200,6 @@ pub struct UploadSession {
     pub owner: u64,
     /// Target file id (placeholder or existing file).
     pub file: u64,
-    /// Decoded owner path.
-    pub path: String,
     /// Total size.
     pub size: i64,
     /// Chunk size (0 = single chunk).

@@ -157,7 +157,6 @@ pub fn prepare(
         id: sid,
         owner: uid,
         file,
-        path: uri::join_path(segs),
         size,
         chunk_size,
         expires,
@@ -408,15 +407,16 @@ pub async fn cancel(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
         let uid = check_fs(&inner, current_user(&inner, &headers)?, &u)?;
         let mut st = inner.lock();
         sweep(&inner, &mut st);
+        let root = st.users.get(&uid).ok_or_else(err::login)?.root;
         if let Some(s) = st.sessions.get(&req.id).cloned() {
-            if s.owner != uid || s.path != u.path() || u.fs != "my" {
+            let same_file = u.fs == "my" && st.walk(root, &u.segments) == Some(s.file);
+            if s.owner != uid || !same_file {
                 return Err(ApiError::new(404, "Upload session not exist"));
             }
             st.sessions.remove(&req.id);
             abort(&inner, &mut st, &s);
             return Ok(ok_void());
         }
-        let root = st.users.get(&uid).ok_or_else(err::login)?.root;
         let id = st.walk(root, &u.segments).ok_or_else(err::not_exist)?;
         if let Some(n) = st.files.get_mut(&id) {
             n.metadata.remove("sys:upload_session_id");
