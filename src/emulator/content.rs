@@ -74,7 +74,7 @@ pub async fn file_url(
         if req.uris.is_empty() {
             return Err(ApiError::binding("uris is required"));
         }
-        check_batch(req.uris.len())?;
+        check_batch(&req.uris)?;
         let user = current_user(&inner, &headers)?;
         if req.archive {
             return Err(ApiError::new(40007, "Group not allowed"));

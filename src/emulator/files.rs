@@ -753,10 +753,13 @@ pub fn agg_key(raw: &str) -> String {
     }
 }
 
-/// Checks the batch size (40074).
-pub fn check_batch(n: usize) -> Result<(), ApiError> {
-    if n > 3000 {
+/// Checks the batch size (40074) and that every URI parses (else a bare 40001).
+pub fn check_batch(uris: &[String]) -> Result<(), ApiError> {
+    if uris.len() > 3000 {
         return Err(ApiError::new(40074, "Too many uris"));
+    }
+    for u in uris {
+        parse_uri(u)?;
     }
     Ok(())
 }
@@ -772,7 +775,7 @@ pub async fn move_copy(
         if req.uris.is_empty() || req.dst.is_empty() {
             return Err(ApiError::binding("uris and dst are required"));
         }
-        check_batch(req.uris.len())?;
+        check_batch(&req.uris)?;
         let user = current_user(&inner, &headers)?;
         let du = parse_uri(&req.dst)?;
         let uid = check_fs(&inner, user, &du)?;
@@ -950,7 +953,7 @@ pub async fn delete(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
         if req.uris.is_empty() {
             return Err(ApiError::binding("uris is required"));
         }
-        check_batch(req.uris.len())?;
+        check_batch(&req.uris)?;
         let user = current_user(&inner, &headers)?;
         let first = parse_uri(&req.uris[0])?;
         let uid = check_fs(&inner, user, &first)?;
@@ -1076,7 +1079,7 @@ pub async fn restore(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: 
         if req.uris.is_empty() {
             return Err(ApiError::binding("uris is required"));
         }
-        check_batch(req.uris.len())?;
+        check_batch(&req.uris)?;
         let user = current_user(&inner, &headers)?;
         let first = parse_uri(&req.uris[0])?;
         let uid = check_fs(&inner, user, &first)?;
