@@ -421,7 +421,11 @@ pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver
             a = listener.accept() => a,
             _ = stop.changed() => break,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let Ok((stream, _)) = accepted else {
+            // Back off briefly on accept errors (e.g. too many open files).
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
         let app = app.clone();
         let mut stop = stop.clone();
         let alive = alive_tx.clone();
