@@ -260,6 +260,9 @@ async fn file_stream(
     ))
 }
 
+/// Entity id, size, download flag and modification time of a served blob.
+type Served = (u64, u64, bool, Option<DateTime<Utc>>);
+
 #[derive(Deserialize)]
 struct ServeQ {
     sign: Option<String>,
@@ -277,7 +280,7 @@ pub async fn serve(
     let Ok(Path((entity, speed, name))) = path else {
         return ApiError::binding("invalid path").into_resp();
     };
-    let pre = (|| -> Result<(u64, u64, bool, Option<DateTime<Utc>>), ApiError> {
+    let pre = (|| -> Result<Served, ApiError> {
         let sq: ServeQ = parse_query(q.query())?;
         let sign = sq
             .sign
