@@ -1,0 +1,463 @@
+//! The axum router, the JSON envelope, auth extraction, fault injection and the accept loop.
+
+use super::clock::Clock;
+use super::faults::{Fault, FaultKind};
+use super::ids::HashIds;
+use super::state::State as Model;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post, put};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+
+/// Shared server state.
+#[derive(Debug)]
+pub struct Inner {
+    /// The model.
+    pub state: Mutex<Model>,
+    /// Instance secret.
+    pub secret: Vec<u8>,
+    /// Id codec.
+    pub ids: HashIds,
+    /// Test clock.
+    pub clock: Clock,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Injected faults.
+    pub faults: Mutex<Vec<Fault>>,
+    /// Signalled when the state changed (snapshot debounce).
+    pub dirty: Notify,
+    /// Base URL of this server.
+    pub base_url: String,
+    /// Serialises snapshot writes.
+    pub save_guard: Mutex<()>,
+}
+
+impl Inner {
+    /// Locks the model (poison-tolerant).
+    pub fn lock(&self) -> MutexGuard<'_, Model> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks the state dirty.
+    pub fn touch(&self) {
+        self.dirty.notify_one();
+    }
+
+    /// Blob path of an entity.
+    pub fn blob_path(&self, eid: u64) -> PathBuf {
+        self.data_dir.join("blobs").join(eid.to_string())
+    }
+
+    /// Temp path of an upload session.
+    pub fn upload_path(&self, sid: &str) -> PathBuf {
+        self.data_dir.join("uploads").join(sid)
+    }
+
+    /// Writes the snapshot atomically.
+    pub fn save(&self) -> std::io::Result<()> {
+        let _g = self.save_guard.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = {
+            let st = self.lock();
+            serde_json::to_vec(&*st).map_err(std::io::Error::other)?
+        };
+        let tmp = self
+            .data_dir
+            .join(format!("state.json.{}.tmp", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(tmp, self.data_dir.join("state.json"))
+    }
+}
+
+/// An API error rendered as an HTTP 200 envelope.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// Envelope code.
+    pub code: i64,
+    /// Message.
+    pub msg: String,
+    /// Optional `data`.
+    pub data: Option<Value>,
+    /// Optional `aggregated_error`.
+    pub agg: Option<Map<String, Value>>,
+    /// Whether to add a `correlation_id`.
+    pub cid: bool,
+}
+
+impl ApiError {
+    /// An error with a correlation id.
+    pub fn new(code: i64, msg: &str) -> Self {
+        Self {
+            code,
+            msg: msg.to_string(),
+            data: None,
+            agg: None,
+            cid: true,
+        }
+    }
+
+    /// A binding error: 40001 without a correlation id.
+    pub fn binding(msg: &str) -> Self {
+        Self {
+            cid: false,
+            ..Self::new(40001, msg)
+        }
+    }
+
+    /// Attaches `data`.
+    pub fn with_data(mut self, d: Value) -> Self {
+        self.data = Some(d);
+        self
+    }
+
+    /// Renders the envelope.
+    pub fn into_resp(self) -> Response {
+        let mut v = json!({"code": self.code, "msg": self.msg});
+        if let Some(d) = self.data {
+            v["data"] = d;
+        }
+        if let Some(a) = self.agg {
+            v["aggregated_error"] = Value::Object(a);
+        }
+        if self.cid {
+            v["correlation_id"] = json!(correlation_id());
+        }
+        axum::Json(v).into_response()
+    }
+
+    /// The per-URI entry in an aggregated error.
+    pub fn entry(&self) -> Value {
+        json!({"code": self.code, "msg": self.msg,
+               "correlation_id": correlation_id()})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.into_resp()
+    }
+}
+
+tokio::task_local! {
+    static CID: Option<String>;
+}
+
+/// The request's correlation id: the client's `X-Cr-Correlation-Id` when it is a valid
+/// UUID, else a fresh one.
+pub fn correlation_id() -> String {
+    CID.try_with(Clone::clone)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Common errors.
+pub mod err {
+    use super::ApiError;
+    /// 401 login required.
+    pub fn login() -> ApiError {
+        ApiError::new(401, "Login required")
+    }
+    /// 40016 path not exist.
+    pub fn not_exist() -> ApiError {
+        ApiError::new(40016, "Path not exist")
+    }
+    /// 403 not supported.
+    pub fn unsupported() -> ApiError {
+        ApiError::new(403, "Not supported action")
+    }
+    /// 40004 object existed.
+    pub fn existed() -> ApiError {
+        ApiError::new(40004, "Object existed")
+    }
+    /// 40001 unknown uri.
+    pub fn bad_uri() -> ApiError {
+        ApiError::new(40001, "unknown uri")
+    }
+    /// −1 untyped.
+    pub fn untyped() -> ApiError {
+        ApiError::new(-1, "")
+    }
+}
+
+/// Builds a 40081 aggregate from per-URI failures.
+pub fn aggregate(fails: Vec<(String, ApiError)>) -> ApiError {
+    let msg = if fails.len() == 1 {
+        fails[0].1.msg.clone()
+    } else {
+        "One or more operation failed".to_string()
+    };
+    let mut m = Map::new();
+    for (k, e) in fails {
+        m.insert(k, e.entry());
+    }
+    let mut e = ApiError::new(40081, &msg);
+    e.agg = Some(m);
+    e
+}
+
+/// A raw envelope with an arbitrary code.
+pub fn envelope(code: i64, msg: &str, data: Option<Value>) -> Response {
+    let mut v = json!({"code": code, "msg": msg});
+    if let Some(d) = data {
+        v["data"] = d;
+    }
+    axum::Json(v).into_response()
+}
+
+/// Success with data.
+pub fn ok(data: Value) -> Response {
+    envelope(0, "", Some(data))
+}
+
+/// Success without data.
+pub fn ok_void() -> Response {
+    envelope(0, "", None)
+}
+
+/// Parses a JSON body; failure is a binding error.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::binding(&e.to_string()))
+}
+
+/// Parses the query string; failure is a binding error.
+pub fn parse_query<T: DeserializeOwned>(q: Option<&str>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(q.unwrap_or("")).map_err(|e| ApiError::binding(&e.to_string()))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let t = v.strip_prefix("Bearer ")?;
+    if t.starts_with("Cr ") {
+        return None;
+    }
+    Some(t)
+}
+
+/// The signed-in user, `None` for anonymous (bad or expired tokens included).
+pub fn current_user(inner: &Inner, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(t) = bearer(headers) else {
+        return Ok(None);
+    };
+    let now = inner.clock.now().timestamp();
+    let Some(claims) = super::auth::verify(&inner.secret, t, now) else {
+        return Ok(None);
+    };
+    if claims["token_type"] != "access" {
+        return Err(ApiError::new(40020, "Invalid token type"));
+    }
+    let Some(uid) = claims["sub"]
+        .as_str()
+        .and_then(|s| inner.ids.decode(s, super::ids::IdKind::User))
+    else {
+        return Ok(None);
+    };
+    let st = inner.lock();
+    match st.users.get(&uid) {
+        Some(u) if !u.flags.banned && !u.flags.inactive => Ok(Some(uid)),
+        _ => Err(ApiError::new(50001, "Failed to find user")),
+    }
+}
+
+/// The signed-in user or 401.
+pub fn require_user(inner: &Inner, headers: &HeaderMap) -> Result<u64, ApiError> {
+    current_user(inner, headers)?.ok_or_else(err::login)
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "404 page not found",
+    )
+        .into_response()
+}
+
+/// Marker: abort the connection instead of answering.
+#[derive(Debug, Clone, Copy)]
+pub struct DropMarker;
+
+async fn fault_layer(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
+    let kind = {
+        let mut f = inner.faults.lock().unwrap_or_else(|p| p.into_inner());
+        super::faults::take(&mut f, req.method(), req.uri().path())
+    };
+    match kind {
+        None => next.run(req).await,
+        Some(FaultKind::Latency(d)) => {
+            tokio::time::sleep(d).await;
+            next.run(req).await
+        }
+        Some(FaultKind::HttpStatus(s)) => StatusCode::from_u16(s)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response(),
+        Some(FaultKind::CodeMinusOne) => ApiError::new(-1, "").into_resp(),
+        Some(FaultKind::DropConnection) => {
+            let mut r = Response::new(Body::empty());
+            r.extensions_mut().insert(DropMarker);
+            r
+        }
+        Some(FaultKind::DropAfterBytes(n)) => {
+            let resp = next.run(req).await;
+            let (parts, body) = resp.into_parts();
+            let limited = body.into_data_stream().scan(n, |left, chunk| {
+                let item = match chunk {
+                    Err(e) => Some(Err(std::io::Error::other(e.to_string()))),
+                    Ok(_) if *left == 0 => None,
+                    Ok(c) => {
+                        let take = (*left).min(c.len() as u64);
+                        *left -= take;
+                        Some(Ok(c.slice(..take as usize)))
+                    }
+                };
+                futures::future::ready(item)
+            });
+            // Give the server a moment to flush what was sent, then abort.
+            let stream = limited.chain(futures::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Err::<Bytes, _>(std::io::Error::other("injected drop"))
+            }));
+            Response::from_parts(parts, Body::from_stream(stream))
+        }
+    }
+}
+
+async fn refresh_bearer_layer(
+    State(inner): State<Arc<Inner>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    // A refresh token used as the bearer fails on every matched route.
+    if let Err(e) = current_user(&inner, req.headers())
+        && e.code == 40020
+    {
+        return e.into_resp();
+    }
+    next.run(req).await
+}
+
+async fn common_layer(req: Request, next: Next) -> Response {
+    let cid = req
+        .headers()
+        .get("x-cr-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .map(|u| u.to_string());
+    let mut resp = CID.scope(cid, next.run(req)).await;
+    set_cache(resp.headers_mut());
+    resp
+}
+
+fn set_cache(h: &mut HeaderMap) {
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+    }
+}
+
+/// Builds the router.
+pub fn router(inner: Arc<Inner>) -> Router {
+    use super::{content, dav_accounts as dav, files, metadata, upload};
+    let api = Router::new()
+        .route("/site/ping", get(files::ping))
+        .route("/site/config/{section}", get(files::site_config))
+        .route(
+            "/session/token",
+            post(super::auth::login).delete(super::auth::sign_out),
+        )
+        .route("/session/token/2fa", post(super::auth::login_2fa))
+        .route("/session/prepare", get(super::auth::prepare))
+        .route("/session/token/refresh", post(super::auth::refresh))
+        .route("/user/me", get(files::me))
+        .route("/user/capacity", get(files::capacity))
+        .route("/file", get(files::list).delete(files::delete))
+        .route("/file/info", get(files::info))
+        .route("/file/create", post(files::create))
+        .route("/file/rename", post(files::rename))
+        .route("/file/move", post(files::move_copy))
+        .route("/file/restore", post(files::restore))
+        .route("/file/url", post(content::file_url))
+        .route("/file/content", put(upload::put_content))
+        .route(
+            "/file/content/{entity}/{speed}/{name}",
+            get(content::serve).head(content::serve),
+        )
+        .route("/file/metadata", patch(metadata::patch))
+        .route("/file/lock", delete(metadata::unlock))
+        .route("/file/upload", put(upload::create).delete(upload::cancel))
+        .route("/file/upload/{sid}/{index}", post(upload::chunk))
+        .route("/devices/dav", get(dav::list).put(dav::create))
+        .route("/devices/dav/{id}", patch(dav::update).delete(dav::remove))
+        .route_layer(middleware::from_fn_with_state(
+            inner.clone(),
+            refresh_bearer_layer,
+        ));
+    Router::new()
+        .nest("/api/v4", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+        .layer(middleware::from_fn(common_layer))
+        .layer(middleware::from_fn_with_state(inner.clone(), fault_layer))
+        .with_state(inner)
+}
+
+/// Serves connections until `stop` flips to true; waits (bounded) for open connections.
+pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => break,
+        };
+        let Ok((stream, _)) = accepted else {
+            // Back off briefly on accept errors (e.g. too many open files).
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        let app = app.clone();
+        let mut stop = stop.clone();
+        let alive = alive_tx.clone();
+        tokio::spawn(async move {
+            let _alive = alive;
+            let svc =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let app = app.clone();
+                    async move {
+                        use tower::ServiceExt;
+                        let resp = match app.oneshot(req.map(Body::new)).await {
+                            Ok(r) => r,
+                            Err(never) => match never {},
+                        };
+                        if resp.extensions().get::<DropMarker>().is_some() {
+                            Err(std::io::Error::other("injected connection drop"))
+                        } else {
+                            Ok(resp)
+                        }
+                    }
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.changed() => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+        });
+    }
+    drop(alive_tx);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(6), alive_rx.recv()).await;
+}
