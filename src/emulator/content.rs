@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -259,6 +260,9 @@ async fn file_stream(
     ))
 }
 
+/// Entity id, size, download flag and modification time of a served blob.
+type Served = (u64, u64, bool, Option<DateTime<Utc>>);
+
 #[derive(Deserialize)]
 struct ServeQ {
     sign: Option<String>,
@@ -276,7 +280,7 @@ pub async fn serve(
     let Ok(Path((entity, speed, name))) = path else {
         return ApiError::binding("invalid path").into_resp();
     };
-    let pre = (|| -> Result<(u64, u64, bool), ApiError> {
+    let pre = (|| -> Result<Served, ApiError> {
         let sq: ServeQ = parse_query(q.query())?;
         let sign = sq
             .sign
@@ -288,23 +292,24 @@ pub async fn serve(
             .ids
             .decode(&entity, IdKind::Entity)
             .ok_or_else(|| ApiError::new(40001, "Invalid entity id"))?;
-        let size = if eid == 0 {
-            0
+        let (size, modified) = if eid == 0 {
+            (0, None)
         } else {
             inner
                 .lock()
                 .entities
                 .get(&eid)
-                .map(|e| e.size)
+                .map(|e| (e.size, Some(e.created_at)))
                 .ok_or_else(|| ApiError::new(40077, "Entity not exist"))?
         };
         Ok((
             eid,
             size.max(0) as u64,
             sq.download.as_deref() == Some("true"),
+            modified,
         ))
     })();
-    let (eid, size, download) = match pre {
+    let (eid, size, download, modified) = match pre {
         Ok(x) => x,
         Err(e) => return e.into_resp(),
     };
@@ -335,17 +340,51 @@ pub async fn serve(
         );
         h.insert(header::CONTENT_DISPOSITION, hv(&d));
     }
-    if let Some(im) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
-        && !etag_matches(im, &etag)
+    let modified = modified.map(|m| m.timestamp());
+    if let Some(m) = modified
+        && let Some(t) = DateTime::<Utc>::from_timestamp(m, 0)
     {
-        return (StatusCode::PRECONDITION_FAILED, h).into_response();
+        h.insert(
+            header::LAST_MODIFIED,
+            hv(&t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()),
+        );
     }
-    if let Some(inm) = headers
+    let header_time = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+            .map(|t| t.timestamp())
+    };
+    // Preconditions in Go's order.
+    match headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(im) if !etag_matches(im, &etag) => {
+            return (StatusCode::PRECONDITION_FAILED, h).into_response();
+        }
+        Some(_) => {}
+        None => {
+            if let (Some(m), Some(t)) = (modified, header_time(header::IF_UNMODIFIED_SINCE))
+                && m > t
+            {
+                return (StatusCode::PRECONDITION_FAILED, h).into_response();
+            }
+        }
+    }
+    match headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        && etag_matches(inm, &etag)
     {
-        return (StatusCode::NOT_MODIFIED, h).into_response();
+        Some(inm) if etag_matches(inm, &etag) => {
+            return (StatusCode::NOT_MODIFIED, h).into_response();
+        }
+        Some(_) => {}
+        None => {
+            if let (Some(m), Some(t)) = (modified, header_time(header::IF_MODIFIED_SINCE))
+                && m <= t
+            {
+                return (StatusCode::NOT_MODIFIED, h).into_response();
+            }
+        }
     }
     let mut ranges: Vec<ByteRange> = vec![];
     if let Some(r) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {

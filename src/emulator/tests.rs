@@ -281,6 +281,30 @@ async fn upload_download_and_locks() {
         .await
         .expect("get");
     assert_eq!(r.status(), 304);
+    let r = t.http.get(&url).send().await.expect("get");
+    let lm = r
+        .headers()
+        .get("last-modified")
+        .expect("lm")
+        .to_str()
+        .expect("s")
+        .to_string();
+    let r = t
+        .http
+        .get(&url)
+        .header("If-Modified-Since", &lm)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 304);
+    let r = t
+        .http
+        .get(&url)
+        .header("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
     let r = t
         .http
         .get(&url)
