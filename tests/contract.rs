@@ -1,0 +1,11 @@
+//! Contract tests: the typed Cloudreve client against the emulator (or a
+//! real server, see `README.md`), one or more tests per item of the
+//! contract's §10 checklist (`/work/shared/cloudreve-v4-api.md`).
+//!
+//! Run with `cargo test --test contract`.
+
+#[path = "contract/harness.rs"]
+mod harness;
+
+#[path = "contract/auth.rs"]
+mod auth;
