@@ -9,3 +9,7 @@ mod harness;
 
 #[path = "contract/auth.rs"]
 mod auth;
+#[path = "contract/files.rs"]
+mod files;
+#[path = "contract/uris.rs"]
+mod uris;

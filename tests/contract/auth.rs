@@ -51,7 +51,10 @@ async fn envelope_binding_error_40001_without_correlation_id() {
         )
         .await;
     assert_eq!(code_of(&v), 40001, "{v}");
-    assert!(v.get("correlation_id").is_none(), "binding errors have no cid: {v}");
+    assert!(
+        v.get("correlation_id").is_none(),
+        "binding errors have no cid: {v}"
+    );
     // Other errors carry a correlation id, surfaced by the client.
     let e = expect_code(up.session.info(&up.uri("missing"), false).await, 40016);
     assert!(
@@ -201,14 +204,20 @@ async fn sign_in_returns_user_and_token_pair() {
         .await;
     assert_eq!(code_of(&v), 0, "{v}");
     let d = &v["data"];
-    assert!(d["user"]["id"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
+    assert!(
+        d["user"]["id"].as_str().is_some_and(|s| !s.is_empty()),
+        "{v}"
+    );
     for k in [
         "access_token",
         "refresh_token",
         "access_expires",
         "refresh_expires",
     ] {
-        assert!(d["token"][k].as_str().is_some_and(|s| !s.is_empty()), "{k}: {v}");
+        assert!(
+            d["token"][k].as_str().is_some_and(|s| !s.is_empty()),
+            "{k}: {v}"
+        );
     }
     let ae = chrono::DateTime::parse_from_rfc3339(d["token"]["access_expires"].as_str().unwrap())
         .expect("rfc3339");
@@ -303,8 +312,14 @@ async fn refresh_rotates_and_old_refresh_stays_valid() {
     let t0 = up.session.token().await;
     let v = raw_refresh(&up, &t0.refresh_token).await;
     assert_eq!(code_of(&v), 0, "{v}");
-    let r1 = v["data"]["refresh_token"].as_str().expect("refresh").to_string();
-    let a1 = v["data"]["access_token"].as_str().expect("access").to_string();
+    let r1 = v["data"]["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    let a1 = v["data"]["access_token"]
+        .as_str()
+        .expect("access")
+        .to_string();
     assert!(v["data"]["access_expires"].is_string() && v["data"]["refresh_expires"].is_string());
     assert_ne!(r1, t0.refresh_token);
     assert_ne!(a1, t0.access_token);
@@ -350,7 +365,10 @@ async fn sign_out_revokes_refresh_but_not_access() {
     let t = s.token().await;
     // A refresh descendant of the same sign-in dies with it.
     let child = raw_refresh(&up, &t.refresh_token).await;
-    let child_rt = child["data"]["refresh_token"].as_str().expect("rt").to_string();
+    let child_rt = child["data"]["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_string();
     let v = up
         .raw_json(
             Method::DELETE,
@@ -430,7 +448,10 @@ async fn site_ping_and_config() {
     let raw = up.raw_json(Method::GET, "/site/ping", None, None).await;
     assert_eq!(raw["data"], v.as_str());
     let login = up.client.login_config().await.expect("login config");
-    assert!(!login.login_captcha, "the harness user signs in without captcha");
+    assert!(
+        !login.login_captcha,
+        "the harness user signs in without captcha"
+    );
     let ex = up.client.explorer_config().await.expect("explorer config");
     let mbs = ex.max_batch_size.expect("max_batch_size");
     if !up.is_real() {

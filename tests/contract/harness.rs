@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use cloudreve_dav::cloudreve::{Client, CreateKind, CrUri, Error, ErrorCode, Session};
+use cloudreve_dav::cloudreve::{Client, CrUri, CreateKind, Error, ErrorCode, Session};
 use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
 use serde_json::Value;
 
@@ -141,7 +141,11 @@ impl Upstream {
         let emu = self.emulator().expect("extra users need the emulator");
         let email = format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple());
         emu.add_user(&email, PASSWORD);
-        let s = self.client.sign_in(&email, PASSWORD).await.expect("sign in");
+        let s = self
+            .client
+            .sign_in(&email, PASSWORD)
+            .await
+            .expect("sign in");
         (email, s)
     }
 
@@ -328,7 +332,9 @@ pub fn expect_aggregated(e: &Error, uri: &CrUri, code: i64) {
 
 /// The `code` of a raw envelope.
 pub fn code_of(v: &Value) -> i64 {
-    v["code"].as_i64().unwrap_or_else(|| panic!("no code in {v}"))
+    v["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no code in {v}"))
 }
 
 /// Skips the rest of a test against a real server.
