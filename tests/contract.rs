@@ -9,6 +9,8 @@ mod harness;
 
 #[path = "contract/auth.rs"]
 mod auth;
+#[path = "contract/content.rs"]
+mod content;
 #[path = "contract/files.rs"]
 mod files;
 #[path = "contract/uris.rs"]
