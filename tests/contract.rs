@@ -13,5 +13,7 @@ mod auth;
 mod content;
 #[path = "contract/files.rs"]
 mod files;
+#[path = "contract/uploads.rs"]
+mod uploads;
 #[path = "contract/uris.rs"]
 mod uris;
