@@ -7,12 +7,18 @@
 #[path = "contract/harness.rs"]
 mod harness;
 
+#[path = "contract/accounts.rs"]
+mod accounts;
 #[path = "contract/auth.rs"]
 mod auth;
 #[path = "contract/content.rs"]
 mod content;
 #[path = "contract/files.rs"]
 mod files;
+#[path = "contract/locks.rs"]
+mod locks;
+#[path = "contract/metadata.rs"]
+mod metadata;
 #[path = "contract/uploads.rs"]
 mod uploads;
 #[path = "contract/uris.rs"]

@@ -112,6 +112,20 @@ impl Upstream {
         self.emu.as_ref()
     }
 
+    /// Restarts the emulator on the same address and data directory
+    /// (locks and upload sessions are lost, files and tokens survive).
+    pub async fn restart_emulator(&mut self) {
+        let emu = self.emu.take().expect("restart needs the emulator");
+        let addr = emu.addr();
+        tokio::time::timeout(WAIT, emu.shutdown())
+            .await
+            .expect("bounded shutdown");
+        let dir = self._dir.as_ref().expect("data dir").path().to_path_buf();
+        let mut cfg = EmulatorConfig::new(dir);
+        cfg.listen = addr;
+        self.emu = Some(Emulator::start(cfg).await.expect("emulator restart"));
+    }
+
     /// True against a real server.
     pub fn is_real(&self) -> bool {
         self.emu.is_none()
