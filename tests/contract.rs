@@ -13,6 +13,8 @@ mod accounts;
 mod auth;
 #[path = "contract/content.rs"]
 mod content;
+#[path = "contract/edges.rs"]
+mod edges;
 #[path = "contract/files.rs"]
 mod files;
 #[path = "contract/locks.rs"]

@@ -1,0 +1,425 @@
+//! Further contract details around the §10 items: headers, user states,
+//! trash moves, upload cancel edge cases, limits.
+
+use cloudreve_dav::cloudreve::{CrUri, DownloadUrlOptions, EntityType, UploadRequest};
+use reqwest::{Method, header};
+use serde_json::json;
+
+use crate::emulator_or_skip;
+use crate::files::trash_item;
+use crate::harness::*;
+
+#[tokio::test]
+async fn envelope_cache_control_and_correlation_id_reuse() {
+    let up = Upstream::start().await;
+    let cid = uuid::Uuid::new_v4().to_string();
+    let resp = up
+        .raw(
+            Method::GET,
+            &format!("/file/info?uri={}", up.uri("missing").to_query_value()),
+        )
+        .await
+        .header("X-Cr-Correlation-Id", &cid)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+        Some("private, no-cache")
+    );
+    let v: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(code_of(&v), 40016, "{v}");
+    assert_eq!(
+        v["correlation_id"],
+        cid.as_str(),
+        "a valid client cid is reused: {v}"
+    );
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn file_response_capability_owned_and_site_config_basic() {
+    let up = Upstream::start().await;
+    up.put("c.txt", b"x").await;
+    let p = up.session.list_page(&up.base, 0, None).await.expect("list");
+    let f = &p.files[0];
+    assert!(f.owned, "own files are owned");
+    assert!(
+        f.capability.get(0) && f.capability.get(9) && f.capability.get(19),
+        "{:?}",
+        f.capability
+    );
+    if !up.is_real() {
+        assert_eq!(f.capability.to_base64(), "w8edAQ==");
+        assert_eq!(
+            p.props.as_ref().and_then(|v| v["capability"].as_str()),
+            Some("w8edAQ==")
+        );
+        assert_eq!(
+            p.props.as_ref().and_then(|v| v["max_page_size"].as_i64()),
+            Some(2000)
+        );
+    }
+    let basic = up.client.site_config("basic").await.expect("basic");
+    assert!(
+        basic.get("instance_id").is_some() || basic.get("title").is_some(),
+        "{basic}"
+    );
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn content_route_cors_csp_and_cache_headers() {
+    let up = Upstream::start().await;
+    up.put("h.txt", b"x").await;
+    let url = up
+        .session
+        .download_url(&up.uri("h.txt"), None, DownloadUrlOptions::default())
+        .await
+        .expect("url")
+        .url;
+    let resp = up.http.get(&url).send().await.expect("get");
+    let h = resp.headers();
+    assert_eq!(
+        h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .and_then(|v| v.to_str().ok()),
+        Some("*")
+    );
+    assert_eq!(
+        h.get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok()),
+        Some("sandbox")
+    );
+    assert!(
+        h.get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("public, max-age=")),
+        "{h:?}"
+    );
+    assert!(h.get(header::CONTENT_TYPE).is_some());
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn url_several_uris_skip_error_and_entity() {
+    let up = Upstream::start().await;
+    let a = up.put("a.txt", b"a").await;
+    up.put("b.txt", b"b").await;
+    let r = up
+        .session
+        .download_urls(
+            &[up.uri("a.txt"), up.uri("b.txt")],
+            None,
+            DownloadUrlOptions::default(),
+        )
+        .await
+        .expect("urls");
+    assert_eq!(r.urls.len(), 2);
+    let mut bodies = Vec::new();
+    for u in &r.urls {
+        bodies.push(
+            up.client
+                .open_url(&u.url, None)
+                .await
+                .expect("open")
+                .bytes()
+                .await
+                .expect("b"),
+        );
+    }
+    assert_eq!((&bodies[0][..], &bodies[1][..]), (&b"a"[..], &b"b"[..]));
+    expect_code(
+        up.session
+            .download_urls(
+                &[up.uri("a.txt"), up.uri("zz")],
+                None,
+                DownloadUrlOptions::default(),
+            )
+            .await,
+        40016,
+    );
+    let v = up
+        .raw_authed(
+            Method::POST,
+            "/file/url",
+            Some(json!({"uris":[up.uri("a.txt").to_string(), up.uri("zz").to_string()], "skip_error": true})),
+        )
+        .await;
+    assert_eq!(code_of(&v), 0, "{v}");
+    assert_eq!(v["data"]["urls"][1]["url"], "", "{v}");
+    // A specific version: the current one works; a non-version hashid does not decode.
+    let pe = a.primary_entity.expect("pe");
+    let u = up
+        .session
+        .download_url(&up.uri("a.txt"), Some(&pe), DownloadUrlOptions::default())
+        .await
+        .expect("entity url");
+    assert_eq!(
+        up.client.open_url(&u.url, None).await.expect("o").etag,
+        Some(format!("\"{pe}\""))
+    );
+    expect_code(
+        up.session
+            .download_url(&up.uri("a.txt"), Some(&a.id), DownloadUrlOptions::default())
+            .await,
+        40001,
+    );
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn info_folder_summary() {
+    let up = Upstream::start().await;
+    up.put("s/a.txt", b"12345").await;
+    up.put("s/d/b.txt", b"123").await;
+    let v = up
+        .raw_authed(
+            Method::GET,
+            &format!(
+                "/file/info?uri={}&folder_summary=true",
+                up.uri("s").to_query_value()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(code_of(&v), 0, "{v}");
+    let s = &v["data"]["folder_summary"];
+    assert_eq!(s["size"], 8, "{v}");
+    assert_eq!(s["files"], 2, "{v}");
+    assert_eq!(s["folders"], 1, "{v}");
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn trash_move_out_deep_path_and_copy_into_trash() {
+    let up = Upstream::start().await;
+    up.put("a.txt", b"a").await;
+    up.session
+        .delete(&[up.uri("a.txt")], false, false)
+        .await
+        .expect("delete");
+    let t = trash_item(&up, &up.uri("a.txt"))
+        .await
+        .expect("trash")
+        .uri()
+        .expect("uri");
+    expect_code(
+        up.session.info(&t.join("below").expect("j"), false).await,
+        40016,
+    );
+    up.mkdir("dst").await;
+    up.session
+        .move_or_copy(std::slice::from_ref(&t), &up.uri("dst"), false)
+        .await
+        .expect("move out");
+    assert_eq!(up.names("dst").await, vec!["a.txt"], "original name");
+    assert_eq!(up.get("dst/a.txt").await, b"a");
+    let e = expect_code(
+        up.session
+            .move_or_copy(&[up.uri("dst/a.txt")], &CrUri::root("trash"), true)
+            .await,
+        40081,
+    );
+    expect_aggregated(&e, &up.uri("dst/a.txt"), 403);
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn sign_in_banned_inactive_and_banned_jwt() {
+    let up = Upstream::start().await;
+    let emu = emulator_or_skip!(up);
+    let (email, s) = up.extra_user("state").await;
+    let mut o = emu.user_options(&email).expect("user");
+    o.banned = true;
+    emu.set_user_options(&email, o.clone());
+    expect_code(up.client.sign_in(&email, PASSWORD).await, 40017);
+    let t = s.token().await.access_token;
+    let v = up.raw_json(Method::GET, "/user/me", None, Some(&t)).await;
+    assert_eq!(code_of(&v), 50001, "valid JWT of a banned user: {v}");
+    o.banned = false;
+    o.inactive = true;
+    emu.set_user_options(&email, o);
+    expect_code(up.client.sign_in(&email, PASSWORD).await, 40018);
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn sign_in_2fa_unknown_session_404_and_sign_out_garbage_40020() {
+    let up = Upstream::start().await;
+    expect_code(
+        up.client
+            .sign_in_2fa("123456", &uuid::Uuid::new_v4().to_string())
+            .await,
+        404,
+    );
+    let v = up
+        .raw_json(
+            Method::DELETE,
+            "/session/token",
+            Some(json!({"refresh_token": "garbage"})),
+            None,
+        )
+        .await;
+    assert_eq!(code_of(&v), 40020, "{v}");
+    up.finish().await;
+}
+
+fn ureq(up: &Upstream, rel: &str, size: u64, p: &str, et: EntityType) -> UploadRequest {
+    UploadRequest {
+        uri: Some(up.uri(rel)),
+        size,
+        policy_id: p.to_string(),
+        last_modified_ms: Some(1_000_000_000_000),
+        mime_type: None,
+        entity_type: et,
+        metadata: None,
+    }
+}
+
+#[tokio::test]
+async fn upload_live_photo_needs_existing_file_and_cancel_edge_cases() {
+    let up = Upstream::start().await;
+    let p = up
+        .session
+        .policy_id_for(&up.uri("x"))
+        .await
+        .expect("policy");
+    expect_code(
+        up.session
+            .create_upload_session(&ureq(&up, "lp.heic", 1, &p, EntityType::LivePhoto))
+            .await,
+        40016,
+    );
+    // Unknown session, existing file: tolerated.
+    up.put("exists.txt", b"x").await;
+    up.session
+        .cancel_upload(&uuid::Uuid::new_v4().to_string(), &up.uri("exists.txt"))
+        .await
+        .expect("unknown session on an existing file");
+    assert_eq!(up.get("exists.txt").await, b"x");
+    // Unknown session, missing file: 40016.
+    expect_code(
+        up.session
+            .cancel_upload(&uuid::Uuid::new_v4().to_string(), &up.uri("gone.txt"))
+            .await,
+        40016,
+    );
+    // A session of another file: 404.
+    let s = up
+        .session
+        .create_upload_session(&ureq(&up, "one.bin", 1, &p, EntityType::New))
+        .await
+        .expect("session");
+    expect_code(
+        up.session
+            .cancel_upload(&s.session_id, &up.uri("exists.txt"))
+            .await,
+        404,
+    );
+    up.session
+        .cancel_upload(&s.session_id, &up.uri("one.bin"))
+        .await
+        .expect("cancel");
+    // Cancelling a version upload keeps the file and its content.
+    let s = up
+        .session
+        .create_upload_session(&ureq(&up, "exists.txt", 3, &p, EntityType::Version))
+        .await
+        .expect("version session");
+    let i = up
+        .session
+        .info(&up.uri("exists.txt"), false)
+        .await
+        .expect("info");
+    assert_eq!(i.meta("sys:upload_session_id"), Some(s.session_id.as_str()));
+    up.session
+        .cancel_upload(&s.session_id, &up.uri("exists.txt"))
+        .await
+        .expect("cancel");
+    let i = up
+        .session
+        .info(&up.uri("exists.txt"), false)
+        .await
+        .expect("info");
+    assert!(i.meta("sys:upload_session_id").is_none());
+    assert_eq!(up.get("exists.txt").await, b"x");
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn upload_last_modified_does_not_set_updated_at() {
+    let up = Upstream::start().await;
+    let mut src: &[u8] = b"mtime";
+    let f = up
+        .session
+        .upload(
+            &up.uri("m.bin"),
+            5,
+            &mut src,
+            cloudreve_dav::cloudreve::UploadOptions {
+                last_modified_ms: Some(1_000_000_000_000),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("upload");
+    let ua = f.updated_at.expect("updated_at");
+    assert!(
+        ua.timestamp() > 1_500_000_000,
+        "updated_at is the completion time: {ua}"
+    );
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn policy_max_size_40049() {
+    let up = Upstream::start().await;
+    let emu = emulator_or_skip!(up);
+    emu.set_policy_max_size(5);
+    let p = up
+        .session
+        .policy_id_for(&up.uri("x"))
+        .await
+        .expect("policy");
+    expect_code(
+        up.session
+            .create_upload_session(&ureq(&up, "big.bin", 6, &p, EntityType::New))
+            .await,
+        40049,
+    );
+    expect_code(
+        put_bytes(&up.session, &up.uri("big.bin"), b"123456").await,
+        40049,
+    );
+    up.put("ok.bin", b"12345").await;
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn max_walked_files_40079() {
+    let up = Upstream::start().await;
+    let emu = emulator_or_skip!(up);
+    for i in 0..5 {
+        up.put(&format!("w/f{i}"), b"x").await;
+    }
+    emu.set_max_walked_files(3);
+    let e = expect_code(up.session.delete(&[up.uri("w")], false, true).await, 40079);
+    assert!(e.aggregated().is_none(), "{e:?}");
+    assert_eq!(up.names("w").await.len(), 5);
+    up.mkdir("dst").await;
+    let e = up
+        .session
+        .move_or_copy(&[up.uri("w")], &up.uri("dst"), true)
+        .await
+        .expect_err("copy over the walk limit");
+    let code = e.api().map(|a| a.code);
+    let inner = e
+        .aggregated()
+        .and_then(|a| a.get_uri(&up.uri("w")).map(|x| x.code));
+    assert!(code == Some(40079) || inner == Some(40079), "{e:?}");
+    assert!(up.names("dst").await.is_empty());
+    up.finish().await;
+}
