@@ -386,3 +386,108 @@ async fn batch_aggregated_keys_are_normalised() {
     assert!(entry["correlation_id"].is_string() || entry.get("correlation_id").is_none());
     up.finish().await;
 }
+
+#[tokio::test]
+async fn lock_every_mutating_op_takes_its_locks() {
+    let up = Upstream::start().await;
+    let emu = emulator_or_skip!(up);
+    up.put("src/f.txt", b"f").await;
+    up.mkdir("dst").await;
+    up.put("other.txt", b"o").await;
+    let spec = || {
+        infinite(LockOwner::Dav {
+            inner_xml: OWNER_XML.into(),
+        })
+    };
+    // A locked source: move, rename, delete, metadata, PUT, upload all fail.
+    let t = emu.inject_lock(&up.email, &up.owner_path("src/f.txt"), spec());
+    let f = up.uri("src/f.txt");
+    expect_code(
+        up.session
+            .move_or_copy(std::slice::from_ref(&f), &up.uri("dst"), false)
+            .await,
+        40073,
+    );
+    expect_code(up.session.rename(&f, "g.txt").await, 40073);
+    expect_code(
+        up.session
+            .delete(std::slice::from_ref(&f), false, false)
+            .await,
+        40073,
+    );
+    expect_code(
+        up.session
+            .delete(std::slice::from_ref(&f), false, true)
+            .await,
+        40073,
+    );
+    expect_code(
+        up.session
+            .patch_metadata(
+                std::slice::from_ref(&f),
+                &[MetadataPatch::set("customize:k", "v")],
+            )
+            .await,
+        40073,
+    );
+    expect_code(put_bytes(&up.session, &f, b"new").await, 40073);
+    let mut src: &[u8] = b"new";
+    expect_code(
+        up.session
+            .upload(
+                &f,
+                3,
+                &mut src,
+                cloudreve_dav::cloudreve::UploadOptions {
+                    overwrite: true,
+                    ..Default::default()
+                },
+            )
+            .await,
+        40073,
+    );
+    // Copy does not lock its sources.
+    up.session
+        .move_or_copy(std::slice::from_ref(&f), &up.uri("dst"), true)
+        .await
+        .expect("copy of a locked source");
+    up.session.force_unlock(&[t]).await.expect("unlock");
+    // A locked destination name: move and copy fail, create below it too.
+    emu.inject_lock(&up.email, &up.owner_path("dst/other.txt"), spec());
+    expect_code(
+        up.session
+            .move_or_copy(&[up.uri("other.txt")], &up.uri("dst"), false)
+            .await,
+        40073,
+    );
+    expect_code(
+        up.session
+            .move_or_copy(&[up.uri("other.txt")], &up.uri("dst"), true)
+            .await,
+        40073,
+    );
+    expect_code(
+        up.session
+            .create(&up.uri("dst/other.txt"), CreateKind::File, true, None)
+            .await,
+        40073,
+    );
+    // Metadata under an infinite ancestor lock conflicts (rule 2).
+    emu.inject_lock(&up.email, &up.owner_path("src"), spec());
+    expect_code(
+        up.session
+            .patch_metadata(
+                &[up.uri("src/f.txt")],
+                &[MetadataPatch::set("customize:k", "v")],
+            )
+            .await,
+        40073,
+    );
+    expect_code(
+        up.session
+            .patch_metadata(&[up.uri("src")], &[MetadataPatch::set("customize:k", "v")])
+            .await,
+        40073,
+    );
+    up.finish().await;
+}

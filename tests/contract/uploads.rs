@@ -583,6 +583,32 @@ async fn upload_writer_cancels_its_session_on_a_failing_source() {
     up.finish().await;
 }
 
+#[tokio::test]
+async fn upload_writer_chunk_boundaries() {
+    let up = Upstream::start().await;
+    if let Some(emu) = up.emulator() {
+        emu.set_chunk_size(4);
+    }
+    for n in 0..=9usize {
+        let data = sample(n, n as u64);
+        let mut src: &[u8] = &data;
+        let f = up
+            .session
+            .upload(
+                &up.uri(&format!("b{n}.bin")),
+                n as u64,
+                &mut src,
+                UploadOptions::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("size {n}: {e:?}"));
+        assert_eq!(f.size as usize, n);
+        assert!(!f.is_upload_placeholder());
+        assert_eq!(up.get(&format!("b{n}.bin")).await, data, "size {n}");
+    }
+    up.finish().await;
+}
+
 // ---------------------------------------------------------------- big transfer
 
 const BIG: u64 = 256 << 20;

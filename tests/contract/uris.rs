@@ -278,6 +278,23 @@ async fn names_forbidden_on_put_and_upload_give_minus_one() {
 }
 
 #[tokio::test]
+async fn names_no_unicode_normalisation() {
+    let up = Upstream::start().await;
+    let nfc = "caf\u{e9}.txt";
+    let nfd = "cafe\u{301}.txt";
+    up.put(nfc, b"nfc").await;
+    up.put(nfd, b"nfd").await;
+    let mut names = up.names("").await;
+    names.sort();
+    let mut want = vec![nfc.to_string(), nfd.to_string()];
+    want.sort();
+    assert_eq!(names, want);
+    assert_eq!(up.get(nfc).await, b"nfc");
+    assert_eq!(up.get(nfd).await, b"nfd");
+    up.finish().await;
+}
+
+#[tokio::test]
 async fn names_one_namespace_and_case_sensitive_by_default() {
     let up = Upstream::start().await;
     up.mkdir("same").await;
