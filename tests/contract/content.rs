@@ -84,6 +84,11 @@ async fn put_content_length_rules() {
     let v = raw_put(&up, "nolen.txt", vec![b"abc", b"def"], &[]).await;
     assert_eq!(code_of(&v), 0, "{v}");
     assert_eq!(v["data"]["size"], 0, "{v}");
+    assert_eq!(
+        v["data"].get("metadata"),
+        Some(&serde_json::Value::Null),
+        "{v}"
+    );
     let i = up
         .session
         .info(&up.uri("nolen.txt"), false)

@@ -1,7 +1,9 @@
 //! Further contract details around the §10 items: headers, user states,
 //! trash moves, upload cancel edge cases, limits.
 
-use cloudreve_dav::cloudreve::{CrUri, DownloadUrlOptions, EntityType, UploadRequest};
+use cloudreve_dav::cloudreve::{
+    CrUri, DownloadUrlOptions, EntityType, MetadataPatch, UploadRequest,
+};
 use reqwest::{Method, header};
 use serde_json::json;
 
@@ -421,5 +423,254 @@ async fn max_walked_files_40079() {
         .and_then(|a| a.get_uri(&up.uri("w")).map(|x| x.code));
     assert!(code == Some(40079) || inner == Some(40079), "{e:?}");
     assert!(up.names("dst").await.is_empty());
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn soft_delete_folder_is_one_trash_item_with_its_subtree() {
+    let up = Upstream::start().await;
+    up.put("d/a.txt", b"a").await;
+    up.put("d/e/b.txt", b"b").await;
+    up.session
+        .delete(&[up.uri("d")], false, false)
+        .await
+        .expect("delete");
+    assert!(up.names("").await.is_empty());
+    let t = trash_item(&up, &up.uri("d")).await.expect("one item");
+    assert!(t.is_folder());
+    assert!(
+        trash_item(&up, &up.uri("d/a.txt")).await.is_none(),
+        "children are not separate items"
+    );
+    up.session
+        .restore(&[t.uri().expect("uri")])
+        .await
+        .expect("restore");
+    assert_eq!(up.get("d/e/b.txt").await, b"b");
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn sign_in_binding_rules_and_2fa_session_lifetime() {
+    let up = Upstream::start().await;
+    for body in [
+        json!({"email": "not-an-email", "password": "password"}),
+        json!({"email": up.email, "password": "abc"}),
+        json!({"email": up.email}),
+    ] {
+        let v = up
+            .raw_json(Method::POST, "/session/token", Some(body.clone()), None)
+            .await;
+        assert_eq!(code_of(&v), 40001, "{body}: {v}");
+        assert!(v.get("correlation_id").is_none(), "{v}");
+    }
+    let emu = emulator_or_skip!(up);
+    let (email, _) = up.extra_user("tfa-life").await;
+    let mut o = emu.user_options(&email).expect("user");
+    o.otp = Some("654321".into());
+    emu.set_user_options(&email, o);
+    let sid = match up.client.sign_in(&email, PASSWORD).await {
+        Err(cloudreve_dav::cloudreve::Error::TwoFactorRequired { session_id }) => session_id,
+        other => panic!("expected 2FA, got {other:?}"),
+    };
+    emu.advance_clock(std::time::Duration::from_secs(601));
+    expect_code(up.client.sign_in_2fa("654321", &sid).await, 404);
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn password_change_revokes_refresh_not_access() {
+    let up = Upstream::start().await;
+    let emu = emulator_or_skip!(up);
+    let (email, s) = up.extra_user("pwchange").await;
+    let t = s.token().await;
+    emu.add_user(&email, "a-new-password");
+    let v = up
+        .raw_json(
+            Method::POST,
+            "/session/token/refresh",
+            Some(json!({"refresh_token": t.refresh_token})),
+            None,
+        )
+        .await;
+    assert_eq!(code_of(&v), 40020, "state hash changed: {v}");
+    let v = up
+        .raw_json(Method::GET, "/user/me", None, Some(&t.access_token))
+        .await;
+    assert_eq!(code_of(&v), 0, "{v}");
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn list_order_by_and_direction() {
+    let up = Upstream::start().await;
+    for n in ["b.txt", "a.txt", "c.txt"] {
+        up.put(n, n.as_bytes()).await;
+    }
+    up.mkdir("y").await;
+    up.mkdir("x").await;
+    let q = format!(
+        "/file?uri={}&order_by=name&order_direction=desc",
+        up.base.to_query_value()
+    );
+    let v = up.raw_authed(Method::GET, &q, None).await;
+    assert_eq!(code_of(&v), 0, "{v}");
+    let names: Vec<&str> = v["data"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, vec!["y", "x", "c.txt", "b.txt", "a.txt"]);
+    let q = format!(
+        "/file?uri={}&order_by=name&order_direction=asc",
+        up.base.to_query_value()
+    );
+    let v = up.raw_authed(Method::GET, &q, None).await;
+    let names: Vec<&str> = v["data"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, vec!["x", "y", "a.txt", "b.txt", "c.txt"]);
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn ids_of_the_wrong_type_give_40001() {
+    let up = Upstream::start().await;
+    let f = up.put("i.txt", b"x").await;
+    let pe = f.primary_entity.expect("pe");
+    expect_code(up.session.info_by_id(&pe, false).await, 40001);
+    expect_code(up.session.info_by_id("garbage!", false).await, 40001);
+    expect_code(up.session.delete_dav_account(&f.id).await, 40001);
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn dav_account_name_required_and_root_existence_not_checked() {
+    let up = Upstream::start().await;
+    expect_code(
+        up.session
+            .create_dav_account(&up.base, "", Default::default())
+            .await,
+        40001,
+    );
+    let a = up
+        .session
+        .create_dav_account(&up.uri("does/not/exist"), "ghost", Default::default())
+        .await
+        .expect("existence is not checked");
+    let v = up
+        .raw_authed(
+            Method::PUT,
+            "/devices/dav",
+            Some(json!({"uri": format!("{}?name=x", up.base), "name": "q"})),
+        )
+        .await;
+    assert_eq!(code_of(&v), 40001, "search query in the root: {v}");
+    up.session.delete_dav_account(&a.id).await.expect("cleanup");
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn put_content_quota_counts_the_full_new_size() {
+    let up = Upstream::start().await;
+    let emu = emulator_or_skip!(up);
+    up.put("q.bin", &[1u8; 10]).await;
+    let used = up.session.capacity().await.expect("cap").used;
+    emu.set_quota(&up.email, used + 5);
+    // Net +2 bytes, but the whole 12 must fit before the old version is freed.
+    expect_code(
+        put_bytes(&up.session, &up.uri("q.bin"), &[2u8; 12]).await,
+        40051,
+    );
+    up.put("q.bin", &[2u8; 5]).await;
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn metadata_sys_keys_that_clients_may_set() {
+    let up = Upstream::start().await;
+    up.mkdir("link").await;
+    let u = [up.uri("link")];
+    let me = up.session.user().expect("user").id;
+    up.session
+        .patch_metadata(&u, &[MetadataPatch::set("sys:shared_owner", me.clone())])
+        .await
+        .expect("own hashid");
+    expect_code(
+        up.session
+            .patch_metadata(&u, &[MetadataPatch::set("sys:shared_owner", "bogus!")])
+            .await,
+        40001,
+    );
+    expect_code(
+        up.session
+            .patch_metadata(
+                &u,
+                &[MetadataPatch::set("sys:shared_redirect", "not a share uri")],
+            )
+            .await,
+        40001,
+    );
+    expect_code(
+        up.session
+            .patch_metadata(
+                &u,
+                &[MetadataPatch::set(
+                    "sys:shared_redirect",
+                    up.base.to_string(),
+                )],
+            )
+            .await,
+        40001,
+    );
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn content_route_if_match_and_suffix_range() {
+    let up = Upstream::start().await;
+    let f = up.put("m.bin", b"0123456789").await;
+    let url = up
+        .session
+        .download_url(&up.uri("m.bin"), None, DownloadUrlOptions::default())
+        .await
+        .expect("url")
+        .url;
+    let resp = up
+        .http
+        .get(&url)
+        .header(header::IF_MATCH, "\"not-the-etag\"")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 412);
+    let etag = format!("\"{}\"", f.primary_entity.expect("pe"));
+    let resp = up
+        .http
+        .get(&url)
+        .header(header::IF_MATCH, &etag)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 200);
+    let resp = up
+        .http
+        .get(&url)
+        .header(header::RANGE, "bytes=-3")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 206);
+    assert_eq!(
+        resp.headers()
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok()),
+        Some("bytes 7-9/10")
+    );
+    assert_eq!(&resp.bytes().await.expect("b")[..], b"789");
     up.finish().await;
 }

