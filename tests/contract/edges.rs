@@ -674,3 +674,53 @@ async fn content_route_if_match_and_suffix_range() {
     assert_eq!(&resp.bytes().await.expect("b")[..], b"789");
     up.finish().await;
 }
+
+#[tokio::test]
+async fn transport_faults_surface_as_typed_errors() {
+    use cloudreve_dav::cloudreve::Error;
+    use cloudreve_dav::emulator::{Fault, FaultKind};
+    let up = Upstream::start().await;
+    let emu = emulator_or_skip!(up);
+    up.put("f.bin", &sample(100_000, 7)).await;
+    let fault = |path: &str, kind| Fault {
+        method: None,
+        path_prefix: path.to_string(),
+        kind,
+        times: Some(1),
+    };
+    emu.add_fault(fault("/api/v4/user/me", FaultKind::HttpStatus(500)));
+    match up.session.user_me().await {
+        Err(Error::UnexpectedStatus { status: 500, .. }) => {}
+        other => panic!("expected HTTP 500, got {other:?}"),
+    }
+    emu.add_fault(fault("/api/v4/user/me", FaultKind::DropConnection));
+    assert!(matches!(
+        up.session.user_me().await,
+        Err(Error::Transport(_))
+    ));
+    up.session.user_me().await.expect("faults fired once");
+    let url = up
+        .session
+        .download_url(&up.uri("f.bin"), None, DownloadUrlOptions::default())
+        .await
+        .expect("url")
+        .url;
+    emu.add_fault(fault(
+        "/api/v4/file/content/",
+        FaultKind::DropAfterBytes(1000),
+    ));
+    let r = up
+        .client
+        .open_url(&url, None)
+        .await
+        .expect("headers arrive");
+    assert_eq!(r.content_length, Some(100_000));
+    let e = r.bytes().await.expect_err("truncated body");
+    assert!(
+        matches!(e, Error::ShortBody { .. } | Error::Transport(_)),
+        "{e:?}"
+    );
+    let r = up.client.open_url(&url, None).await.expect("open");
+    assert_eq!(r.bytes().await.expect("body").len(), 100_000);
+    up.finish().await;
+}

@@ -755,3 +755,61 @@ async fn big_transfer_256mib_up_and_down_by_sha256() {
     );
     up.finish().await;
 }
+
+/// Yields `ok` bytes, reports that through `reached`, then never ends.
+struct Stalling {
+    ok: usize,
+    reached: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl AsyncRead for Stalling {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.ok == 0 {
+            if let Some(tx) = self.reached.take() {
+                let _ = tx.send(());
+            }
+            return Poll::Pending;
+        }
+        let n = self.ok.min(buf.remaining());
+        buf.put_slice(&vec![3u8; n]);
+        self.ok -= n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn upload_writer_dropped_mid_way_cancels_its_session() {
+    let up = Upstream::start().await;
+    let emu = emulator_or_skip!(up);
+    emu.set_chunk_size(1024);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut src = Stalling {
+        ok: 1500,
+        reached: Some(tx),
+    };
+    let uri = up.uri("dropped.bin");
+    {
+        let fut = up
+            .session
+            .upload(&uri, 4096, &mut src, UploadOptions::default());
+        tokio::select! {
+            r = fut => panic!("the upload cannot finish: {r:?}"),
+            _ = rx => {}
+        }
+        // `fut` is dropped here, mid-chunk.
+    }
+    // The guard cancels in a spawned task: wait (bounded) for its effect.
+    tokio::time::timeout(WAIT, async {
+        while emu.upload_sessions(&up.email) != 0 || !emu.active_locks(&up.email).is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("session cancelled after the drop");
+    assert!(up.names("").await.is_empty(), "placeholder removed");
+    up.finish().await;
+}
