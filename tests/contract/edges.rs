@@ -724,3 +724,103 @@ async fn transport_faults_surface_as_typed_errors() {
     assert_eq!(r.bytes().await.expect("body").len(), 100_000);
     up.finish().await;
 }
+
+#[tokio::test]
+async fn token_lifetimes_and_sliding_refresh_window() {
+    let up = Upstream::start().await;
+    let t = up.session.token().await;
+    let now = chrono::Utc::now();
+    let access = (t.access_expires.with_timezone(&chrono::Utc) - now).num_seconds();
+    let refresh = (t.refresh_expires.with_timezone(&chrono::Utc) - now).num_seconds();
+    assert!(access > 0 && access <= 3600 + 60, "access ttl {access}");
+    assert!(refresh > access, "refresh ttl {refresh}");
+    let emu = emulator_or_skip!(up);
+    assert!((access - 3600).abs() < 60, "default access ttl: {access}");
+    assert!(
+        (refresh - 1_209_600).abs() < 60,
+        "default refresh ttl: {refresh}"
+    );
+    let rt0 = t.refresh_token;
+    // Ten days later the old refresh token still works and yields a new one
+    // that is valid for another 14 days.
+    emu.advance_clock(std::time::Duration::from_secs(10 * 86400));
+    let v = up
+        .raw_json(
+            Method::POST,
+            "/session/token/refresh",
+            Some(json!({ "refresh_token": rt0 })),
+            None,
+        )
+        .await;
+    assert_eq!(code_of(&v), 0, "{v}");
+    let rt1 = v["data"]["refresh_token"].as_str().expect("rt").to_string();
+    emu.advance_clock(std::time::Duration::from_secs(10 * 86400));
+    for (rt, want) in [(rt0, 40020), (rt1, 0)] {
+        let v = up
+            .raw_json(
+                Method::POST,
+                "/session/token/refresh",
+                Some(json!({ "refresh_token": rt })),
+                None,
+            )
+            .await;
+        assert_eq!(code_of(&v), want, "{v}");
+    }
+    up.finish().await;
+}
+
+#[tokio::test]
+async fn info_uri_wins_over_id_and_session_prepare() {
+    let up = Upstream::start().await;
+    up.put("a.txt", b"a").await;
+    let b = up.put("b.txt", b"b").await;
+    let q = format!(
+        "/file/info?uri={}&id={}",
+        up.uri("a.txt").to_query_value(),
+        b.id
+    );
+    let v = up.raw_authed(Method::GET, &q, None).await;
+    assert_eq!(v["data"]["name"], "a.txt", "{v}");
+    let v = up
+        .raw_json(
+            Method::GET,
+            &format!(
+                "/session/prepare?email={}",
+                cloudreve_dav::cloudreve::query_escape(&up.email)
+            ),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(code_of(&v), 0, "{v}");
+    assert_eq!(v["data"]["password_enabled"], true, "{v}");
+    let v = up
+        .raw_json(
+            Method::GET,
+            "/session/prepare?email=nobody-prepare%40example.com",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(code_of(&v), 404, "{v}");
+    // Site config fields are omitempty.
+    let v = up
+        .raw_json(Method::GET, "/site/config/login", None, None)
+        .await;
+    assert!(
+        v["data"].get("login_captcha").is_none_or(|c| c == false),
+        "{v}"
+    );
+    if !up.is_real() {
+        assert!(
+            v["data"].get("login_captcha").is_none(),
+            "omitted when false: {v}"
+        );
+    }
+    // `Bearer Cr …` is an internal signature: skipped, so anonymous.
+    let v = up
+        .raw_json(Method::GET, "/user/me", None, Some("Cr abc:123"))
+        .await;
+    assert_eq!(code_of(&v), 401, "{v}");
+    up.finish().await;
+}

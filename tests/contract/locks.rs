@@ -210,6 +210,28 @@ async fn lock_depth_rules() {
         up.session.delete(&[up.uri("deep")], false, false).await,
         40073,
     );
+    // Every locked descendant is reported for an infinite request.
+    up.put("deep/sub/g.txt", b"g").await;
+    emu.inject_lock(
+        &up.email,
+        &up.owner_path("deep/sub/g.txt"),
+        LockSpec {
+            owner: LockOwner::Upload,
+            zero_depth: true,
+            ttl: None,
+        },
+    );
+    let e = expect_code(up.session.rename(&up.uri("deep"), "deep2").await, 40073);
+    let mut paths: Vec<CrUri> = e
+        .lock_conflicts()
+        .iter()
+        .map(|c| CrUri::parse(c.path.as_deref().expect("path")).expect("p"))
+        .collect();
+    paths.sort_by_key(|p| p.to_string());
+    assert_eq!(
+        paths,
+        vec![up.uri("deep/sub/f.txt"), up.uri("deep/sub/g.txt")]
+    );
     // Metadata takes a zero-depth lock: fine on the ancestor.
     up.session
         .patch_metadata(&[up.uri("deep")], &[MetadataPatch::set("customize:k", "v")])
