@@ -392,6 +392,10 @@ async fn sign_out_revokes_refresh_but_not_access() {
         .expect("sign in");
     let t2 = s2.token().await;
     s2.sign_out().await.expect("sign out");
+    assert!(
+        matches!(s2.capacity().await, Err(Error::SignInRequired)),
+        "a signed-out session fails fast"
+    );
     assert_eq!(code_of(&raw_refresh(&up, &t2.refresh_token).await), 40020);
     // The main session is unaffected.
     up.session.capacity().await.expect("capacity");

@@ -668,6 +668,27 @@ async fn delete_missing_is_40081_wrapping_40016() {
         40081,
     );
     expect_aggregated(&e, &missing, 40016);
+    // A single failure lends its message to the envelope; several do not.
+    let a = e.api().expect("api");
+    let inner = a
+        .aggregated
+        .as_ref()
+        .and_then(|g| g.get_uri(&missing))
+        .expect("entry");
+    assert_eq!(a.msg, inner.msg);
+    assert!(
+        a.correlation_id.is_some() && inner.correlation_id.is_some(),
+        "{a:?}"
+    );
+    let other = up.uri("also missing");
+    let e2 = expect_code(
+        up.session
+            .delete(&[missing.clone(), other.clone()], false, false)
+            .await,
+        40081,
+    );
+    assert_eq!(e2.api().expect("api").msg, "One or more operation failed");
+    expect_aggregated(&e2, &other, 40016);
     // Partial success.
     let e = expect_code(
         up.session

@@ -247,7 +247,8 @@ async fn names_255_bytes_limit() {
         40052,
     );
     // On PUT the same rule gives an untyped -1.
-    expect_code(put_bytes(&up.session, &uri, b"x").await, -1);
+    let e = expect_code(put_bytes(&up.session, &uri, b"x").await, -1);
+    assert_eq!(e.api().expect("api").msg, "", "untyped errors have no msg");
     up.finish().await;
 }
 
