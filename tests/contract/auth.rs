@@ -75,6 +75,15 @@ async fn envelope_unknown_route_is_http_404_text() {
         .expect("send");
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.text().await.expect("body"), "404 page not found");
+    // A known path with an unrouted method is the same gin 404.
+    let resp = up
+        .http
+        .get(up.api("/file/create"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.text().await.expect("body"), "404 page not found");
     // Through the typed client: a base URL with a bogus prefix hits no route.
     let c = Client::new(&format!("{}/bogus-prefix", up.url())).expect("client");
     match c.ping().await {

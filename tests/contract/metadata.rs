@@ -168,6 +168,12 @@ async fn metadata_other_users_file_is_refused() {
         .await
         .expect("info");
     assert!(i.meta("customize:k").is_none());
+    // `info?id=` is owner-only as well.
+    let e = other
+        .info_by_id(&i.id, false)
+        .await
+        .expect_err("not the owner");
+    assert!(e.is_permission_denied(), "{e:?}");
     up.finish().await;
 }
 
