@@ -324,3 +324,36 @@ async fn names_one_namespace_and_case_sensitive_by_default() {
     );
     up.finish().await;
 }
+
+#[tokio::test]
+async fn uri_encoded_slash_splits_and_raw_chars_are_tolerated() {
+    let up = Upstream::start().await;
+    up.put("a/b.txt", b"x").await;
+    let base = up.base.to_string();
+    // Percent-decoding happens before path.Clean: `%2F` is a separator.
+    let raw = format!("{base}/a%2Fb.txt");
+    let v = raw_info(&up, &raw).await;
+    assert_eq!(code_of(&v), 0, "{v}");
+    assert_eq!(v["data"]["name"], "b.txt", "{v}");
+    let raw_up = format!("{base}/a%2F..%2Fa%2Fb.txt");
+    let v = raw_info(&up, &raw_up).await;
+    assert_eq!(v["data"]["name"], "b.txt", "{v}");
+    // The client reads such URIs the same way.
+    assert_eq!(CrUri::parse(&raw).expect("parse"), up.uri("a/b.txt"));
+    assert_eq!(CrUri::parse(&raw_up).expect("parse"), up.uri("a/b.txt"));
+    // Raw spaces and UTF-8 in the path are accepted.
+    let v = up
+        .raw_authed(
+            Method::POST,
+            "/file/create",
+            Some(json!({"uri": format!("{base}/raw space/ü ñ"), "type": "folder"})),
+        )
+        .await;
+    assert_eq!(code_of(&v), 0, "{v}");
+    assert_eq!(v["data"]["name"], "ü ñ", "{v}");
+    assert_eq!(
+        CrUri::parse(v["data"]["path"].as_str().expect("path")).expect("parse"),
+        up.uri("raw space/ü ñ")
+    );
+    up.finish().await;
+}
