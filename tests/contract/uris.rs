@@ -357,3 +357,36 @@ async fn uri_encoded_slash_splits_and_raw_chars_are_tolerated() {
     );
     up.finish().await;
 }
+
+#[tokio::test]
+async fn uri_unescaped_at_in_path_and_lower_case_hex() {
+    let up = Upstream::start().await;
+    let base = up.base.to_string();
+    let v = up
+        .raw_authed(
+            Method::POST,
+            "/file/create",
+            Some(json!({"uri": format!("{base}/me@host/x"), "type": "folder"})),
+        )
+        .await;
+    assert_eq!(code_of(&v), 0, "{v}");
+    assert_eq!(
+        CrUri::parse(v["data"]["path"].as_str().expect("path")).expect("parse"),
+        up.uri("me@host/x"),
+        "{v}"
+    );
+    let v = raw_info(&up, &format!("{base}/me%40host/%78")).await;
+    assert_eq!(v["data"]["name"], "x", "{v}");
+    up.put("é.txt", b"e").await;
+    let v = raw_info(&up, &format!("{base}/%c3%a9.txt")).await;
+    assert_eq!(v["data"]["name"], "é.txt", "{v}");
+    // The emitted form is upper-case hex.
+    assert!(
+        v["data"]["path"]
+            .as_str()
+            .expect("path")
+            .ends_with("/%C3%A9.txt"),
+        "{v}"
+    );
+    up.finish().await;
+}
