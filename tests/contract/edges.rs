@@ -824,3 +824,49 @@ async fn info_uri_wins_over_id_and_session_prepare() {
     assert_eq!(code_of(&v), 401, "{v}");
     up.finish().await;
 }
+
+#[tokio::test]
+async fn chunk_answers_carry_no_data_and_accept_expected_entity_length() {
+    let up = Upstream::start().await;
+    let p = up
+        .session
+        .policy_id_for(&up.uri("x"))
+        .await
+        .expect("policy");
+    let s = up
+        .session
+        .create_upload_session(&ureq(&up, "raw.bin", 6, &p, EntityType::New))
+        .await
+        .expect("session");
+    // A streamed (chunked) body sized by X-Expected-Entity-Length.
+    let stream = futures::stream::iter(
+        [&b"abc"[..], &b"def"[..]]
+            .into_iter()
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from_static(c))),
+    );
+    let resp = up
+        .raw(Method::POST, &format!("/file/upload/{}/0", s.session_id))
+        .await
+        .header("X-Expected-Entity-Length", "6")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(code_of(&v), 0, "{v}");
+    assert!(
+        v.get("data").is_none(),
+        "the completing chunk returns no data: {v}"
+    );
+    assert_eq!(up.get("raw.bin").await, b"abcdef");
+    // Trash names are UUIDs.
+    up.session
+        .delete(&[up.uri("raw.bin")], false, false)
+        .await
+        .expect("delete");
+    let t = trash_item(&up, &up.uri("raw.bin")).await.expect("trash");
+    let tu = t.uri().expect("uri");
+    assert!(uuid::Uuid::parse_str(tu.name()).is_ok(), "{tu}");
+    up.finish().await;
+}
