@@ -98,7 +98,10 @@ async fn dav_accounts_create_shape_list_all_pages_newest_first() {
     );
     // The client follows every page; newest first.
     let all = up.session.list_dav_accounts().await.expect("list");
-    assert_eq!(all.len(), before.len() + 12);
+    if !up.is_real() {
+        // Other tests may add accounts concurrently on a shared real account.
+        assert_eq!(all.len(), before.len() + 12);
+    }
     let ours: Vec<&str> = all
         .iter()
         .filter(|a| made.iter().any(|m| m.id == a.id))
