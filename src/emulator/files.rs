@@ -791,7 +791,14 @@ pub async fn move_copy(
             }
             Target::TrashRoot => {
                 if req.copy {
-                    return Err(err::unsupported());
+                    // Copy is only allowed my → my: every source fails on
+                    // its own (§4.6 "Other pairs give a per-URI 403, aggregated").
+                    let fails = req
+                        .uris
+                        .iter()
+                        .map(|raw| (agg_key(raw), err::unsupported()))
+                        .collect();
+                    return Err(aggregate(fails));
                 }
                 drop(st);
                 return delete_impl(&inner, uid, &req.uris, false, false);
