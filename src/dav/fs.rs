@@ -130,9 +130,7 @@ fn read_dir_stream(
                 let e: Box<dyn DavDirEntry> = Box::new(CrEntry { name: f.name, meta });
                 return Some((Ok(e), st));
             }
-            let Some(token) = st.next.take() else {
-                return None;
-            };
+            let token = st.next.take()?;
             let page_size = st.ctx.settings.page_size;
             match st
                 .ctx
@@ -477,10 +475,13 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
     }
 }
 
+/// `(used, Some(total))` as dav-server wants it.
+type Quota = (u64, Option<u64>);
+
 /// A per-user quota cache shared by all requests.
 #[derive(Debug, Default)]
 pub struct QuotaCache {
-    map: std::sync::Mutex<std::collections::HashMap<String, (Instant, (u64, Option<u64>))>>,
+    map: std::sync::Mutex<std::collections::HashMap<String, (Instant, Quota)>>,
 }
 
 impl QuotaCache {

@@ -213,7 +213,7 @@ impl DavLockSystem for UserLocks {
                 if !applies {
                     continue;
                 }
-                let has_token = submitted_tokens.iter().any(|t| *t == l.token);
+                let has_token = submitted_tokens.contains(&l.token);
                 let same_owner = ignore_principal
                     || l.principal.is_none()
                     || l.principal.as_deref() == principal;
