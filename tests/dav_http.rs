@@ -511,3 +511,65 @@ async fn upstream_outage_is_503_with_retry_after() {
     assert!(out.starts_with(b"HTTP/1.1 200"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn policy_refusing_chunks_falls_back_to_content_put() {
+    let gw = Gw::start().await;
+    gw.emu
+        .set_policy_type(cloudreve_dav::emulator::PolicyKind::S3);
+    let data = vec![5u8; 70_000];
+    assert_eq!(gw.put("/s3.bin", data.clone()).await, 201);
+    assert_eq!(gw.emu.file_bytes(EMAIL, "/s3.bin").unwrap(), data);
+    // Unknown length too (spooled).
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(vec![
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![1u8; 1000])),
+        Ok(bytes::Bytes::from(vec![2u8; 1000])),
+    ]));
+    assert_eq!(gw.put("/s3.bin", body).await, 204);
+    assert_eq!(gw.emu.file_bytes(EMAIL, "/s3.bin").unwrap().len(), 2000);
+    // Over maxEditSize: a clear 413, old content intact.
+    gw.emu.set_max_edit_size(10_000);
+    assert_eq!(gw.put("/s3.bin", vec![0u8; 20_000]).await, 413);
+    assert_eq!(gw.emu.file_bytes(EMAIL, "/s3.bin").unwrap().len(), 2000);
+    assert_eq!(gw.emu.upload_sessions(EMAIL), 0);
+    assert!(gw.emu.active_locks(EMAIL).is_empty());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn spool_limit_and_permanent_delete() {
+    let gw = Gw::start_with(|s| {
+        s.spool_max = 10_000;
+        s.delete_mode = cloudreve_dav::dav::DeleteMode::Permanent;
+    })
+    .await;
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(
+        (0..5).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![1u8; 4000]))),
+    ));
+    assert_eq!(gw.put("/spooled", body).await, 413);
+    assert!(gw.emu.file_bytes(EMAIL, "/spooled").is_none());
+    let spool_empty = || {
+        std::fs::read_dir(&gw.spool)
+            .map(|d| d.count() == 0)
+            .unwrap_or(false)
+    };
+    assert!(eventually(spool_empty).await, "spool file left behind");
+    assert_eq!(gw.put("/p", "x").await, 201);
+    assert_eq!(gw.req("DELETE", "/p").send().await.unwrap().status(), 204);
+    assert_eq!(gw.trash_len().await, 0);
+    // Declared length, shorter body (X-Expected-Entity-Length): 400, no file.
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(vec![Ok::<_, std::io::Error>(
+        bytes::Bytes::from(vec![1u8; 100]),
+    )]));
+    let r = gw
+        .req("PUT", "/short")
+        .header("x-expected-entity-length", "500")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(eventually(|| gw.emu.upload_sessions(EMAIL) == 0).await);
+    assert!(eventually(|| gw.emu.file_bytes(EMAIL, "/short").is_none()).await);
+    gw.stop().await;
+}

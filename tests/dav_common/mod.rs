@@ -57,6 +57,8 @@ pub struct Gw {
     pub http: reqwest::Client,
     /// The gateway (lock inspection).
     pub gateway: Arc<DavGateway>,
+    /// The spool directory.
+    pub spool: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -80,7 +82,7 @@ impl Gw {
         let spool = dir.path().join("spool");
         std::fs::create_dir_all(&spool).expect("spool dir");
         let mut settings = DavSettings {
-            spool_dir: spool,
+            spool_dir: spool.clone(),
             ..DavSettings::default()
         };
         tweak(&mut settings);
@@ -125,6 +127,7 @@ impl Gw {
                 .build()
                 .expect("http"),
             gateway,
+            spool,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
