@@ -51,8 +51,10 @@ pub struct CloudreveFs;
 /// Metadata of `uri`: from the request cache, the root's listing `parent`
 /// (`/file/info` refuses the root), or `/file/info`.
 pub async fn lookup(ctx: &RequestCtx, uri: &CrUri) -> Result<FileResponse, FsError> {
-    if let Some(f) = ctx.cached(uri) {
-        return Ok(f);
+    match ctx.cached(uri) {
+        Some(Some(f)) => return Ok(f),
+        Some(None) => return Err(FsError::NotFound),
+        None => {}
     }
     let f = if uri.is_root() || *uri == ctx.root {
         let page = ctx
@@ -63,12 +65,20 @@ pub async fn lookup(ctx: &RequestCtx, uri: &CrUri) -> Result<FileResponse, FsErr
         page.parent.ok_or_else(|| {
             ctx.want(http::StatusCode::BAD_GATEWAY, None);
             FsError::GeneralFailure
-        })?
+        })
     } else {
         ctx.session
             .info(uri, false)
             .await
-            .map_err(|e| map_err(ctx, "info", &e))?
+            .map_err(|e| map_err(ctx, "info", &e))
+    };
+    let f = match f {
+        Ok(f) => f,
+        Err(FsError::NotFound) => {
+            ctx.remember_missing(uri.clone());
+            return Err(FsError::NotFound);
+        }
+        Err(e) => return Err(e),
     };
     ctx.remember(uri.clone(), f.clone());
     Ok(f)
