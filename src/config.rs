@@ -37,7 +37,7 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 0.0.0.0:8080 (env: CLOUDREVE_DAV_LISTEN).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Base URL of the Cloudreve server, e.g. https://cloud.example.com (env: CLOUDREVE_DAV_UPSTREAM).
+    /// Base URL of the Cloudreve server, e.g. `https://cloud.example.com` (env: CLOUDREVE_DAV_UPSTREAM).
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
     /// PEM certificate chain for TLS (env: CLOUDREVE_DAV_TLS_CERT).

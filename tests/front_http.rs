@@ -114,6 +114,7 @@ fn fast_settings() -> AuthSettings {
         cache_ttl: Duration::from_secs(300),
         unknown_password_refetch: Duration::from_secs(3600),
         argon2_params: argon2::Params::new(1024, 1, 1, None).expect("params"),
+        ..AuthSettings::default()
     }
 }
 
@@ -280,25 +281,118 @@ async fn right_password_reaches_inner_with_principal() {
     let r = get_as(h.addr, "Alice@EXAMPLE.com", RO_PW).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, "GET /x alice@example.com ro1 ro=true auth=false");
+    // Raw UTF-8 in the target is percent-encoded before the inner service sees it.
+    let auth = basic(ALICE, RW_PW);
+    let r = send(h.addr, "GET", "/caf\u{e9}", &[("Authorization", &auth)]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("GET /caf%C3%A9 "), "{}", r.body);
 }
 
 #[tokio::test]
 async fn argon2_runs_once_per_credential() {
     let h = start().await;
     assert_eq!(h.auth.stats().argon2_hashes, 2);
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 0);
     for _ in 0..5 {
         assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
     }
     assert_eq!(get_as(h.addr, "ALICE@example.com", RW_PW).await.status, 200);
+    // rw1 is tried first and matches: one argon2 run for six requests.
     assert_eq!(h.auth.stats().argon2_verifications, 1);
-    // Wrong passwords never reach argon2.
-    assert_eq!(get_as(h.addr, ALICE, "nope").await.status, 401);
-    assert_eq!(h.auth.stats().argon2_verifications, 1);
-    // A refresh with unchanged passwords re-hashes nothing and keeps the cache.
+    // The second account costs a run against rw1 and one against ro1, once.
+    for _ in 0..3 {
+        assert_eq!(get_as(h.addr, ALICE, RO_PW).await.status, 200);
+    }
+    assert_eq!(h.auth.stats().argon2_verifications, 3);
+    // A wrong password is tried against both accounts (refetch window closed)
+    // and answered 401 with the challenge.
+    let r = get_as(h.addr, ALICE, "nope").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(CHALLENGE));
+    assert_eq!(h.auth.stats().argon2_verifications, 5);
+    assert_eq!(h.source.fetches.load(Ordering::SeqCst), 1);
+    // A refresh with unchanged passwords checks each against its hash,
+    // re-hashes nothing and keeps the cache.
     h.auth.refresh_all().await;
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 2);
     assert_eq!(h.auth.stats().argon2_hashes, 2);
     assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
+    assert_eq!(get_as(h.addr, ALICE, RO_PW).await.status, 200);
+    assert_eq!(h.auth.stats().argon2_verifications, 5);
+}
+
+#[tokio::test]
+async fn changed_password_is_rehashed_and_old_one_refused_after_refresh() {
+    let h = start().await;
+    assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
+    let new_pw = "changedchangedchangedchangedchan";
+    for a in h.source.accounts.lock().expect("lock").iter_mut() {
+        if a.id == "rw1" {
+            a.password = new_pw.into();
+        }
+    }
+    // Cached until the refresh notices.
+    assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
+    h.auth.refresh_all().await;
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 2);
+    assert_eq!(h.auth.stats().argon2_hashes, 3, "only rw1 is re-hashed");
+    assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 401);
+    let r = get_as(h.addr, ALICE, new_pw).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains(" rw1 "), "{}", r.body);
+    // The untouched account keeps working.
+    assert_eq!(get_as(h.addr, ALICE, RO_PW).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_use_of_a_credential_verifies_once() {
+    let h = start().await;
+    let mut jobs = Vec::new();
+    for _ in 0..16 {
+        let addr = h.addr;
+        jobs.push(tokio::spawn(async move {
+            get_as(addr, ALICE, RW_PW).await.status
+        }));
+    }
+    for j in jobs {
+        assert_eq!(j.await.expect("join"), 200);
+    }
     assert_eq!(h.auth.stats().argon2_verifications, 1);
+}
+
+#[tokio::test]
+async fn periodic_refresh_drops_deleted_accounts() {
+    let settings = AuthSettings {
+        refresh_interval: Duration::from_millis(100),
+        ..fast_settings()
+    };
+    let h = start_with(settings, None, false).await;
+    let loop_task = h.auth.spawn_refresh_loop();
+    // The first refresh runs at once; wait for it through the auth result.
+    let ok = tokio::time::timeout(WAIT, async {
+        loop {
+            if h.auth.authenticate(ALICE, RW_PW).await.is_ok() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(ok.is_ok(), "first refresh never happened");
+    let before = h.source.fetches.load(Ordering::SeqCst);
+    h.source.accounts.lock().expect("lock").clear();
+    let gone = tokio::time::timeout(WAIT, async {
+        loop {
+            if h.auth.authenticate(ALICE, RW_PW).await.is_err() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "deleted account still accepted");
+    assert!(h.source.fetches.load(Ordering::SeqCst) > before);
+    loop_task.abort();
 }
 
 #[tokio::test]
@@ -315,6 +409,35 @@ async fn new_account_is_picked_up_on_unknown_password() {
         .lock()
         .expect("lock")
         .push(account("new1", new_pw, false));
+    let r = get_as(h.addr, ALICE, new_pw).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains(" new1 "), "{}", r.body);
+    assert_eq!(h.source.fetches.load(Ordering::SeqCst), 2);
+    // rw1 and ro1 before the refetch, then only the new account.
+    assert_eq!(h.auth.stats().argon2_verifications, 3);
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 2);
+    // Cached from now on.
+    assert_eq!(get_as(h.addr, ALICE, new_pw).await.status, 200);
+    assert_eq!(h.auth.stats().argon2_verifications, 3);
+}
+
+#[tokio::test]
+async fn new_account_waits_for_the_refetch_window() {
+    let settings = AuthSettings {
+        unknown_password_refetch: Duration::from_millis(300),
+        ..fast_settings()
+    };
+    let h = start_with(settings, None, true).await;
+    let new_pw = "newnewnewnewnewnewnewnewnewnewne";
+    h.source
+        .accounts
+        .lock()
+        .expect("lock")
+        .push(account("new1", new_pw, false));
+    // Right after the initial fetch the window is closed: no refetch yet.
+    assert_eq!(get_as(h.addr, ALICE, new_pw).await.status, 401);
+    assert_eq!(h.source.fetches.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let r = get_as(h.addr, ALICE, new_pw).await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains(" new1 "), "{}", r.body);
@@ -383,6 +506,9 @@ async fn options_without_credentials_passes() {
     assert_eq!(r.header("dav"), Some("1, 2"));
     assert_eq!(r.header("ms-author-via"), Some("DAV"));
     assert!(r.header("www-authenticate").is_none());
+    let r = send(h.addr, "OPTIONS", "*", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("dav"), Some("1, 2"));
     // A wrong password on OPTIONS does not turn into a 401 either.
     let auth = basic(ALICE, "wrong");
     let r = send(h.addr, "OPTIONS", "/", &[("Authorization", &auth)]).await;

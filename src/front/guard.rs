@@ -58,6 +58,48 @@ pub enum Depth {
     Infinity,
 }
 
+/// Percent-encodes raw non-ASCII bytes in the request path and in
+/// `Destination` (some clients send raw UTF-8; dav-server rejects it).
+/// Raw bytes that are not UTF-8 are refused with 400.
+pub fn normalize<B>(req: &mut Request<B>) -> Result<(), Rejection> {
+    let path = req.uri().path();
+    if !path.is_ascii() {
+        let encoded = encode_non_ascii(path.as_bytes())
+            .ok_or(Rejection::BadRequest("raw non-UTF-8 bytes in path"))?;
+        let target = match req.uri().query() {
+            Some(q) => format!("{encoded}?{q}"),
+            None => encoded,
+        };
+        *req.uri_mut() = target
+            .parse()
+            .map_err(|_| Rejection::BadRequest("unparsable request target"))?;
+    }
+    if let Some(v) = req.headers().get("destination")
+        && v.to_str().is_err()
+    {
+        let encoded = encode_non_ascii(v.as_bytes())
+            .ok_or(Rejection::BadRequest("raw non-UTF-8 bytes in Destination"))?;
+        let value = http::HeaderValue::from_str(&encoded)
+            .map_err(|_| Rejection::BadRequest("control character in Destination"))?;
+        req.headers_mut().insert("destination", value);
+    }
+    Ok(())
+}
+
+/// `bytes` with every byte >= 0x80 percent-encoded, if `bytes` is UTF-8.
+fn encode_non_ascii(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut out = String::with_capacity(text.len() * 2);
+    for b in text.bytes() {
+        if b.is_ascii() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Some(out)
+}
+
 /// Checks what can be checked without knowing the user. See the module docs.
 pub fn check_syntax<B>(req: &Request<B>, max_header_bytes: usize) -> Result<(), Rejection> {
     let headers = req.headers();
@@ -200,8 +242,10 @@ fn check_etag_list(text: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// Validates the structure of an RFC 4918 `If` header (balanced `<>`, `[]`,
-/// `()`, only `Not` as a bare word inside lists).
+/// Validates the structure of an RFC 4918 `If` header: `<...>` and `[...]`
+/// must be closed outside quotes (the way dav-server 0.11 scans them; it
+/// indexes past the end otherwise), contain no whitespace, entity tags in
+/// `[...]` must be well formed, and lists `(...)` must be balanced.
 fn check_if_header(text: &str) -> Result<(), Rejection> {
     let bad = Err(Rejection::BadRequest("malformed If header"));
     let b = text.as_bytes();
@@ -211,22 +255,41 @@ fn check_if_header(text: &str) -> Result<(), Rejection> {
     while i < b.len() {
         let c = b[i];
         match c {
-            b' ' | b'\t' => i += 1,
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
             b'<' | b'[' => {
                 if c == b'[' && !in_list {
                     return bad;
                 }
                 let close = if c == b'<' { b'>' } else { b']' };
-                match b[i + 1..].iter().position(|&x| x == close) {
-                    Some(n) => {
-                        let inner = &b[i + 1..i + 1 + n];
-                        if inner.contains(&b'<') || inner.contains(&b'[') || inner.is_empty() {
-                            return bad;
-                        }
-                        i += n + 2;
+                // Quote-aware scan for the closing character.
+                let mut j = i + 1;
+                let mut quoted = false;
+                loop {
+                    let Some(&x) = b.get(j) else { return bad };
+                    if matches!(x, b' ' | b'\t' | b'\r' | b'\n') {
+                        return bad;
                     }
-                    None => return bad,
+                    if x == b'"' {
+                        quoted = !quoted;
+                    } else if x == close && !quoted {
+                        break;
+                    }
+                    j += 1;
                 }
+                let inner = &text[i + 1..j];
+                if inner.is_empty() {
+                    return bad;
+                }
+                if c == b'[' {
+                    check_etag_list(inner)?;
+                    if inner.contains(',') || inner == "*" {
+                        return bad;
+                    }
+                    if !inner.trim_start_matches("W/").starts_with('"') {
+                        return bad;
+                    }
+                }
+                i = j + 1;
             }
             b'(' if !in_list => {
                 in_list = true;
@@ -237,10 +300,16 @@ fn check_if_header(text: &str) -> Result<(), Rejection> {
                 in_list = false;
                 i += 1;
             }
-            b'N' | b'n'
-                if in_list && b.len() >= i + 3 && b[i..i + 3].eq_ignore_ascii_case(b"not") =>
-            {
-                i += 3
+            _ if in_list => {
+                // A bare word (`Not`, or a state token some clients send
+                // without angle brackets).
+                let start = i;
+                while i < b.len() && !b" \t\r\n<>()[]\"".contains(&b[i]) {
+                    i += 1;
+                }
+                if i == start {
+                    return bad;
+                }
             }
             _ => return bad,
         }
@@ -402,6 +471,13 @@ mod tests {
         assert!(syntax("/", &[("if", "([\"e\"")]).is_err());
         assert!(syntax("/", &[("if", "<http://h/a")]).is_err());
         assert!(syntax("/", &[("if", "garbage")]).is_err());
+        assert!(syntax("/", &[("if", "(<urn:a\"b>)")]).is_err());
+        assert!(syntax("/", &[("if", "([\"])")]).is_err());
+        assert!(syntax("/", &[("if", "([\"a\"b\"])")]).is_err());
+        assert!(syntax("/", &[("if", "([\"\"])")]).is_ok());
+        assert!(syntax("/", &[("if", "(<urn:a b>)")]).is_err());
+        assert!(syntax("/", &[("if", "(Not urn:uuid:1)")]).is_ok());
+        assert!(syntax("/", &[("if", "(<")]).is_err());
     }
 
     #[test]
@@ -431,6 +507,30 @@ mod tests {
         );
         assert!(syntax("/", &[host, ("destination", "/a%2fb")]).is_err());
         assert!(syntax("/", &[host, ("destination", "ftp://dav.example/a")]).is_err());
+    }
+
+    #[test]
+    fn raw_utf8_is_percent_encoded() {
+        let mut r = Request::builder()
+            .uri("/caf\u{e9}?x=1")
+            .header(
+                "destination",
+                http::HeaderValue::from_bytes("/th\u{e9}".as_bytes()).expect("hv"),
+            )
+            .body(())
+            .expect("request");
+        assert_eq!(normalize(&mut r), Ok(()));
+        assert_eq!(r.uri().path(), "/caf%C3%A9");
+        assert_eq!(r.uri().query(), Some("x=1"));
+        assert_eq!(r.headers()["destination"], "/th%C3%A9");
+        let mut r = Request::builder()
+            .header(
+                "destination",
+                http::HeaderValue::from_bytes(b"/\xff").expect("hv"),
+            )
+            .body(())
+            .expect("request");
+        assert!(normalize(&mut r).is_err());
     }
 
     #[test]

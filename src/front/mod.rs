@@ -6,6 +6,18 @@
 //! authentication) → authentication (401; unauthenticated OPTIONS is answered
 //! here) → [`guard::check_policy`] (403 for PROPFIND without finite Depth) →
 //! read-only check (403) → the inner service, inside a panic guard (500).
+//!
+//! Wiring (in `main`):
+//!
+//! ```ignore
+//! let config = cloudreve_dav::config::load(&args)?;
+//! let auth = Arc::new(Authenticator::from_config(source, &config));
+//! let _refresher = auth.spawn_refresh_loop(); // first refresh runs at once
+//! let front = Arc::new(Front::new(FrontSettings::from_config(&config), auth, dav));
+//! let tls = config.tls.as_ref().map(front::load_tls).transpose()?;
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! front::serve(listener, tls, front, front::shutdown_signal()).await?;
+//! ```
 
 pub mod accounts;
 pub mod auth;
@@ -191,7 +203,12 @@ impl Front {
         mut req: Request<BoxBody>,
         user: &mut Option<Arc<Principal>>,
     ) -> Response<BoxBody> {
-        if let Err(rej) = guard::check_syntax(&req, self.settings.max_header_bytes) {
+        if req.method() == Method::OPTIONS && req.uri() == "*" {
+            return options_response();
+        }
+        if let Err(rej) = guard::normalize(&mut req)
+            .and_then(|()| guard::check_syntax(&req, self.settings.max_header_bytes))
+        {
             tracing::warn!(reason = rej.reason(), uri = %req.uri(), method = %req.method(), "request rejected");
             return rejection_response(rej);
         }
