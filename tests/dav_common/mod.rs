@@ -101,6 +101,7 @@ impl Gw {
                 cache_ttl: Duration::from_secs(300),
                 unknown_password_refetch: Duration::from_secs(3600),
                 argon2_params: argon2::Params::new(1024, 1, 1, None).expect("params"),
+                ..AuthSettings::default()
             },
         ));
         auth.refresh_all().await;
