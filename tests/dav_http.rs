@@ -573,3 +573,45 @@ async fn spool_limit_and_permanent_delete() {
     assert!(eventually(|| gw.emu.file_bytes(EMAIL, "/short").is_none()).await);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn head_never_fetches_and_get_failures_are_statuses() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.put("/h.bin", vec![3u8; 5000]).await, 201);
+    // Any download attempt fails upstream from now on.
+    gw.emu.add_fault(Fault {
+        method: None,
+        path_prefix: "/api/v4/file/url".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: None,
+    });
+    gw.emu.add_fault(Fault {
+        method: None,
+        path_prefix: "/api/v4/file/content".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: None,
+    });
+    let r = gw.req("HEAD", "/h.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "5000");
+    let r = gw.req("GET", "/h.bin").send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        503,
+        "an upstream failure is not a 200 with a broken body"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    gw.emu.clear_faults();
+    // The signed URL works but the body is cut: the client sees an error,
+    // never zero padding.
+    gw.emu.add_fault(Fault {
+        method: Some(Method::GET),
+        path_prefix: "/api/v4/file/content".into(),
+        kind: FaultKind::DropAfterBytes(1000),
+        times: Some(1),
+    });
+    let r = gw.req("GET", "/h.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.is_err());
+    gw.stop().await;
+}

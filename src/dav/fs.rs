@@ -205,7 +205,11 @@ impl CloudreveFs {
         if !options.write {
             let f = lookup(ctx, &uri).await?;
             let meta = CrMeta::from_file(&f);
-            return Ok(Box::new(ReadFile::new(ctx.clone(), uri, meta)));
+            let mut r = ReadFile::new(ctx.clone(), uri, meta);
+            if ctx.method == Method::GET && !f.is_folder() {
+                r.prepare().await?;
+            }
+            return Ok(Box::new(r));
         }
         if uri == ctx.root {
             return Err(FsError::Forbidden);
@@ -478,6 +482,22 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
 
     fn copy<'a>(&'a self, from: &'a DavPath, to: &'a DavPath, ctx: &'a Ctx) -> FsFuture<'a, ()> {
         self.do_copy(from, to, ctx).boxed()
+    }
+
+    /// Dead properties are not stored (yet): every one is refused with 403
+    /// in a well-formed 207 instead of dav-server's 501 for the whole
+    /// PROPPATCH (which breaks Windows Explorer uploads).
+    fn patch_props<'a>(
+        &'a self,
+        _path: &'a DavPath,
+        patch: Vec<(bool, dav_server::fs::DavProp)>,
+        _ctx: &'a Ctx,
+    ) -> FsFuture<'a, Vec<(http::StatusCode, dav_server::fs::DavProp)>> {
+        let r = patch
+            .into_iter()
+            .map(|(_, p)| (http::StatusCode::FORBIDDEN, p))
+            .collect();
+        futures::future::ready(Ok(r)).boxed()
     }
 
     fn get_quota<'a>(&'a self, ctx: &'a Ctx) -> FsFuture<'a, (u64, Option<u64>)> {
