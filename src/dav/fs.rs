@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use dav_server::davpath::DavPath;
 use dav_server::fs::{
-    DavDirEntry, DavFile, DavMetaData, FsError, FsFuture, FsStream, GuardedFileSystem, OpenOptions,
-    ReadDirMeta,
+    DavDirEntry, DavFile, DavMetaData, DavProp, FsError, FsFuture, FsStream, GuardedFileSystem,
+    OpenOptions, ReadDirMeta,
 };
 use futures::FutureExt as _;
 use http::Method;
@@ -30,8 +30,9 @@ use http::Method;
 use crate::cloudreve::{CrUri, CreateKind, FileResponse};
 
 use super::ctx::RequestCtx;
-use super::errors::map_err;
+use super::errors::{Outcome, classify, map_err};
 use super::meta::{CrEntry, CrMeta};
+use super::props;
 use super::read::ReadFile;
 use super::service::DeleteMode;
 use super::write::WriteFile;
@@ -484,20 +485,102 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
         self.do_copy(from, to, ctx).boxed()
     }
 
-    /// Dead properties are not stored (yet): every one is refused with 403
-    /// in a well-formed 207 instead of dav-server's 501 for the whole
-    /// PROPPATCH (which breaks Windows Explorer uploads).
-    fn patch_props<'a>(
+    fn have_props<'a>(
         &'a self,
         _path: &'a DavPath,
-        patch: Vec<(bool, dav_server::fs::DavProp)>,
         _ctx: &'a Ctx,
-    ) -> FsFuture<'a, Vec<(http::StatusCode, dav_server::fs::DavProp)>> {
-        let r = patch
-            .into_iter()
-            .map(|(_, p)| (http::StatusCode::FORBIDDEN, p))
-            .collect();
-        futures::future::ready(Ok(r)).boxed()
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(futures::future::ready(true))
+    }
+
+    /// Dead properties go to Cloudreve metadata in one call (§6.2 format);
+    /// a refusal is reported per property in a 207 (never a bare 501).
+    fn patch_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        patch: Vec<(bool, DavProp)>,
+        ctx: &'a Ctx,
+    ) -> FsFuture<'a, Vec<(http::StatusCode, DavProp)>> {
+        async move {
+            let uri = uri_of(ctx, path)?;
+            let all = |st: http::StatusCode, patch: Vec<(bool, DavProp)>| {
+                patch.into_iter().map(|(_, p)| (st, p)).collect::<Vec<_>>()
+            };
+            if uri == ctx.root {
+                // Cloudreve stores no metadata on the root.
+                return Ok(all(http::StatusCode::FORBIDDEN, patch));
+            }
+            // Document order (RFC 4918 §9.2): the last instruction per key
+            // wins (Cloudreve applies all upserts before all removals).
+            let mut patches: Vec<crate::cloudreve::MetadataPatch> = Vec::with_capacity(patch.len());
+            for (set, p) in &patch {
+                match props::patch_of(*set, p) {
+                    Some(m) => {
+                        patches.retain(|x| x.key != m.key);
+                        patches.push(m);
+                    }
+                    None => return Ok(all(http::StatusCode::FORBIDDEN, patch)),
+                }
+            }
+            let r = ctx
+                .session
+                .patch_metadata(std::slice::from_ref(&uri), &patches)
+                .await;
+            ctx.forget_all();
+            match r {
+                Ok(()) => Ok(all(http::StatusCode::OK, patch)),
+                Err(e) => {
+                    let st = match classify(&e) {
+                        Outcome::Fs(FsError::NotFound) => http::StatusCode::NOT_FOUND,
+                        Outcome::Fs(FsError::Forbidden) => http::StatusCode::FORBIDDEN,
+                        Outcome::Fs(FsError::InsufficientStorage) => {
+                            http::StatusCode::INSUFFICIENT_STORAGE
+                        }
+                        Outcome::Fs(_) => http::StatusCode::CONFLICT,
+                        Outcome::Status(s, _) => s,
+                    };
+                    tracing::info!(%uri, error = %e, status = st.as_u16(), "PROPPATCH refused upstream");
+                    Ok(all(st, patch))
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn get_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        do_content: bool,
+        ctx: &'a Ctx,
+    ) -> FsFuture<'a, Vec<DavProp>> {
+        async move {
+            let uri = uri_of(ctx, path)?;
+            let f = lookup(ctx, &uri).await?;
+            Ok(props::props_of(&f, do_content))
+        }
+        .boxed()
+    }
+
+    fn get_prop<'a>(
+        &'a self,
+        path: &'a DavPath,
+        prop: DavProp,
+        ctx: &'a Ctx,
+    ) -> FsFuture<'a, Vec<u8>> {
+        async move {
+            let uri = uri_of(ctx, path)?;
+            let f = lookup(ctx, &uri).await?;
+            props::props_of(&f, true)
+                .into_iter()
+                .find(|p| {
+                    p.name == prop.name
+                        && p.namespace.as_deref().unwrap_or("")
+                            == prop.namespace.as_deref().unwrap_or("")
+                })
+                .and_then(|p| p.xml)
+                .ok_or(FsError::NotFound)
+        }
+        .boxed()
     }
 
     fn get_quota<'a>(&'a self, ctx: &'a Ctx) -> FsFuture<'a, (u64, Option<u64>)> {

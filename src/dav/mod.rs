@@ -3,6 +3,7 @@
 //! * [`ctx`] — [`RequestCtx`], the per-request credentials/hints/cache;
 //! * [`fs`] — [`CloudreveFs`], the `GuardedFileSystem` over Cloudreve;
 //! * [`meta`] — metadata and directory entries built from `FileResponse`s;
+//! * [`props`] — dead properties stored as Cloudreve metadata;
 //! * [`read`] / [`write`] — the lazy download and the upload `DavFile`s;
 //! * [`locks`] — [`MemLockSystem`], an expiring in-memory `DavLockSystem`;
 //! * [`service`] — [`DavGateway`], the front's `DavService` wrapping the
@@ -13,6 +14,7 @@ pub mod errors;
 pub mod fs;
 pub mod locks;
 pub mod meta;
+pub mod props;
 pub mod read;
 pub mod service;
 pub mod write;
