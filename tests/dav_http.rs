@@ -66,8 +66,33 @@ async fn depth1_listing_makes_no_per_entry_calls() {
         kind: FaultKind::HttpStatus(500),
         times: None,
     });
-    let (s, body) = gw.propfind("/many/", "1").await;
-    assert_eq!(s, 207, "{body}");
+    // Exactly three listing calls (25 entries, pages of 10) are allowed:
+    // three pass-through faults, then every further listing call fails.
+    for _ in 0..3 {
+        gw.emu.add_fault(Fault {
+            method: Some(Method::GET),
+            path_prefix: "/api/v4/file".into(),
+            kind: FaultKind::Latency(std::time::Duration::ZERO),
+            times: Some(1),
+        });
+    }
+    gw.emu.add_fault(Fault {
+        method: Some(Method::GET),
+        path_prefix: "/api/v4/file".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: None,
+    });
+    let r = gw
+        .req("PROPFIND", "/many/")
+        .header("depth", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207);
+    let body = r
+        .text()
+        .await
+        .expect("complete body within the call budget");
     assert_eq!(hrefs(&body).len(), 26, "{body}");
     assert!(body.contains("<D:getcontentlength>7</D:getcontentlength>"));
     gw.stop().await;
