@@ -397,7 +397,22 @@ async fn copy_and_move() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    // Collection copy (one upstream call) and Depth 0.
+    // Collection copy: one upstream copy (+ one move out of staging), not
+    // one per member: a third /file/move call would fail.
+    for _ in 0..2 {
+        gw.emu.add_fault(Fault {
+            method: Some(Method::POST),
+            path_prefix: "/api/v4/file/move".into(),
+            kind: FaultKind::Latency(std::time::Duration::ZERO),
+            times: Some(1),
+        });
+    }
+    gw.emu.add_fault(Fault {
+        method: Some(Method::POST),
+        path_prefix: "/api/v4/file/move".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: None,
+    });
     let r = gw
         .req("COPY", "/a/")
         .header("destination", dest("/c/"))
@@ -405,6 +420,7 @@ async fn copy_and_move() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    gw.emu.clear_faults();
     assert_eq!(gw.get("/c/sub/deep.txt").await.1, b"deep");
     assert_eq!(gw.get("/c/x2.txt").await.1, b"xx");
     let r = gw
@@ -453,6 +469,50 @@ async fn copy_and_move() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(gw.get("/b/c2/sub/deep.txt").await.1, b"deep");
+    // Failures half-way are rolled back: a same-folder copy whose final
+    // move fails leaves no copy; a rename-on-move whose move fails leaves
+    // the source under its name.
+    let fail_second_move = || {
+        gw.emu.add_fault(Fault {
+            method: Some(Method::POST),
+            path_prefix: "/api/v4/file/move".into(),
+            kind: FaultKind::Latency(std::time::Duration::ZERO),
+            times: Some(1),
+        });
+        gw.emu.add_fault(Fault {
+            method: Some(Method::POST),
+            path_prefix: "/api/v4/file/move".into(),
+            kind: FaultKind::HttpStatus(500),
+            times: Some(1),
+        });
+    };
+    fail_second_move();
+    let r = gw
+        .req("COPY", "/b/x.txt")
+        .header("destination", dest("/b/x3.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(gw.get("/b/x3.txt").await.0, 404);
+    assert_eq!(gw.get("/b/x.txt").await.1, b"xx");
+    gw.emu.clear_faults();
+    gw.emu.add_fault(Fault {
+        method: Some(Method::POST),
+        path_prefix: "/api/v4/file/move".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: Some(1),
+    });
+    let r = gw
+        .req("MOVE", "/b/x.txt")
+        .header("destination", dest("/a/moved.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(gw.get("/b/x.txt").await.1, b"xx");
+    assert_eq!(gw.get("/a/moved.txt").await.0, 404);
+    gw.emu.clear_faults();
     // No staging leftovers.
     let (_, root) = gw.session.list_all(&CrUri::my(), 100).await.unwrap();
     assert!(
