@@ -700,3 +700,32 @@ async fn head_never_fetches_and_get_failures_are_statuses() {
     assert!(r.bytes().await.is_err());
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn account_rooted_in_a_subfolder() {
+    let gw = Gw::start_rooted("/Shared/dav").await;
+    let (s, body) = gw.propfind("/", "1").await;
+    assert_eq!(s, 207, "{body}");
+    assert_eq!(hrefs(&body), vec!["/"]);
+    assert_eq!(gw.put("/f.txt", "rooted").await, 201);
+    assert_eq!(
+        gw.emu.file_bytes(EMAIL, "/Shared/dav/f.txt").unwrap(),
+        b"rooted"
+    );
+    let r = gw
+        .req("COPY", "/f.txt")
+        .header("destination", format!("{}/g.txt", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (_, body) = gw.propfind("/", "1").await;
+    let mut h = hrefs(&body);
+    h.sort();
+    assert_eq!(h, vec!["/", "/f.txt", "/g.txt"]);
+    assert_eq!(gw.req("DELETE", "/").send().await.unwrap().status(), 403);
+    // Nothing outside the root is reachable.
+    let (s, _) = gw.propfind("/Shared", "0").await;
+    assert_eq!(s, 404);
+    gw.stop().await;
+}

@@ -72,6 +72,15 @@ impl Gw {
 
     /// Starts everything; `tweak` may change the settings.
     pub async fn start_with(tweak: impl FnOnce(&mut DavSettings)) -> Gw {
+        Self::start_full(tweak, None).await
+    }
+
+    /// Starts everything with the account rooted at `/{root}` upstream.
+    pub async fn start_rooted(root: &str) -> Gw {
+        Self::start_full(|_| {}, Some(root)).await
+    }
+
+    async fn start_full(tweak: impl FnOnce(&mut DavSettings), root: Option<&str>) -> Gw {
         let dir = tempfile::tempdir().expect("tempdir");
         let emu = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
             .await
@@ -79,6 +88,22 @@ impl Gw {
         emu.add_user(EMAIL, CR_PASSWORD);
         let client = Client::new(&emu.url()).expect("client");
         let session = client.sign_in(EMAIL, CR_PASSWORD).await.expect("sign in");
+        let root_uri = match root {
+            Some(r) => {
+                let u = CrUri::my_path(r).expect("root");
+                session
+                    .create(
+                        &u,
+                        cloudreve_dav::cloudreve::CreateKind::Folder,
+                        false,
+                        None,
+                    )
+                    .await
+                    .expect("create root");
+                u
+            }
+            None => CrUri::my(),
+        };
         let spool = dir.path().join("spool");
         std::fs::create_dir_all(&spool).expect("spool dir");
         let mut settings = DavSettings {
@@ -93,7 +118,7 @@ impl Gw {
         ));
         let auth = Arc::new(Authenticator::new(
             Arc::new(Accounts {
-                root: CrUri::my().to_string(),
+                root: root_uri.to_string(),
             }),
             [EMAIL.to_owned()],
             AuthSettings {
