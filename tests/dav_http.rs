@@ -729,3 +729,53 @@ async fn account_rooted_in_a_subfolder() {
     assert_eq!(s, 404);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn quota_properties_and_dead_properties() {
+    let gw = Gw::start().await;
+    gw.emu.set_quota(EMAIL, 1_000_000);
+    assert_eq!(gw.put("/q.bin", vec![0u8; 1000]).await, 201);
+    let r = gw
+        .req("PROPFIND", "/")
+        .header("depth", "0")
+        .body(r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207);
+    let body = r.text().await.unwrap();
+    let used: u64 = values(&body, "D:quota-used-bytes")[0].parse().unwrap();
+    let avail: u64 = values(&body, "D:quota-available-bytes")[0].parse().unwrap();
+    assert_eq!(used + avail, 1_000_000, "{body}");
+    assert!(used >= 1000);
+
+    // A dead property is stored in Cloudreve's own /dav format.
+    let r = gw
+        .req("PROPPATCH", "/q.bin")
+        .body(r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:x="urn:x"><D:set><D:prop><x:color>red</x:color></D:prop></D:set></D:propertyupdate>"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207);
+    let f = gw
+        .session
+        .info(&CrUri::my_path("/q.bin").unwrap(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.meta("dav:urn:x|color"),
+        Some(r#"{"i":"cmVk"}"#),
+        "{:?}",
+        f.metadata
+    );
+    let r = gw
+        .req("PROPFIND", "/")
+        .header("depth", "1")
+        .body(r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:x="urn:x"><D:prop><x:color/></D:prop></D:propfind>"#)
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains(">red<"), "{body}");
+    gw.stop().await;
+}
