@@ -1,6 +1,6 @@
 //! Runs litmus (`apt-get install litmus`) against a gateway on
 //! 127.0.0.1:0: `cargo test --test dav_litmus -- --ignored --nocapture`.
-//! Suites from `LITMUS_TESTS` (default `basic copymove http`).
+//! Suites from `LITMUS_TESTS` (default `basic copymove props locks http`).
 
 mod dav_common;
 
@@ -10,7 +10,8 @@ use dav_common::{DAV_PASSWORD, EMAIL, Gw};
 #[ignore = "needs the litmus binary"]
 async fn litmus() {
     let gw = Gw::start().await;
-    let tests = std::env::var("LITMUS_TESTS").unwrap_or_else(|_| "basic copymove http".into());
+    let tests =
+        std::env::var("LITMUS_TESTS").unwrap_or_else(|_| "basic copymove props locks http".into());
     let out = tokio::process::Command::new("litmus")
         .env("TESTS", &tests)
         .arg(format!("{}/", gw.url))

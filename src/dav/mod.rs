@@ -4,6 +4,7 @@
 //! * [`fs`] — [`CloudreveFs`], the `GuardedFileSystem` over Cloudreve;
 //! * [`meta`] — metadata and directory entries built from `FileResponse`s;
 //! * [`props`] — dead properties stored as Cloudreve metadata;
+//! * [`propfix`] — the 404 propstats dav-server omits;
 //! * [`read`] / [`write`] — the lazy download and the upload `DavFile`s;
 //! * [`locks`] — [`MemLockSystem`], an expiring in-memory `DavLockSystem`;
 //! * [`service`] — [`DavGateway`], the front's `DavService` wrapping the
@@ -14,6 +15,7 @@ pub mod errors;
 pub mod fs;
 pub mod locks;
 pub mod meta;
+pub mod propfix;
 pub mod props;
 pub mod read;
 pub mod service;
