@@ -5,7 +5,7 @@
 //! * [`meta`] — metadata and directory entries built from `FileResponse`s;
 //! * [`props`] — dead properties stored as Cloudreve metadata;
 //! * [`propfix`] — the 404 propstats dav-server omits;
-//! * [`read`] / [`write`] — the lazy download and the upload `DavFile`s;
+//! * [`read`](mod@read) / [`write`](mod@write) — the lazy download and the upload `DavFile`s;
 //! * [`locks`] — [`MemLockSystem`], an expiring in-memory `DavLockSystem`;
 //! * [`service`] — [`DavGateway`], the front's `DavService` wrapping the
 //!   handler and fixing the crate's known gaps around it.
