@@ -776,6 +776,6 @@ async fn quota_properties_and_dead_properties() {
         .await
         .unwrap();
     let body = r.text().await.unwrap();
-    assert!(body.contains(">red<"), "{body}");
+    assert_eq!(body.matches(">red<").count(), 1, "exactly once: {body}");
     gw.stop().await;
 }

@@ -561,26 +561,18 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
         .boxed()
     }
 
+    /// Always "not found": dav-server 0.11 appends every dead property
+    /// from [`get_props`](GuardedFileSystem::get_props) to every PROPFIND
+    /// response anyway, so answering here would list requested dead
+    /// properties twice. Absent ones get their 404 propstat from
+    /// [`propfix`](super::propfix).
     fn get_prop<'a>(
         &'a self,
-        path: &'a DavPath,
-        prop: DavProp,
-        ctx: &'a Ctx,
+        _path: &'a DavPath,
+        _prop: DavProp,
+        _ctx: &'a Ctx,
     ) -> FsFuture<'a, Vec<u8>> {
-        async move {
-            let uri = uri_of(ctx, path)?;
-            let f = lookup(ctx, &uri).await?;
-            props::props_of(&f, true)
-                .into_iter()
-                .find(|p| {
-                    p.name == prop.name
-                        && p.namespace.as_deref().unwrap_or("")
-                            == prop.namespace.as_deref().unwrap_or("")
-                })
-                .and_then(|p| p.xml)
-                .ok_or(FsError::NotFound)
-        }
-        .boxed()
+        futures::future::ready(Err(FsError::NotFound)).boxed()
     }
 
     fn get_quota<'a>(&'a self, ctx: &'a Ctx) -> FsFuture<'a, (u64, Option<u64>)> {
