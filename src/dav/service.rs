@@ -37,15 +37,8 @@ use super::propfix::{PropFixer, requested};
 /// Finds the signed-in Cloudreve session of a configured user (by e-mail).
 pub type SessionLookup = Arc<dyn Fn(&str) -> Option<Session> + Send + Sync>;
 
-/// What DELETE does upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeleteMode {
-    /// Move to the Cloudreve trash (restorable).
-    #[default]
-    Trash,
-    /// Delete permanently.
-    Permanent,
-}
+/// What DELETE does upstream (the configuration's setting).
+pub use crate::config::DeleteMode;
 
 /// Settings of the WebDAV layer.
 #[derive(Debug, Clone)]
