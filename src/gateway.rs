@@ -19,8 +19,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::cloudreve::{Client, ClientOptions, Error as CrError, Session};
-use crate::config::{self, Config, UserSecret};
-use crate::dav::{DavGateway, DavSettings, DeleteMode, SessionLookup};
+use crate::config::{Config, UserSecret};
+use crate::dav::{DavGateway, DavSettings, SessionLookup};
 use crate::front::{
     self, AccountSource, Authenticator, Front, FrontSettings, RawAccount, SourceError,
 };
@@ -168,10 +168,7 @@ fn is_transient(e: &CrError) -> bool {
 /// The WebDAV-layer settings that follow from `config`.
 pub fn dav_settings(config: &Config) -> DavSettings {
     DavSettings {
-        delete_mode: match config.delete_mode {
-            config::DeleteMode::Trash => DeleteMode::Trash,
-            config::DeleteMode::Permanent => DeleteMode::Permanent,
-        },
+        delete_mode: config.delete_mode,
         spool_dir: config.spool.dir.clone(),
         spool_max: config.spool.max_bytes,
         ..DavSettings::default()

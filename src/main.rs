@@ -26,7 +26,7 @@ enum Command {
     /// Settings come from a TOML file (`--config`), `CLOUDREVE_DAV_*`
     /// environment variables and flags, in increasing precedence. Secrets
     /// are read from files or the environment, never from flags.
-    Serve(cloudreve_dav::config::ServeArgs),
+    Serve(Box<cloudreve_dav::config::ServeArgs>),
     /// Run the gateway in front of the embedded Cloudreve emulator, with a
     /// seeded user and two WebDAV accounts (read-write and read-only).
     ///

@@ -183,3 +183,102 @@ async fn emulator_prints_upstream_url_and_signs_in_cli_users() {
     assert_eq!(account.password.len(), 32);
     terminate(child).await;
 }
+
+#[tokio::test]
+async fn serve_reads_toml_and_secret_file_serves_tls_and_stops_on_sigterm() {
+    use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
+        .await
+        .unwrap();
+    emulator.add_user("srv@example.com", "srv-login-password");
+    let session = cloudreve_dav::cloudreve::Client::new(&emulator.url())
+        .unwrap()
+        .sign_in("srv@example.com", "srv-login-password")
+        .await
+        .unwrap();
+    let account = session
+        .create_dav_account(
+            &cloudreve_dav::cloudreve::CrUri::my(),
+            "serve",
+            Default::default(),
+        )
+        .await
+        .unwrap();
+
+    // The sign-in password comes from a file; nothing secret is on the
+    // command line.
+    let secret = dir.path().join("login.password");
+    std::fs::write(&secret, "srv-login-password\n").unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = dir.path().join("cloudreve-dav.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nupstream = \"{}\"\ntls_cert = {:?}\ntls_key = {:?}\n\n[[users]]\nemail = \"srv@example.com\"\npassword_file = {:?}\n",
+            emulator.url(),
+            cert,
+            key,
+            secret
+        ),
+    )
+    .unwrap();
+
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Ready when it logs that it is serving.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("serving WebDAV") {
+                return;
+            }
+        }
+        panic!("serve exited before it was ready");
+    })
+    .await
+    .expect("serve ready within a minute");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_der(ck.cert.der()).unwrap())
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{port}/");
+    let r = dav(
+        &http,
+        "PROPFIND",
+        &url,
+        "srv@example.com",
+        &account.password,
+        None,
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 207, "PROPFIND over TLS");
+    let r = dav(&http, "PROPFIND", &url, "srv@example.com", "nope", None).await;
+    assert_eq!(r.status().as_u16(), 401);
+
+    terminate(child).await;
+    emulator.shutdown().await;
+}

@@ -66,8 +66,33 @@ async fn depth1_listing_makes_no_per_entry_calls() {
         kind: FaultKind::HttpStatus(500),
         times: None,
     });
-    let (s, body) = gw.propfind("/many/", "1").await;
-    assert_eq!(s, 207, "{body}");
+    // Exactly three listing calls (25 entries, pages of 10) are allowed:
+    // three pass-through faults, then every further listing call fails.
+    for _ in 0..3 {
+        gw.emu.add_fault(Fault {
+            method: Some(Method::GET),
+            path_prefix: "/api/v4/file".into(),
+            kind: FaultKind::Latency(std::time::Duration::ZERO),
+            times: Some(1),
+        });
+    }
+    gw.emu.add_fault(Fault {
+        method: Some(Method::GET),
+        path_prefix: "/api/v4/file".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: None,
+    });
+    let r = gw
+        .req("PROPFIND", "/many/")
+        .header("depth", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207);
+    let body = r
+        .text()
+        .await
+        .expect("complete body within the call budget");
     assert_eq!(hrefs(&body).len(), 26, "{body}");
     assert!(body.contains("<D:getcontentlength>7</D:getcontentlength>"));
     gw.stop().await;
@@ -372,7 +397,22 @@ async fn copy_and_move() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    // Collection copy (one upstream call) and Depth 0.
+    // Collection copy: one upstream copy (+ one move out of staging), not
+    // one per member: a third /file/move call would fail.
+    for _ in 0..2 {
+        gw.emu.add_fault(Fault {
+            method: Some(Method::POST),
+            path_prefix: "/api/v4/file/move".into(),
+            kind: FaultKind::Latency(std::time::Duration::ZERO),
+            times: Some(1),
+        });
+    }
+    gw.emu.add_fault(Fault {
+        method: Some(Method::POST),
+        path_prefix: "/api/v4/file/move".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: None,
+    });
     let r = gw
         .req("COPY", "/a/")
         .header("destination", dest("/c/"))
@@ -380,6 +420,7 @@ async fn copy_and_move() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    gw.emu.clear_faults();
     assert_eq!(gw.get("/c/sub/deep.txt").await.1, b"deep");
     assert_eq!(gw.get("/c/x2.txt").await.1, b"xx");
     let r = gw
@@ -428,6 +469,50 @@ async fn copy_and_move() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(gw.get("/b/c2/sub/deep.txt").await.1, b"deep");
+    // Failures half-way are rolled back: a same-folder copy whose final
+    // move fails leaves no copy; a rename-on-move whose move fails leaves
+    // the source under its name.
+    let fail_second_move = || {
+        gw.emu.add_fault(Fault {
+            method: Some(Method::POST),
+            path_prefix: "/api/v4/file/move".into(),
+            kind: FaultKind::Latency(std::time::Duration::ZERO),
+            times: Some(1),
+        });
+        gw.emu.add_fault(Fault {
+            method: Some(Method::POST),
+            path_prefix: "/api/v4/file/move".into(),
+            kind: FaultKind::HttpStatus(500),
+            times: Some(1),
+        });
+    };
+    fail_second_move();
+    let r = gw
+        .req("COPY", "/b/x.txt")
+        .header("destination", dest("/b/x3.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(gw.get("/b/x3.txt").await.0, 404);
+    assert_eq!(gw.get("/b/x.txt").await.1, b"xx");
+    gw.emu.clear_faults();
+    gw.emu.add_fault(Fault {
+        method: Some(Method::POST),
+        path_prefix: "/api/v4/file/move".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: Some(1),
+    });
+    let r = gw
+        .req("MOVE", "/b/x.txt")
+        .header("destination", dest("/a/moved.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(gw.get("/b/x.txt").await.1, b"xx");
+    assert_eq!(gw.get("/a/moved.txt").await.0, 404);
+    gw.emu.clear_faults();
     // No staging leftovers.
     let (_, root) = gw.session.list_all(&CrUri::my(), 100).await.unwrap();
     assert!(
@@ -509,5 +594,188 @@ async fn upstream_outage_is_503_with_retry_after() {
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
     assert!(out.starts_with(b"HTTP/1.1 200"));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn policy_refusing_chunks_falls_back_to_content_put() {
+    let gw = Gw::start().await;
+    gw.emu
+        .set_policy_type(cloudreve_dav::emulator::PolicyKind::S3);
+    let data = vec![5u8; 70_000];
+    assert_eq!(gw.put("/s3.bin", data.clone()).await, 201);
+    assert_eq!(gw.emu.file_bytes(EMAIL, "/s3.bin").unwrap(), data);
+    // Unknown length too (spooled).
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(vec![
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![1u8; 1000])),
+        Ok(bytes::Bytes::from(vec![2u8; 1000])),
+    ]));
+    assert_eq!(gw.put("/s3.bin", body).await, 204);
+    assert_eq!(gw.emu.file_bytes(EMAIL, "/s3.bin").unwrap().len(), 2000);
+    // Over maxEditSize: a clear 413, old content intact.
+    gw.emu.set_max_edit_size(10_000);
+    assert_eq!(gw.put("/s3.bin", vec![0u8; 20_000]).await, 413);
+    assert_eq!(gw.emu.file_bytes(EMAIL, "/s3.bin").unwrap().len(), 2000);
+    assert_eq!(gw.emu.upload_sessions(EMAIL), 0);
+    assert!(gw.emu.active_locks(EMAIL).is_empty());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn spool_limit_and_permanent_delete() {
+    let gw = Gw::start_with(|s| {
+        s.spool_max = 10_000;
+        s.delete_mode = cloudreve_dav::dav::DeleteMode::Permanent;
+    })
+    .await;
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(
+        (0..5).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![1u8; 4000]))),
+    ));
+    assert_eq!(gw.put("/spooled", body).await, 413);
+    assert!(gw.emu.file_bytes(EMAIL, "/spooled").is_none());
+    let spool_empty = || {
+        std::fs::read_dir(&gw.spool)
+            .map(|d| d.count() == 0)
+            .unwrap_or(false)
+    };
+    assert!(eventually(spool_empty).await, "spool file left behind");
+    assert_eq!(gw.put("/p", "x").await, 201);
+    assert_eq!(gw.req("DELETE", "/p").send().await.unwrap().status(), 204);
+    assert_eq!(gw.trash_len().await, 0);
+    // Declared length, shorter body (X-Expected-Entity-Length): 400, no file.
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(vec![Ok::<_, std::io::Error>(
+        bytes::Bytes::from(vec![1u8; 100]),
+    )]));
+    let r = gw
+        .req("PUT", "/short")
+        .header("x-expected-entity-length", "500")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(eventually(|| gw.emu.upload_sessions(EMAIL) == 0).await);
+    assert!(eventually(|| gw.emu.file_bytes(EMAIL, "/short").is_none()).await);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn head_never_fetches_and_get_failures_are_statuses() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.put("/h.bin", vec![3u8; 5000]).await, 201);
+    // Any download attempt fails upstream from now on.
+    gw.emu.add_fault(Fault {
+        method: None,
+        path_prefix: "/api/v4/file/url".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: None,
+    });
+    gw.emu.add_fault(Fault {
+        method: None,
+        path_prefix: "/api/v4/file/content".into(),
+        kind: FaultKind::HttpStatus(500),
+        times: None,
+    });
+    let r = gw.req("HEAD", "/h.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "5000");
+    let r = gw.req("GET", "/h.bin").send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        503,
+        "an upstream failure is not a 200 with a broken body"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    gw.emu.clear_faults();
+    // The signed URL works but the body is cut: the client sees an error,
+    // never zero padding.
+    gw.emu.add_fault(Fault {
+        method: Some(Method::GET),
+        path_prefix: "/api/v4/file/content".into(),
+        kind: FaultKind::DropAfterBytes(1000),
+        times: Some(1),
+    });
+    let r = gw.req("GET", "/h.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.is_err());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn account_rooted_in_a_subfolder() {
+    let gw = Gw::start_rooted("/Shared/dav").await;
+    let (s, body) = gw.propfind("/", "1").await;
+    assert_eq!(s, 207, "{body}");
+    assert_eq!(hrefs(&body), vec!["/"]);
+    assert_eq!(gw.put("/f.txt", "rooted").await, 201);
+    assert_eq!(
+        gw.emu.file_bytes(EMAIL, "/Shared/dav/f.txt").unwrap(),
+        b"rooted"
+    );
+    let r = gw
+        .req("COPY", "/f.txt")
+        .header("destination", format!("{}/g.txt", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (_, body) = gw.propfind("/", "1").await;
+    let mut h = hrefs(&body);
+    h.sort();
+    assert_eq!(h, vec!["/", "/f.txt", "/g.txt"]);
+    assert_eq!(gw.req("DELETE", "/").send().await.unwrap().status(), 403);
+    // Nothing outside the root is reachable.
+    let (s, _) = gw.propfind("/Shared", "0").await;
+    assert_eq!(s, 404);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn quota_properties_and_dead_properties() {
+    let gw = Gw::start().await;
+    gw.emu.set_quota(EMAIL, 1_000_000);
+    assert_eq!(gw.put("/q.bin", vec![0u8; 1000]).await, 201);
+    let r = gw
+        .req("PROPFIND", "/")
+        .header("depth", "0")
+        .body(r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207);
+    let body = r.text().await.unwrap();
+    let used: u64 = values(&body, "D:quota-used-bytes")[0].parse().unwrap();
+    let avail: u64 = values(&body, "D:quota-available-bytes")[0].parse().unwrap();
+    assert_eq!(used + avail, 1_000_000, "{body}");
+    assert!(used >= 1000);
+
+    // A dead property is stored in Cloudreve's own /dav format.
+    let r = gw
+        .req("PROPPATCH", "/q.bin")
+        .body(r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:x="urn:x"><D:set><D:prop><x:color>red</x:color></D:prop></D:set></D:propertyupdate>"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207);
+    let f = gw
+        .session
+        .info(&CrUri::my_path("/q.bin").unwrap(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.meta("dav:urn:x|color"),
+        Some(r#"{"i":"cmVk"}"#),
+        "{:?}",
+        f.metadata
+    );
+    let r = gw
+        .req("PROPFIND", "/")
+        .header("depth", "1")
+        .body(r#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:x="urn:x"><D:prop><x:color/></D:prop></D:propfind>"#)
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert_eq!(body.matches(">red<").count(), 1, "exactly once: {body}");
     gw.stop().await;
 }

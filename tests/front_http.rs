@@ -20,6 +20,7 @@ use cloudreve_dav::{
     },
 };
 use http::{Request, Response};
+use http_body_util::BodyExt as _;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -70,6 +71,10 @@ struct StubDav {
 impl DavService for StubDav {
     async fn handle(&self, req: Request<BoxBody>, principal: Arc<Principal>) -> Response<BoxBody> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if req.uri().path() == "/echo" {
+            let body = req.into_body().collect().await.expect("body").to_bytes();
+            return Response::new(front::full_body(body));
+        }
         match req.uri().path() {
             "/panic" => panic!("stub panics on purpose"),
             "/slow" => {
@@ -292,19 +297,56 @@ async fn right_password_reaches_inner_with_principal() {
 async fn argon2_runs_once_per_credential() {
     let h = start().await;
     assert_eq!(h.auth.stats().argon2_hashes, 2);
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 0);
     for _ in 0..5 {
         assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
     }
     assert_eq!(get_as(h.addr, "ALICE@example.com", RW_PW).await.status, 200);
+    // rw1 is tried first and matches: one argon2 run for six requests.
     assert_eq!(h.auth.stats().argon2_verifications, 1);
-    // Wrong passwords never reach argon2.
-    assert_eq!(get_as(h.addr, ALICE, "nope").await.status, 401);
-    assert_eq!(h.auth.stats().argon2_verifications, 1);
-    // A refresh with unchanged passwords re-hashes nothing and keeps the cache.
+    // The second account costs a run against rw1 and one against ro1, once.
+    for _ in 0..3 {
+        assert_eq!(get_as(h.addr, ALICE, RO_PW).await.status, 200);
+    }
+    assert_eq!(h.auth.stats().argon2_verifications, 3);
+    // A wrong password is tried against both accounts (refetch window closed)
+    // and answered 401 with the challenge.
+    let r = get_as(h.addr, ALICE, "nope").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some(CHALLENGE));
+    assert_eq!(h.auth.stats().argon2_verifications, 5);
+    assert_eq!(h.source.fetches.load(Ordering::SeqCst), 1);
+    // A refresh with unchanged passwords checks each against its hash,
+    // re-hashes nothing and keeps the cache.
     h.auth.refresh_all().await;
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 2);
     assert_eq!(h.auth.stats().argon2_hashes, 2);
     assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
-    assert_eq!(h.auth.stats().argon2_verifications, 1);
+    assert_eq!(get_as(h.addr, ALICE, RO_PW).await.status, 200);
+    assert_eq!(h.auth.stats().argon2_verifications, 5);
+}
+
+#[tokio::test]
+async fn changed_password_is_rehashed_and_old_one_refused_after_refresh() {
+    let h = start().await;
+    assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
+    let new_pw = "changedchangedchangedchangedchan";
+    for a in h.source.accounts.lock().expect("lock").iter_mut() {
+        if a.id == "rw1" {
+            a.password = new_pw.into();
+        }
+    }
+    // Cached until the refresh notices.
+    assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 200);
+    h.auth.refresh_all().await;
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 2);
+    assert_eq!(h.auth.stats().argon2_hashes, 3, "only rw1 is re-hashed");
+    assert_eq!(get_as(h.addr, ALICE, RW_PW).await.status, 401);
+    let r = get_as(h.addr, ALICE, new_pw).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains(" rw1 "), "{}", r.body);
+    // The untouched account keeps working.
+    assert_eq!(get_as(h.addr, ALICE, RO_PW).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -372,6 +414,35 @@ async fn new_account_is_picked_up_on_unknown_password() {
         .lock()
         .expect("lock")
         .push(account("new1", new_pw, false));
+    let r = get_as(h.addr, ALICE, new_pw).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains(" new1 "), "{}", r.body);
+    assert_eq!(h.source.fetches.load(Ordering::SeqCst), 2);
+    // rw1 and ro1 before the refetch, then only the new account.
+    assert_eq!(h.auth.stats().argon2_verifications, 3);
+    assert_eq!(h.auth.stats().argon2_refresh_checks, 2);
+    // Cached from now on.
+    assert_eq!(get_as(h.addr, ALICE, new_pw).await.status, 200);
+    assert_eq!(h.auth.stats().argon2_verifications, 3);
+}
+
+#[tokio::test]
+async fn new_account_waits_for_the_refetch_window() {
+    let settings = AuthSettings {
+        unknown_password_refetch: Duration::from_millis(300),
+        ..fast_settings()
+    };
+    let h = start_with(settings, None, true).await;
+    let new_pw = "newnewnewnewnewnewnewnewnewnewne";
+    h.source
+        .accounts
+        .lock()
+        .expect("lock")
+        .push(account("new1", new_pw, false));
+    // Right after the initial fetch the window is closed: no refetch yet.
+    assert_eq!(get_as(h.addr, ALICE, new_pw).await.status, 401);
+    assert_eq!(h.source.fetches.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let r = get_as(h.addr, ALICE, new_pw).await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains(" new1 "), "{}", r.body);
@@ -531,6 +602,123 @@ async fn traversal_and_bad_encoding_get_400_and_never_reach_inner() {
     assert_eq!(h.stub.calls.load(Ordering::SeqCst), 0);
 }
 
+/// Splits a stream of responses (each with `Content-Length`).
+fn parse_all(raw: &[u8]) -> Vec<Resp> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let head_len = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("complete response head")
+            + 4;
+        let head = parse(&rest[..head_len]);
+        let len: usize = head
+            .header("content-length")
+            .expect("content-length")
+            .parse()
+            .expect("length");
+        out.push(parse(&rest[..head_len + len]));
+        rest = &rest[head_len + len..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn fragment_in_request_target_gets_400_and_never_reaches_inner() {
+    let h = start().await;
+    let auth = basic(ALICE, RW_PW);
+    for (method, target) in [
+        ("DELETE", "/x/#frag"),
+        ("DELETE", "/litmus/frag/#ment"),
+        ("PROPFIND", "/#frag"),
+        ("GET", "/#"),
+        ("GET", "/a?x#y"),
+        ("GET", "http://test/a#b"),
+    ] {
+        let r = send(
+            h.addr,
+            method,
+            target,
+            &[("Authorization", &auth), ("Depth", "0")],
+        )
+        .await;
+        assert_eq!(r.status, 400, "{method} {target}");
+    }
+    // Without credentials too: nothing is looked at before the 400.
+    assert_eq!(send(h.addr, "DELETE", "/x/#frag", &[]).await.status, 400);
+    assert_eq!(h.stub.calls.load(Ordering::SeqCst), 0);
+    // An encoded `#` is an ordinary path character.
+    let r = send(h.addr, "GET", "/a%23b", &[("Authorization", &auth)]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("GET /a%23b "), "{}", r.body);
+}
+
+/// hyper answers the refused request with 400 and closes the connection:
+/// requests pipelined after it are never answered.
+#[tokio::test]
+async fn fragment_request_closes_a_keep_alive_connection() {
+    let h = start().await;
+    let auth = basic(ALICE, RW_PW);
+    let keep = |method: &str, target: &str| {
+        format!("{method} {target} HTTP/1.1\r\nHost: test\r\nAuthorization: {auth}\r\n\r\n")
+    };
+    let raw = [
+        keep("GET", "/x"),
+        keep("DELETE", "/x/#frag"),
+        keep("GET", "/y"),
+    ]
+    .concat();
+    let mut s = TcpStream::connect(h.addr).await.expect("connect");
+    s.write_all(raw.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .expect("connection closed in time")
+        .expect("read");
+    let resps = parse_all(&buf);
+    let statuses: Vec<u16> = resps.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 400]);
+    assert!(resps[0].body.starts_with("GET /x "));
+    assert_eq!(h.stub.calls.load(Ordering::SeqCst), 1);
+}
+
+/// Bodies that look like requests with fragments arrive byte-exact, and the
+/// framing stays in step for the requests that follow on the connection.
+#[tokio::test]
+async fn bodies_with_fragments_and_fake_requests_arrive_byte_exact() {
+    let h = start().await;
+    let auth = basic(ALICE, RW_PW);
+    let body = "a#b\r\n\r\nDELETE /#x HTTP/1.1\r\nContent-Length: 0\r\n\r\n#";
+    let mut raw = format!(
+        "PUT /echo HTTP/1.1\r\nHost: test\r\nAuthorization: {auth}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    raw.push_str(&format!(
+        "PUT /echo HTTP/1.1\r\nHost: test\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked\r\n\r\n\
+         3;x=#\r\na#b\r\n{:x}\r\n{}\r\n0\r\nX-T: #\r\n\r\n",
+        body.len() - 3,
+        &body[3..],
+    ));
+    raw.push_str(
+        &String::from_utf8(raw_request("GET", "/x", &[("Authorization", &auth)])).expect("ascii"),
+    );
+    let mut s = TcpStream::connect(h.addr).await.expect("connect");
+    s.write_all(raw.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .expect("connection closed in time")
+        .expect("read");
+    let resps = parse_all(&buf);
+    let statuses: Vec<u16> = resps.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 200]);
+    assert_eq!(resps[0].body, body);
+    assert_eq!(resps[1].body, body);
+    assert!(resps[2].body.starts_with("GET /x "));
+    assert_eq!(h.stub.calls.load(Ordering::SeqCst), 3);
+}
+
 #[tokio::test]
 async fn panicking_inner_gives_500_and_server_keeps_serving() {
     let h = start().await;
@@ -624,6 +812,14 @@ async fn tls_with_self_signed_certificate() {
     let r = exchange(tls, &raw_request("GET", "/x", &[("Authorization", &auth)])).await;
     assert_eq!(r.status, 200);
     assert!(r.body.starts_with("GET /x alice@example.com rw1"));
+
+    // The fragment filter works inside TLS too.
+    let tcp = TcpStream::connect(h.addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("handshake");
+    let raw = raw_request("DELETE", "/x/#frag", &[("Authorization", &auth)]);
+    assert_eq!(exchange(tls, &raw).await.status, 400);
+    assert_eq!(h.stub.calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

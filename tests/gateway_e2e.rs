@@ -11,6 +11,9 @@ use cloudreve_dav::gateway::{self, RunningGateway, Sessions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// A request: method, path, extra headers.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 const EMAIL: &str = "e2e@example.com";
 const LOGIN: &str = "e2e-login-password";
 
@@ -179,7 +182,7 @@ async fn read_only_account_gets_403_for_every_mutating_method() {
     assert_eq!(raw(addr, "MKCOL", "/dir", &rw, &[]).await, 201);
     let dest = format!("http://{addr}/other.txt");
     let lock_body_free = [("Timeout", "Second-60")];
-    let cases: [(&str, &str, &[(&str, &str)]); 8] = [
+    let cases: [Case; 8] = [
         ("PUT", "/keep.txt", &[]),
         ("DELETE", "/keep.txt", &[]),
         ("MKCOL", "/newdir", &[]),

@@ -1,4 +1,5 @@
-//! Runs Debian's litmus 0.13 (suites `basic`, `copymove`, `http`) against a
+//! Runs Debian's litmus 0.13 (suites `basic`, `copymove`, `props`, `locks`,
+//! `http`) against a
 //! fresh `demo` (the gateway in front of the embedded emulator) through
 //! `litmus/run.sh`, which installs litmus when it is missing. The run must
 //! pass every test with zero warnings.
@@ -10,7 +11,7 @@ use cloudreve_dav::demo;
 use tokio::net::TcpListener;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn litmus_basic_copymove_http_pass_with_no_warnings() {
+async fn litmus_all_suites_pass_with_no_warnings() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let demo = demo::start(None, listener).await.expect("demo starts");
     let info = demo.info.clone();
@@ -20,7 +21,7 @@ async fn litmus_basic_copymove_http_pass_with_no_warnings() {
         .env("LITMUS_URL", &info.webdav_url)
         .env("LITMUS_USER", &info.username)
         .env("LITMUS_PASSWORD", &info.password)
-        .env("LITMUS_SUITES", "basic copymove http")
+        .env("LITMUS_SUITES", "basic copymove props locks http")
         .stdin(Stdio::null())
         .output();
     let output = tokio::time::timeout(Duration::from_secs(600), run)
@@ -37,7 +38,7 @@ async fn litmus_basic_copymove_http_pass_with_no_warnings() {
         "litmus/run.sh failed ({}): see the output above",
         output.status
     );
-    for suite in ["basic", "copymove", "http"] {
+    for suite in ["basic", "copymove", "props", "locks", "http"] {
         assert!(
             stdout.contains(&format!("summary for `{suite}'")),
             "no summary for suite {suite}"

@@ -196,7 +196,8 @@ impl CrUri {
 
     /// Parses a URI as sent by the server (e.g. `FileResponse.path`).
     /// Accepts `cloudreve://my`, `cloudreve://my/`, `cloudreve://id@my/…`.
-    /// Path segments are percent-decoded; `.`/`..`/empty segments are
+    /// The path is percent-decoded (so `%2F` separates, as on the server);
+    /// `.`/`..`/empty segments are
     /// resolved like Go's `path.Clean`. A raw `?` or `#` (search query or
     /// fragment) is rejected, as is a stray `%`.
     pub fn parse(s: &str) -> Result<Self> {
@@ -220,18 +221,22 @@ impl CrUri {
         if fs.is_empty() {
             return Err(Error::InvalidUri(format!("missing file system: {s:?}")));
         }
+        // Like the server: percent-decode first, then clean and split, so
+        // an encoded `%2F` is a separator too (contract §3.1).
         let mut segments: Vec<String> = Vec::new();
         for raw in path.split('/') {
             if raw.is_empty() {
                 continue;
             }
-            let seg = decode_strict(raw)?;
-            match seg.as_str() {
-                "." => {}
-                ".." => {
-                    segments.pop();
+            let decoded = decode_strict(raw)?;
+            for seg in decoded.split('/') {
+                match seg {
+                    "" | "." => {}
+                    ".." => {
+                        segments.pop();
+                    }
+                    _ => segments.push(seg.to_string()),
                 }
-                _ => segments.push(seg),
             }
         }
         Ok(CrUri {
@@ -340,6 +345,12 @@ mod tests {
             "/a/c/d"
         );
         assert_eq!(CrUri::parse("cloudreve://my/a+b").unwrap().name(), "a+b");
+        assert_eq!(
+            CrUri::parse("cloudreve://my/a%2Fb%2F..%2Fc")
+                .unwrap()
+                .segments(),
+            ["a", "c"]
+        );
         assert!(CrUri::parse("cloudreve://my/a%2").is_err());
         assert!(CrUri::parse("cloudreve://my/a%zz").is_err());
         assert!(CrUri::parse("http://my/a").is_err());

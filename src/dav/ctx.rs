@@ -46,7 +46,7 @@ pub struct RequestCtx {
     /// Gateway settings.
     pub settings: Arc<DavSettings>,
     pub(crate) quota: Arc<QuotaCache>,
-    cache: Mutex<HashMap<CrUri, FileResponse>>,
+    cache: Mutex<HashMap<CrUri, Option<FileResponse>>>,
     first_page: Mutex<Option<(CrUri, ListPage)>>,
     wanted: Mutex<Option<WantedStatus>>,
     aborted: AtomicBool,
@@ -104,15 +104,23 @@ impl RequestCtx {
         Some(u)
     }
 
-    /// A cached `FileResponse`.
-    pub fn cached(&self, uri: &CrUri) -> Option<FileResponse> {
+    /// A cached lookup: `Some(Some(f))` found, `Some(None)` known missing,
+    /// `None` unknown.
+    pub fn cached(&self, uri: &CrUri) -> Option<Option<FileResponse>> {
         self.cache.lock().ok()?.get(uri).cloned()
     }
 
     /// Caches `f` as the metadata of `uri`.
     pub fn remember(&self, uri: CrUri, f: FileResponse) {
         if let Ok(mut c) = self.cache.lock() {
-            c.insert(uri, f);
+            c.insert(uri, Some(f));
+        }
+    }
+
+    /// Caches that `uri` does not exist (until the next mutation).
+    pub fn remember_missing(&self, uri: CrUri) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(uri, None);
         }
     }
 

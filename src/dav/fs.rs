@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use dav_server::davpath::DavPath;
 use dav_server::fs::{
-    DavDirEntry, DavFile, DavMetaData, FsError, FsFuture, FsStream, GuardedFileSystem, OpenOptions,
-    ReadDirMeta,
+    DavDirEntry, DavFile, DavMetaData, DavProp, FsError, FsFuture, FsStream, GuardedFileSystem,
+    OpenOptions, ReadDirMeta,
 };
 use futures::FutureExt as _;
 use http::Method;
@@ -30,8 +30,9 @@ use http::Method;
 use crate::cloudreve::{CrUri, CreateKind, FileResponse};
 
 use super::ctx::RequestCtx;
-use super::errors::map_err;
+use super::errors::{Outcome, classify, map_err};
 use super::meta::{CrEntry, CrMeta};
+use super::props;
 use super::read::ReadFile;
 use super::service::DeleteMode;
 use super::write::WriteFile;
@@ -51,8 +52,10 @@ pub struct CloudreveFs;
 /// Metadata of `uri`: from the request cache, the root's listing `parent`
 /// (`/file/info` refuses the root), or `/file/info`.
 pub async fn lookup(ctx: &RequestCtx, uri: &CrUri) -> Result<FileResponse, FsError> {
-    if let Some(f) = ctx.cached(uri) {
-        return Ok(f);
+    match ctx.cached(uri) {
+        Some(Some(f)) => return Ok(f),
+        Some(None) => return Err(FsError::NotFound),
+        None => {}
     }
     let f = if uri.is_root() || *uri == ctx.root {
         let page = ctx
@@ -63,12 +66,20 @@ pub async fn lookup(ctx: &RequestCtx, uri: &CrUri) -> Result<FileResponse, FsErr
         page.parent.ok_or_else(|| {
             ctx.want(http::StatusCode::BAD_GATEWAY, None);
             FsError::GeneralFailure
-        })?
+        })
     } else {
         ctx.session
             .info(uri, false)
             .await
-            .map_err(|e| map_err(ctx, "info", &e))?
+            .map_err(|e| map_err(ctx, "info", &e))
+    };
+    let f = match f {
+        Ok(f) => f,
+        Err(FsError::NotFound) => {
+            ctx.remember_missing(uri.clone());
+            return Err(FsError::NotFound);
+        }
+        Err(e) => return Err(e),
     };
     ctx.remember(uri.clone(), f.clone());
     Ok(f)
@@ -130,9 +141,7 @@ fn read_dir_stream(
                 let e: Box<dyn DavDirEntry> = Box::new(CrEntry { name: f.name, meta });
                 return Some((Ok(e), st));
             }
-            let Some(token) = st.next.take() else {
-                return None;
-            };
+            let token = st.next.take()?;
             let page_size = st.ctx.settings.page_size;
             match st
                 .ctx
@@ -197,7 +206,11 @@ impl CloudreveFs {
         if !options.write {
             let f = lookup(ctx, &uri).await?;
             let meta = CrMeta::from_file(&f);
-            return Ok(Box::new(ReadFile::new(ctx.clone(), uri, meta)));
+            let mut r = ReadFile::new(ctx.clone(), uri, meta);
+            if ctx.method == Method::GET && !f.is_folder() {
+                r.prepare().await?;
+            }
+            return Ok(Box::new(r));
         }
         if uri == ctx.root {
             return Err(FsError::Forbidden);
@@ -472,15 +485,108 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
         self.do_copy(from, to, ctx).boxed()
     }
 
+    fn have_props<'a>(
+        &'a self,
+        _path: &'a DavPath,
+        _ctx: &'a Ctx,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(futures::future::ready(true))
+    }
+
+    /// Dead properties go to Cloudreve metadata in one call (§6.2 format);
+    /// a refusal is reported per property in a 207 (never a bare 501).
+    fn patch_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        patch: Vec<(bool, DavProp)>,
+        ctx: &'a Ctx,
+    ) -> FsFuture<'a, Vec<(http::StatusCode, DavProp)>> {
+        async move {
+            let uri = uri_of(ctx, path)?;
+            let all = |st: http::StatusCode, patch: Vec<(bool, DavProp)>| {
+                patch.into_iter().map(|(_, p)| (st, p)).collect::<Vec<_>>()
+            };
+            if uri == ctx.root {
+                // Cloudreve stores no metadata on the root.
+                return Ok(all(http::StatusCode::FORBIDDEN, patch));
+            }
+            // Document order (RFC 4918 §9.2): the last instruction per key
+            // wins (Cloudreve applies all upserts before all removals).
+            let mut patches: Vec<crate::cloudreve::MetadataPatch> = Vec::with_capacity(patch.len());
+            for (set, p) in &patch {
+                match props::patch_of(*set, p) {
+                    Some(m) => {
+                        patches.retain(|x| x.key != m.key);
+                        patches.push(m);
+                    }
+                    None => return Ok(all(http::StatusCode::FORBIDDEN, patch)),
+                }
+            }
+            let r = ctx
+                .session
+                .patch_metadata(std::slice::from_ref(&uri), &patches)
+                .await;
+            ctx.forget_all();
+            match r {
+                Ok(()) => Ok(all(http::StatusCode::OK, patch)),
+                Err(e) => {
+                    let st = match classify(&e) {
+                        Outcome::Fs(FsError::NotFound) => http::StatusCode::NOT_FOUND,
+                        Outcome::Fs(FsError::Forbidden) => http::StatusCode::FORBIDDEN,
+                        Outcome::Fs(FsError::InsufficientStorage) => {
+                            http::StatusCode::INSUFFICIENT_STORAGE
+                        }
+                        Outcome::Fs(_) => http::StatusCode::CONFLICT,
+                        Outcome::Status(s, _) => s,
+                    };
+                    tracing::info!(%uri, error = %e, status = st.as_u16(), "PROPPATCH refused upstream");
+                    Ok(all(st, patch))
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn get_props<'a>(
+        &'a self,
+        path: &'a DavPath,
+        do_content: bool,
+        ctx: &'a Ctx,
+    ) -> FsFuture<'a, Vec<DavProp>> {
+        async move {
+            let uri = uri_of(ctx, path)?;
+            let f = lookup(ctx, &uri).await?;
+            Ok(props::props_of(&f, do_content))
+        }
+        .boxed()
+    }
+
+    /// Always "not found": dav-server 0.11 appends every dead property
+    /// from [`get_props`](GuardedFileSystem::get_props) to every PROPFIND
+    /// response anyway, so answering here would list requested dead
+    /// properties twice. Absent ones get their 404 propstat from
+    /// [`propfix`](super::propfix).
+    fn get_prop<'a>(
+        &'a self,
+        _path: &'a DavPath,
+        _prop: DavProp,
+        _ctx: &'a Ctx,
+    ) -> FsFuture<'a, Vec<u8>> {
+        futures::future::ready(Err(FsError::NotFound)).boxed()
+    }
+
     fn get_quota<'a>(&'a self, ctx: &'a Ctx) -> FsFuture<'a, (u64, Option<u64>)> {
         self.do_quota(ctx).boxed()
     }
 }
 
+/// `(used, Some(total))` as dav-server wants it.
+type Quota = (u64, Option<u64>);
+
 /// A per-user quota cache shared by all requests.
 #[derive(Debug, Default)]
 pub struct QuotaCache {
-    map: std::sync::Mutex<std::collections::HashMap<String, (Instant, (u64, Option<u64>))>>,
+    map: std::sync::Mutex<std::collections::HashMap<String, (Instant, Quota)>>,
 }
 
 impl QuotaCache {

@@ -213,7 +213,7 @@ impl DavLockSystem for UserLocks {
                 if !applies {
                     continue;
                 }
-                let has_token = submitted_tokens.iter().any(|t| *t == l.token);
+                let has_token = submitted_tokens.contains(&l.token);
                 let same_owner = ignore_principal
                     || l.principal.is_none()
                     || l.principal.as_deref() == principal;
@@ -236,5 +236,126 @@ impl DavLockSystem for UserLocks {
         let p = key(path);
         self.with(|v| v.retain(|l| !within(&key(&l.path), &p)));
         futures::future::ready(Ok(())).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> DavPath {
+        DavPath::new(s).expect("path")
+    }
+
+    async fn lock(
+        ls: &UserLocks,
+        path: &str,
+        shared: bool,
+        deep: bool,
+    ) -> Result<DavLock, DavLock> {
+        ls.lock(&p(path), Some("u"), None, None, shared, deep).await
+    }
+
+    #[tokio::test]
+    async fn conflict_rules() {
+        let store = MemLockSystem::new();
+        let ls = store.for_user("ns".into(), "u".into());
+        let a = lock(&ls, "/a/", false, true).await.expect("lock /a");
+        assert!(a.token.starts_with("urn:uuid:"));
+        assert_eq!(a.timeout, Some(DEFAULT_TIMEOUT));
+        // Below a deep exclusive lock: conflict.
+        assert!(lock(&ls, "/a/b", false, false).await.is_err());
+        // A sibling: fine; a deep lock on the parent of a locked member: conflict.
+        lock(&ls, "/c", false, false).await.expect("lock /c");
+        assert!(lock(&ls, "/", false, true).await.is_err());
+        // Depth-0 lock on the parent does not cover members.
+        let d = lock(&ls, "/d/", false, false).await.expect("lock /d");
+        lock(&ls, "/d/x", false, false)
+            .await
+            .expect("member of depth-0 lock");
+        // Shared + shared is fine; shared + exclusive is not.
+        lock(&ls, "/s", true, false).await.expect("shared 1");
+        lock(&ls, "/s", true, false).await.expect("shared 2");
+        assert!(lock(&ls, "/s", false, false).await.is_err());
+        // check: token needed below a deep lock, not beside it.
+        assert!(
+            ls.check(&p("/a/b"), Some("u"), false, false, &[])
+                .await
+                .is_err()
+        );
+        ls.check(
+            &p("/a/b"),
+            Some("u"),
+            false,
+            false,
+            std::slice::from_ref(&a.token),
+        )
+        .await
+        .expect("token accepted");
+        assert!(
+            ls.check(
+                &p("/a/b"),
+                Some("other"),
+                false,
+                false,
+                std::slice::from_ref(&a.token)
+            )
+            .await
+            .is_err(),
+            "another principal's token"
+        );
+        ls.check(&p("/zzz"), Some("u"), false, false, &[])
+            .await
+            .expect("unlocked");
+        // discover: covering locks only.
+        assert_eq!(ls.discover(&p("/a/b/c")).await.len(), 1);
+        assert_eq!(ls.discover(&p("/d/x")).await.len(), 1);
+        // Other namespaces are independent.
+        let other = store.for_user("ns2".into(), "v".into());
+        lock(&other, "/a/", false, true).await.expect("other ns");
+        // unlock: owner only.
+        let foreign = store.for_user("ns".into(), "intruder".into());
+        assert!(foreign.unlock(&p("/d/"), &d.token).await.is_err());
+        ls.unlock(&p("/d/"), &d.token).await.expect("unlock");
+        // delete removes the subtree's locks.
+        ls.delete(&p("/a/")).await.expect("delete");
+        assert!(ls.discover(&p("/a/b")).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn timeouts_are_capped_and_expired_locks_vanish() {
+        let store = MemLockSystem::new();
+        let ls = store.for_user("ns".into(), "u".into());
+        let l = ls
+            .lock(
+                &p("/x"),
+                Some("u"),
+                None,
+                Some(Duration::from_secs(10 * 86400)),
+                false,
+                false,
+            )
+            .await
+            .expect("lock");
+        assert_eq!(l.timeout, Some(MAX_TIMEOUT));
+        let r = ls
+            .refresh(&p("/x"), &l.token, Some(Duration::from_secs(60)))
+            .await
+            .expect("refresh");
+        assert_eq!(r.timeout, Some(Duration::from_secs(60)));
+        // Let it expire (move its deadline into the past).
+        {
+            let mut t = store.table.lock().expect("table");
+            for v in t.values_mut() {
+                for l in v.iter_mut() {
+                    l.timeout_at = Some(SystemTime::now() - Duration::from_secs(1));
+                }
+            }
+        }
+        assert_eq!(store.count(), 0);
+        ls.lock(&p("/x"), Some("u"), None, None, false, false)
+            .await
+            .expect("relock after expiry");
+        assert!(ls.refresh(&p("/x"), &l.token, None).await.is_err());
     }
 }

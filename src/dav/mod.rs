@@ -3,7 +3,9 @@
 //! * [`ctx`] — [`RequestCtx`], the per-request credentials/hints/cache;
 //! * [`fs`] — [`CloudreveFs`], the `GuardedFileSystem` over Cloudreve;
 //! * [`meta`] — metadata and directory entries built from `FileResponse`s;
-//! * [`read`] / [`write`] — the lazy download and the upload `DavFile`s;
+//! * [`props`] — dead properties stored as Cloudreve metadata;
+//! * [`propfix`] — the 404 propstats dav-server omits;
+//! * [`read`](mod@read) / [`write`](mod@write) — the lazy download and the upload `DavFile`s;
 //! * [`locks`] — [`MemLockSystem`], an expiring in-memory `DavLockSystem`;
 //! * [`service`] — [`DavGateway`], the front's `DavService` wrapping the
 //!   handler and fixing the crate's known gaps around it.
@@ -13,6 +15,8 @@ pub mod errors;
 pub mod fs;
 pub mod locks;
 pub mod meta;
+pub mod propfix;
+pub mod props;
 pub mod read;
 pub mod service;
 pub mod write;

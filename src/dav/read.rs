@@ -28,6 +28,9 @@ pub struct ReadFile {
     stream: Option<(std::sync::Mutex<ByteStream>, u64)>,
     /// Bytes received but not yet returned (start at `pos`).
     pending: Bytes,
+    /// A signed download URL fetched at open time (GET), so that upstream
+    /// failures become a status before dav-server commits a 200.
+    url: Option<String>,
 }
 
 impl std::fmt::Debug for ReadFile {
@@ -49,17 +52,44 @@ impl ReadFile {
             pos: 0,
             stream: None,
             pending: Bytes::new(),
+            url: None,
         }
+    }
+
+    /// Fetches the signed URL now (one upstream call; no body transfer).
+    pub async fn prepare(&mut self) -> Result<(), FsError> {
+        if self.meta.size == 0 {
+            return Ok(());
+        }
+        let u = self
+            .ctx
+            .session
+            .download_url(
+                &self.uri,
+                self.meta.entity.as_deref(),
+                crate::cloudreve::DownloadUrlOptions {
+                    no_cache: true,
+                    download: false,
+                },
+            )
+            .await
+            .map_err(|e| map_err(&self.ctx, "download_url", &e))?;
+        self.url = Some(u.url);
+        Ok(())
     }
 
     async fn open_at(&mut self) -> Result<(), FsError> {
         let range = (self.pos > 0).then_some((self.pos, None));
-        let r = self
-            .ctx
-            .session
-            .open_read_uri(&self.uri, self.meta.entity.as_deref(), range)
-            .await
-            .map_err(|e| map_err(&self.ctx, "open_read", &e))?;
+        let r = match self.url.take() {
+            Some(url) => self.ctx.session.open_read(&url, range).await,
+            None => {
+                self.ctx
+                    .session
+                    .open_read_uri(&self.uri, self.meta.entity.as_deref(), range)
+                    .await
+            }
+        }
+        .map_err(|e| map_err(&self.ctx, "open_read", &e))?;
         let start = match (&r.content_range, r.status) {
             (Some(cr), 206) => cr.start,
             (_, 200) => 0,

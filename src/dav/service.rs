@@ -32,19 +32,13 @@ use super::ctx::RequestCtx;
 use super::errors::{Outcome, RETRY_AFTER, classify};
 use super::fs::{CloudreveFs, QuotaCache, lookup};
 use super::locks::MemLockSystem;
+use super::propfix::{PropFixer, requested};
 
 /// Finds the signed-in Cloudreve session of a configured user (by e-mail).
 pub type SessionLookup = Arc<dyn Fn(&str) -> Option<Session> + Send + Sync>;
 
-/// What DELETE does upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeleteMode {
-    /// Move to the Cloudreve trash (restorable).
-    #[default]
-    Trash,
-    /// Delete permanently.
-    Permanent,
-}
+/// What DELETE does upstream (the configuration's setting).
+pub use crate::config::DeleteMode;
 
 /// Settings of the WebDAV layer.
 #[derive(Debug, Clone)]
@@ -282,6 +276,7 @@ struct GuardedBody {
     inner: dav_server::body::Body,
     ctx: Arc<RequestCtx>,
     fix_etags: bool,
+    props: Option<PropFixer>,
     failed: bool,
 }
 
@@ -305,8 +300,15 @@ impl http_body::Body for GuardedBody {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(f))) => {
                 let f = match f.into_data() {
-                    Ok(d) if self.fix_etags => Frame::data(quote_etags(&d)),
-                    Ok(d) => Frame::data(d),
+                    Ok(mut d) => {
+                        if let Some(p) = self.props.as_mut() {
+                            d = p.fix(&d);
+                        }
+                        if self.fix_etags {
+                            d = quote_etags(&d);
+                        }
+                        Frame::data(d)
+                    }
                     Err(f) => f,
                 };
                 Poll::Ready(Some(Ok(f)))
@@ -404,6 +406,19 @@ impl DavService for DavGateway {
             }
         }
 
+        // PROPFIND bodies are small (dav-server buffers ≤ 64 KiB itself):
+        // read it to learn the requested properties, then hand it on.
+        let mut req = req;
+        let mut wanted = None;
+        if method.as_str() == "PROPFIND" {
+            let (parts, body) = req.into_parts();
+            let bytes = match http_body_util::Limited::new(body, 65536).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+            };
+            wanted = requested(&bytes);
+            req = Request::from_parts(parts, full_body(bytes));
+        }
         let ns = format!("{}\n{}", principal.email, principal.root_uri);
         let mut cfg = DavHandler::builder()
             .filesystem(Box::new(CloudreveFs))
@@ -428,10 +443,12 @@ impl DavService for DavGateway {
                     .insert(header::RETRY_AFTER, HeaderValue::from(ra.as_secs()));
             }
         }
+        let parts_is_207 = parts.status == StatusCode::MULTI_STATUS;
         let body = GuardedBody {
             inner: body,
             ctx: ctx.clone(),
             fix_etags: method.as_str() == "PROPFIND",
+            props: (parts_is_207).then(|| wanted.map(PropFixer::new)).flatten(),
             failed: false,
         };
         Response::from_parts(parts, body.boxed_unsync())

@@ -188,6 +188,29 @@ pub async fn login(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
 }
 
 #[derive(Deserialize)]
+struct PrepareQ {
+    email: Option<String>,
+}
+
+/// `GET /session/prepare?email=`.
+pub async fn prepare(State(inner): State<Arc<Inner>>, q: axum::http::Uri) -> Response {
+    let r = (|| -> Result<Response, ApiError> {
+        let pq: PrepareQ = super::server::parse_query(q.query())?;
+        let email = pq
+            .email
+            .filter(|e| valid_email(e))
+            .ok_or_else(|| ApiError::binding("email is required"))?;
+        if inner.lock().user_by_email(&email).is_none() {
+            return Err(ApiError::new(404, "User not found"));
+        }
+        Ok(ok(
+            json!({"webauthn_enabled": false, "password_enabled": true}),
+        ))
+    })();
+    r.unwrap_or_else(ApiError::into_resp)
+}
+
+#[derive(Deserialize)]
 struct TwoFaReq {
     #[serde(default)]
     otp: String,

@@ -14,7 +14,11 @@ impl Clock {
     /// The current emulated time.
     pub fn now(&self) -> DateTime<Utc> {
         let off = self.offset.lock().map(|g| *g).unwrap_or_default();
-        Utc::now() + chrono::Duration::from_std(off).unwrap_or_default()
+        let now = Utc::now();
+        chrono::Duration::from_std(off)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .unwrap_or(now)
     }
 
     /// Moves the clock forward.

@@ -4,11 +4,13 @@ use super::files::{Target, check_batch, check_fs, parse_uri, resolve, run};
 use super::ids::IdKind;
 use super::server::{ApiError, Inner, current_user, err, ok, parse_json, parse_query};
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -73,7 +75,7 @@ pub async fn file_url(
         if req.uris.is_empty() {
             return Err(ApiError::binding("uris is required"));
         }
-        check_batch(req.uris.len())?;
+        check_batch(&req.uris)?;
         let user = current_user(&inner, &headers)?;
         if req.archive {
             return Err(ApiError::new(40007, "Group not allowed"));
@@ -184,6 +186,10 @@ pub fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
             }
             let i: u64 = end.parse().map_err(|_| RangeError::Invalid)?;
             let i = i.min(size);
+            if i == 0 {
+                no_overlap = true;
+                continue;
+            }
             out.push((size - i, i));
         } else {
             let i: u64 = start.parse().map_err(|_| RangeError::Invalid)?;
@@ -254,6 +260,9 @@ async fn file_stream(
     ))
 }
 
+/// Entity id, size, download flag and modification time of a served blob.
+type Served = (u64, u64, bool, Option<DateTime<Utc>>);
+
 #[derive(Deserialize)]
 struct ServeQ {
     sign: Option<String>,
@@ -263,12 +272,15 @@ struct ServeQ {
 /// `GET/HEAD /file/content/{entity}/{speed}/{name}`.
 pub async fn serve(
     State(inner): State<Arc<Inner>>,
-    Path((entity, speed, name)): Path<(String, String, String)>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
     method: Method,
     headers: HeaderMap,
     q: Uri,
 ) -> Response {
-    let pre = (|| -> Result<(u64, u64, bool), ApiError> {
+    let Ok(Path((entity, speed, name))) = path else {
+        return ApiError::binding("invalid path").into_resp();
+    };
+    let pre = (|| -> Result<Served, ApiError> {
         let sq: ServeQ = parse_query(q.query())?;
         let sign = sq
             .sign
@@ -280,23 +292,24 @@ pub async fn serve(
             .ids
             .decode(&entity, IdKind::Entity)
             .ok_or_else(|| ApiError::new(40001, "Invalid entity id"))?;
-        let size = if eid == 0 {
-            0
+        let (size, modified) = if eid == 0 {
+            (0, None)
         } else {
             inner
                 .lock()
                 .entities
                 .get(&eid)
-                .map(|e| e.size)
+                .map(|e| (e.size, Some(e.created_at)))
                 .ok_or_else(|| ApiError::new(40077, "Entity not exist"))?
         };
         Ok((
             eid,
             size.max(0) as u64,
             sq.download.as_deref() == Some("true"),
+            modified,
         ))
     })();
-    let (eid, size, download) = match pre {
+    let (eid, size, download, modified) = match pre {
         Ok(x) => x,
         Err(e) => return e.into_resp(),
     };
@@ -327,17 +340,51 @@ pub async fn serve(
         );
         h.insert(header::CONTENT_DISPOSITION, hv(&d));
     }
-    if let Some(im) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
-        && !etag_matches(im, &etag)
+    let modified = modified.map(|m| m.timestamp());
+    if let Some(m) = modified
+        && let Some(t) = DateTime::<Utc>::from_timestamp(m, 0)
     {
-        return (StatusCode::PRECONDITION_FAILED, h).into_response();
+        h.insert(
+            header::LAST_MODIFIED,
+            hv(&t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()),
+        );
     }
-    if let Some(inm) = headers
+    let header_time = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+            .map(|t| t.timestamp())
+    };
+    // Preconditions in Go's order.
+    match headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(im) if !etag_matches(im, &etag) => {
+            return (StatusCode::PRECONDITION_FAILED, h).into_response();
+        }
+        Some(_) => {}
+        None => {
+            if let (Some(m), Some(t)) = (modified, header_time(header::IF_UNMODIFIED_SINCE))
+                && m > t
+            {
+                return (StatusCode::PRECONDITION_FAILED, h).into_response();
+            }
+        }
+    }
+    match headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        && etag_matches(inm, &etag)
     {
-        return (StatusCode::NOT_MODIFIED, h).into_response();
+        Some(inm) if etag_matches(inm, &etag) => {
+            return (StatusCode::NOT_MODIFIED, h).into_response();
+        }
+        Some(_) => {}
+        None => {
+            if let (Some(m), Some(t)) = (modified, header_time(header::IF_MODIFIED_SINCE))
+                && m <= t
+            {
+                return (StatusCode::NOT_MODIFIED, h).into_response();
+            }
+        }
     }
     let mut ranges: Vec<ByteRange> = vec![];
     if let Some(r) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
@@ -459,6 +506,9 @@ mod tests {
         assert_eq!(parse_range("bytes=x-1", 100), Err(RangeError::Invalid));
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(vec![(0, 2), (5, 2)]));
         assert_eq!(parse_range("bytes=0-1,200-300", 100), Ok(vec![(0, 2)]));
+        assert_eq!(parse_range("bytes=-0", 0), Err(RangeError::NoOverlap));
+        assert_eq!(parse_range("bytes=0-", 0), Err(RangeError::NoOverlap));
+        assert_eq!(parse_range("bytes=-5", 0), Err(RangeError::NoOverlap));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use super::ids::IdKind;
 use super::server::{ApiError, Inner, err, ok, ok_void, parse_json, parse_query, require_user};
 use super::state::{DavAccount, boolset};
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
@@ -176,11 +177,14 @@ fn find(inner: &Inner, uid: u64, id: &str) -> Result<u64, ApiError> {
 /// `PATCH /devices/dav/{id}`.
 pub async fn update(
     State(inner): State<Arc<Inner>>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     run(|| {
+        let Ok(Path(id)) = path else {
+            return Err(ApiError::binding("invalid path"));
+        };
         let uid = require_user(&inner, &headers)?;
         let raw = find(&inner, uid, &id)?;
         let (req, options) = validate(&inner, uid, &body)?;
@@ -201,10 +205,13 @@ pub async fn update(
 /// `DELETE /devices/dav/{id}`.
 pub async fn remove(
     State(inner): State<Arc<Inner>>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
     run(|| {
+        let Ok(Path(id)) = path else {
+            return Err(ApiError::binding("invalid path"));
+        };
         let uid = require_user(&inner, &headers)?;
         let raw = find(&inner, uid, &id)?;
         inner.lock().dav.remove(&raw);

@@ -68,10 +68,16 @@ pub enum Target {
 pub fn resolve(st: &Model, uid: u64, u: &CrUri) -> Result<Target, ApiError> {
     let user = st.users.get(&uid).ok_or_else(err::login)?;
     match u.fs.as_str() {
-        "my" => st
-            .walk(user.root, &u.segments)
-            .map(|id| Target::My(id, u.segments.clone()))
-            .ok_or_else(err::not_exist),
+        "my" => {
+            let id = st.walk(user.root, &u.segments).ok_or_else(err::not_exist)?;
+            // Use the stored names (they differ from the request in case-insensitive mode).
+            let segs = if st.settings.case_insensitive {
+                st.path_of(id).unwrap_or_else(|| u.segments.clone())
+            } else {
+                u.segments.clone()
+            };
+            Ok(Target::My(id, segs))
+        }
         "trash" => match u.segments.as_slice() {
             [] => Ok(Target::TrashRoot),
             [one] => user
@@ -98,9 +104,9 @@ pub fn display_name(n: &Node) -> String {
 }
 
 /// Policy JSON.
-pub fn policy_json(inner: &Inner, kind: PolicyKind) -> Value {
+pub fn policy_json(inner: &Inner, kind: PolicyKind, max_size: i64) -> Value {
     let id = inner.ids.encode(1, IdKind::Policy);
-    match kind {
+    let mut v = match kind {
         PolicyKind::Local => {
             json!({"id": id, "name": "Default storage policy", "type": "local", "max_size": 0})
         }
@@ -108,7 +114,9 @@ pub fn policy_json(inner: &Inner, kind: PolicyKind) -> Value {
             json!({"id": id, "name": "Relay policy", "type": "s3", "max_size": 0, "relay": true})
         }
         PolicyKind::S3 => json!({"id": id, "name": "S3 policy", "type": "s3", "max_size": 0}),
-    }
+    };
+    v["max_size"] = json!(max_size);
+    v
 }
 
 /// Builds a `FileResponse`.
@@ -155,8 +163,15 @@ pub fn take_locks(
     reqs: &[LockReq],
 ) -> Result<Vec<String>, ApiError> {
     super::upload::sweep(inner, st);
+    // Identical requests in one batch are taken once.
+    let mut uniq: Vec<LockReq> = Vec::with_capacity(reqs.len());
+    for r in reqs {
+        if !uniq.iter().any(|u| u.fs == r.fs && u.path == r.path) {
+            uniq.push(r.clone());
+        }
+    }
     st.locks
-        .acquire_all(reqs)
+        .acquire_all(&uniq)
         .map_err(|c| ApiError::new(40073, "Lock conflict").with_data(conflict_payload(&c)))
 }
 
@@ -205,6 +220,11 @@ pub fn mkdir_p(
     Ok(cur)
 }
 
+/// 40079 walk limit, with the outer message.
+pub fn walk_limit(msg: &str) -> ApiError {
+    ApiError::new(40079, msg)
+}
+
 /// 40052 illegal name.
 pub fn illegal_name() -> ApiError {
     ApiError::new(40052, "Invalid object name")
@@ -218,10 +238,11 @@ pub async fn ping() -> Response {
 /// `GET /site/config/{section}`.
 pub async fn site_config(
     State(inner): State<Arc<Inner>>,
-    Path(section): Path<String>,
+    section: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
 ) -> Response {
     run(|| {
+        let section = section.map(|Path(s)| s).unwrap_or_default();
         let captcha = inner.lock().settings.captcha;
         Ok(match section.as_str() {
             "login" => {
@@ -392,7 +413,7 @@ pub async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -
         .min(max)
         .max(1);
         let desc = lq.order_direction.as_deref() == Some("desc");
-        let order_by = lq.order_by.as_deref().unwrap_or("name");
+        let order_by = lq.order_by.as_deref().unwrap_or("");
         let key_of = |n: &Node| -> (u8, SortVal, u64) {
             let k = match order_by {
                 "name" => SortVal::Str(n.name.clone()),
@@ -460,7 +481,7 @@ pub async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -
                       "order_direction_options": ["asc","desc"]},
             "context_hint": uuid::Uuid::new_v4().to_string(),
             "mixed_type": false,
-            "storage_policy": policy_json(&inner, st.settings.policy),
+            "storage_policy": policy_json(&inner, st.settings.policy, st.settings.policy_max_size),
         })))
     })
 }
@@ -532,7 +553,7 @@ pub async fn info(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -
         let n = st.files.get(&id).ok_or_else(err::not_exist)?;
         let mut v = file_json(&inner, n, path, true);
         if extended {
-            let pol = policy_json(&inner, st.settings.policy);
+            let pol = policy_json(&inner, st.settings.policy, st.settings.policy_max_size);
             let mut ents = vec![];
             if let Some(e) = st.entities.get(&n.primary) {
                 ents.push(
@@ -592,20 +613,22 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
         };
         let now = inner.clock.now();
         let mut st = inner.lock();
+        // An existing object is answered before any lock is taken.
+        let root = st.users.get(&uid).ok_or_else(err::login)?.root;
+        if let Some(existing) = st.walk(root, &u.segments) {
+            let n = st.files.get(&existing).ok_or_else(err::not_exist)?;
+            if n.folder != folder || req.err_on_conflict {
+                return Err(err::existed());
+            }
+            let path = node_uri(&st, existing).unwrap_or_default();
+            return Ok(ok(file_json(&inner, n, path, true)));
+        }
         let locks = take_locks(
             &inner,
             &mut st,
             &[lreq(uid, "my", &u.segments, false, folder, "create")],
         )?;
         let r = (|| {
-            let root = st.users.get(&uid).ok_or_else(err::login)?.root;
-            if let Some(existing) = st.walk(root, &u.segments) {
-                let n = st.files.get(&existing).ok_or_else(err::not_exist)?;
-                if n.folder != folder || req.err_on_conflict {
-                    return Err(err::existed());
-                }
-                return Ok(ok(file_json(&inner, n, uri::emit("my", &u.segments), true)));
-            }
             if !valid_name(name) {
                 return Err(illegal_name());
             }
@@ -618,7 +641,8 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             st.files.insert(id, n);
             st.attach(id, parent);
             let n = st.files.get(&id).ok_or_else(err::not_exist)?;
-            Ok(ok(file_json(&inner, n, uri::emit("my", &u.segments), true)))
+            let path = node_uri(&st, id).unwrap_or_default();
+            Ok(ok(file_json(&inner, n, path, true)))
         })();
         st.locks.release(&locks);
         inner.touch();
@@ -718,11 +742,7 @@ struct MoveReq {
 pub fn agg_key(raw: &str) -> String {
     match uri::parse(raw) {
         Some(u) => {
-            let mut s = if u.segments.is_empty() {
-                format!("cloudreve://{}", u.fs)
-            } else {
-                uri::emit(&u.fs, &u.segments)
-            };
+            let mut s = uri::emit(&u.fs, &u.segments);
             if let Some(q) = u.query {
                 s.push('?');
                 s.push_str(&q);
@@ -733,10 +753,13 @@ pub fn agg_key(raw: &str) -> String {
     }
 }
 
-/// Checks the batch size (40074).
-pub fn check_batch(n: usize) -> Result<(), ApiError> {
-    if n > 3000 {
+/// Checks the batch size (40074) and that every URI parses (else a bare 40001).
+pub fn check_batch(uris: &[String]) -> Result<(), ApiError> {
+    if uris.len() > 3000 {
         return Err(ApiError::new(40074, "Too many uris"));
+    }
+    for u in uris {
+        parse_uri(u)?;
     }
     Ok(())
 }
@@ -752,7 +775,7 @@ pub async fn move_copy(
         if req.uris.is_empty() || req.dst.is_empty() {
             return Err(ApiError::binding("uris and dst are required"));
         }
-        check_batch(req.uris.len())?;
+        check_batch(&req.uris)?;
         let user = current_user(&inner, &headers)?;
         let du = parse_uri(&req.dst)?;
         let uid = check_fs(&inner, user, &du)?;
@@ -768,7 +791,14 @@ pub async fn move_copy(
             }
             Target::TrashRoot => {
                 if req.copy {
-                    return Err(err::unsupported());
+                    // Copy is only allowed my → my: every source fails on
+                    // its own (§4.6 "Other pairs give a per-URI 403, aggregated").
+                    let fails = req
+                        .uris
+                        .iter()
+                        .map(|raw| (agg_key(raw), err::unsupported()))
+                        .collect();
+                    return Err(aggregate(fails));
                 }
                 drop(st);
                 return delete_impl(&inner, uid, &req.uris, false, false);
@@ -839,9 +869,13 @@ pub async fn move_copy(
                 }
             }
             if req.copy {
+                let walked: usize = items.iter().map(|(id, ..)| st.subtree(*id).len()).sum();
+                if walked > st.settings.max_walked_files {
+                    return Err(walk_limit("failed to copy files"));
+                }
                 let total: i64 = items.iter().map(|(id, ..)| st.subtree_size(*id)).sum();
                 let u = st.users.get(&uid).ok_or_else(err::login)?;
-                if u.used + total > u.quota {
+                if u.used.saturating_add(total) > u.quota {
                     return Err(ApiError::new(40051, "Insufficient capacity"));
                 }
                 for (id, ..) in &items {
@@ -926,7 +960,7 @@ pub async fn delete(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
         if req.uris.is_empty() {
             return Err(ApiError::binding("uris is required"));
         }
-        check_batch(req.uris.len())?;
+        check_batch(&req.uris)?;
         let user = current_user(&inner, &headers)?;
         let first = parse_uri(&req.uris[0])?;
         let uid = check_fs(&inner, user, &first)?;
@@ -989,6 +1023,13 @@ fn delete_impl(
         .map(|(_, fs, segs, folder)| lreq(uid, fs, segs, false, *folder, app))
         .collect();
     let locks = take_locks(inner, &mut st, &reqs)?;
+    if hard {
+        let walked: usize = targets.iter().map(|t| st.subtree(t.0).len()).sum();
+        if walked > st.settings.max_walked_files {
+            st.locks.release(&locks);
+            return Err(walk_limit("failed to delete files"));
+        }
+    }
     let mut blobs = vec![];
     let retention = st.settings.trash_retention;
     for (id, _, segs, _) in &targets {
@@ -1045,7 +1086,7 @@ pub async fn restore(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: 
         if req.uris.is_empty() {
             return Err(ApiError::binding("uris is required"));
         }
-        check_batch(req.uris.len())?;
+        check_batch(&req.uris)?;
         let user = current_user(&inner, &headers)?;
         let first = parse_uri(&req.uris[0])?;
         let uid = check_fs(&inner, user, &first)?;

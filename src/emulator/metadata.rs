@@ -93,7 +93,7 @@ pub async fn patch(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: By
         if req.uris.is_empty() {
             return Err(ApiError::binding("uris is required"));
         }
-        check_batch(req.uris.len())?;
+        check_batch(&req.uris)?;
         let mut keys = vec![];
         for p in &req.patches {
             let k = p.key.clone().filter(|k| !k.is_empty());

@@ -1,6 +1,30 @@
 //! A Cloudreve v4 emulator: a real HTTP server implementing the contract
 //! (`/work/shared/cloudreve-v4-api.md`). It shares no wire types or URI code
 //! with the typed client in `crate::cloudreve`.
+//!
+//! Blobs live in `<data>/blobs/<entity>`; everything else is an in-memory model
+//! saved as `<data>/state.json` (debounced, atomic). Locks and upload sessions
+//! are not persisted.
+//!
+//! Known differences from a real Cloudreve 4.0 server (all deliberate):
+//! * Only the `my` and `trash` file systems exist; `share`/`shared_with_me` give 403,
+//!   unknown ones 40001. URI search queries (`?name=`) are ignored (plain listing).
+//!   `sys:shared_redirect` is stored but does not make a symbolic folder.
+//! * Listing is always cursor-paginated (`page` ignored). A trashed folder's contents
+//!   cannot be listed.
+//! * One version per file (no version retention); `used` is the sum of file sizes,
+//!   copies counted again, trash included. The default quota is 1 TiB, not 1 GB.
+//! * Download URLs are never cached (each call gets a full TTL); the `{speed}` segment
+//!   is 0 and not enforced; the host comes from the request's `Host`. `archive` always
+//!   gives 40007. Entity-less files serve an empty 200 body.
+//! * No thumbnails or media-metadata side effects. Timestamps are UTC (`Z`).
+//! * "Held" locks are not modelled. Cancelling an upload does not take a zero-depth
+//!   lock. Identical lock paths within one batch are taken once. `create` answers an
+//!   existing object before taking locks.
+//! * Expired upload sessions delete their placeholder. After an emulator restart,
+//!   placeholders of lost sessions stay (with their stale `sys:upload_session_id`).
+//! * `customize:emoji` accepts any non-empty value; colours are approximated.
+//!   The captcha answer is [`CAPTCHA_ANSWER`]. Error `msg` texts are approximate.
 
 mod auth;
 mod clock;
@@ -50,6 +74,12 @@ impl EmulatorConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
         }
+    }
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self::new("emulator-data")
     }
 }
 
@@ -134,6 +164,7 @@ impl Emulator {
             faults: Mutex::new(Vec::new()),
             dirty: Notify::new(),
             base_url: format!("http://{addr}"),
+            save_guard: Mutex::new(()),
         });
         let (stop, rx) = watch::channel(false);
         let app = server::router(inner.clone());
@@ -268,9 +299,12 @@ impl Emulator {
                 zero_depth: spec.zero_depth,
                 file_type: u8::from(folder),
                 app,
-                expires: spec
-                    .ttl
-                    .map(|t| now + chrono::Duration::from_std(t).unwrap_or_default()),
+                expires: spec.ttl.map(|t| {
+                    chrono::Duration::from_std(t)
+                        .ok()
+                        .and_then(|d| now.checked_add_signed(d))
+                        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+                }),
             })
         })
     }
@@ -304,6 +338,21 @@ impl Emulator {
     /// Sets the policy chunk size (default 25 MiB).
     pub fn set_chunk_size(&self, bytes: i64) {
         self.with(|st| st.settings.chunk_size = bytes);
+    }
+
+    /// Sets the storage policy `max_size` (0 = unlimited; larger uploads give 40049).
+    pub fn set_policy_max_size(&self, bytes: i64) {
+        self.with(|st| st.settings.policy_max_size = bytes);
+    }
+
+    /// Sets the group `max_walked_files` (default 100000; over it gives 40079).
+    pub fn set_max_walked_files(&self, n: usize) {
+        self.with(|st| st.settings.max_walked_files = n);
+    }
+
+    /// Sets the trash retention (default 7 days).
+    pub fn set_trash_retention(&self, by: Duration) {
+        self.with(|st| st.settings.trash_retention = by.as_secs() as i64);
     }
 
     /// Sets `max_page_size` (default 2000).

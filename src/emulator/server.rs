@@ -38,6 +38,8 @@ pub struct Inner {
     pub dirty: Notify,
     /// Base URL of this server.
     pub base_url: String,
+    /// Serialises snapshot writes.
+    pub save_guard: Mutex<()>,
 }
 
 impl Inner {
@@ -63,11 +65,14 @@ impl Inner {
 
     /// Writes the snapshot atomically.
     pub fn save(&self) -> std::io::Result<()> {
+        let _g = self.save_guard.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = {
             let st = self.lock();
             serde_json::to_vec(&*st).map_err(std::io::Error::other)?
         };
-        let tmp = self.data_dir.join("state.json.tmp");
+        let tmp = self
+            .data_dir
+            .join(format!("state.json.{}.tmp", uuid::Uuid::new_v4().simple()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(tmp, self.data_dir.join("state.json"))
     }
@@ -124,7 +129,7 @@ impl ApiError {
             v["aggregated_error"] = Value::Object(a);
         }
         if self.cid {
-            v["correlation_id"] = json!(uuid::Uuid::new_v4().to_string());
+            v["correlation_id"] = json!(correlation_id());
         }
         axum::Json(v).into_response()
     }
@@ -132,7 +137,7 @@ impl ApiError {
     /// The per-URI entry in an aggregated error.
     pub fn entry(&self) -> Value {
         json!({"code": self.code, "msg": self.msg,
-               "correlation_id": uuid::Uuid::new_v4().to_string()})
+               "correlation_id": correlation_id()})
     }
 }
 
@@ -140,6 +145,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.into_resp()
     }
+}
+
+tokio::task_local! {
+    static CID: Option<String>;
+}
+
+/// The request's correlation id: the client's `X-Cr-Correlation-Id` when it is a valid
+/// UUID, else a fresh one.
+pub fn correlation_id() -> String {
+    CID.try_with(Clone::clone)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 /// Common errors.
@@ -291,42 +309,50 @@ async fn fault_layer(State(inner): State<Arc<Inner>>, req: Request, next: Next) 
         Some(FaultKind::DropAfterBytes(n)) => {
             let resp = next.run(req).await;
             let (parts, body) = resp.into_parts();
-            let mut left = n;
-            let stream = body.into_data_stream().flat_map(move |chunk| {
-                let out: Vec<Result<Bytes, std::io::Error>> = match chunk {
-                    Err(e) => vec![Err(std::io::Error::other(e.to_string()))],
-                    Ok(c) if left >= c.len() as u64 => {
-                        left -= c.len() as u64;
-                        vec![Ok(c)]
-                    }
+            let limited = body.into_data_stream().scan(n, |left, chunk| {
+                let item = match chunk {
+                    Err(e) => Some(Err(std::io::Error::other(e.to_string()))),
+                    Ok(_) if *left == 0 => None,
                     Ok(c) => {
-                        let head = c.slice(..left as usize);
-                        left = 0;
-                        vec![Ok(head), Err(std::io::Error::other("injected drop"))]
+                        let take = (*left).min(c.len() as u64);
+                        *left -= take;
+                        Some(Ok(c.slice(..take as usize)))
                     }
                 };
-                futures::stream::iter(out)
+                futures::future::ready(item)
             });
-            let stream = if n == 0 {
-                futures::stream::iter(vec![Err(std::io::Error::other("injected drop"))]).boxed()
-            } else {
-                stream.boxed()
-            };
+            // Give the server a moment to flush what was sent, then abort.
+            let stream = limited.chain(futures::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Err::<Bytes, _>(std::io::Error::other("injected drop"))
+            }));
             Response::from_parts(parts, Body::from_stream(stream))
         }
     }
 }
 
-async fn common_layer(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
-    // A refresh token used as the bearer fails everywhere.
+async fn refresh_bearer_layer(
+    State(inner): State<Arc<Inner>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    // A refresh token used as the bearer fails on every matched route.
     if let Err(e) = current_user(&inner, req.headers())
         && e.code == 40020
     {
-        let mut r = e.into_resp();
-        set_cache(r.headers_mut());
-        return r;
+        return e.into_resp();
     }
-    let mut resp = next.run(req).await;
+    next.run(req).await
+}
+
+async fn common_layer(req: Request, next: Next) -> Response {
+    let cid = req
+        .headers()
+        .get("x-cr-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .map(|u| u.to_string());
+    let mut resp = CID.scope(cid, next.run(req)).await;
     set_cache(resp.headers_mut());
     resp
 }
@@ -351,6 +377,7 @@ pub fn router(inner: Arc<Inner>) -> Router {
             post(super::auth::login).delete(super::auth::sign_out),
         )
         .route("/session/token/2fa", post(super::auth::login_2fa))
+        .route("/session/prepare", get(super::auth::prepare))
         .route("/session/token/refresh", post(super::auth::refresh))
         .route("/user/me", get(files::me))
         .route("/user/capacity", get(files::capacity))
@@ -371,12 +398,17 @@ pub fn router(inner: Arc<Inner>) -> Router {
         .route("/file/upload", put(upload::create).delete(upload::cancel))
         .route("/file/upload/{sid}/{index}", post(upload::chunk))
         .route("/devices/dav", get(dav::list).put(dav::create))
-        .route("/devices/dav/{id}", patch(dav::update).delete(dav::remove));
+        .route("/devices/dav/{id}", patch(dav::update).delete(dav::remove))
+        .route_layer(middleware::from_fn_with_state(
+            inner.clone(),
+            refresh_bearer_layer,
+        ));
     Router::new()
         .nest("/api/v4", api)
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
-        .layer(middleware::from_fn_with_state(inner.clone(), common_layer))
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+        .layer(middleware::from_fn(common_layer))
         .layer(middleware::from_fn_with_state(inner.clone(), fault_layer))
         .with_state(inner)
 }
@@ -389,7 +421,11 @@ pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver
             a = listener.accept() => a,
             _ = stop.changed() => break,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let Ok((stream, _)) = accepted else {
+            // Back off briefly on accept errors (e.g. too many open files).
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
         let app = app.clone();
         let mut stop = stop.clone();
         let alive = alive_tx.clone();

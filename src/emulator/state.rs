@@ -164,6 +164,10 @@ pub struct Settings {
     pub trash_retention: i64,
     /// Default quota for new users.
     pub default_quota: i64,
+    /// Policy `max_size` (0 = unlimited).
+    pub policy_max_size: i64,
+    /// Group `max_walked_files`.
+    pub max_walked_files: usize,
 }
 
 impl Default for Settings {
@@ -181,6 +185,8 @@ impl Default for Settings {
             upload_ttl: 86_400,
             trash_retention: 604_800,
             default_quota: 1 << 40,
+            policy_max_size: 0,
+            max_walked_files: 100_000,
         }
     }
 }
@@ -194,8 +200,6 @@ pub struct UploadSession {
     pub owner: u64,
     /// Target file id (placeholder or existing file).
     pub file: u64,
-    /// Decoded owner path.
-    pub path: String,
     /// Total size.
     pub size: i64,
     /// Chunk size (0 = single chunk).

@@ -7,6 +7,7 @@ use super::server::{ApiError, Inner, current_user, err, ok, ok_void, parse_json,
 use super::state::{Entity, PolicyKind, State as Model, UploadSession, new_node, valid_name};
 use super::uri;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
@@ -93,8 +94,12 @@ pub fn prepare(
     if !valid_name(name) {
         return Err(err::untyped());
     }
+    let max = st.settings.policy_max_size;
+    if max > 0 && size > max {
+        return Err(ApiError::new(40049, "File too large"));
+    }
     let u = st.users.get(&uid).ok_or_else(err::login)?;
-    if u.used + size > u.quota {
+    if u.used.saturating_add(size) > u.quota {
         return Err(ApiError::new(40051, "Insufficient capacity"));
     }
     let ttl = st.settings.upload_ttl;
@@ -152,7 +157,6 @@ pub fn prepare(
         id: sid,
         owner: uid,
         file,
-        path: uri::join_path(segs),
         size,
         chunk_size,
         expires,
@@ -293,7 +297,7 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             &req.entity_type,
             meta,
         )?;
-        let policy = policy_json(&inner, s.policy);
+        let policy = policy_json(&inner, s.policy, st.settings.policy_max_size);
         let mut v = json!({
             "session_id": s.id, "upload_id": "", "chunk_size": s.chunk_size,
             "expires": s.expires.timestamp(), "storage_policy": policy,
@@ -312,10 +316,13 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
 /// `POST /file/upload/{session_id}/{index}`.
 pub async fn chunk(
     State(inner): State<Arc<Inner>>,
-    Path((sid, index)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(Path((sid, index))) = path else {
+        return ApiError::binding("invalid path").into_resp();
+    };
     let prep = (|| -> Result<(UploadSession, u64, u64), ApiError> {
         let uid = current_user(&inner, &headers)?;
         let index: i64 = index
@@ -345,7 +352,7 @@ pub async fn chunk(
             if !(start < s.size || (s.size == 0 && index == 0)) {
                 return Err(ApiError::new(40012, "Invalid chunk index"));
             }
-            (start, (start + s.chunk_size).min(s.size))
+            (start, start.saturating_add(s.chunk_size).min(s.size))
         };
         let expected = end - start;
         let got = sniff_len(&headers)?;
@@ -400,15 +407,16 @@ pub async fn cancel(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
         let uid = check_fs(&inner, current_user(&inner, &headers)?, &u)?;
         let mut st = inner.lock();
         sweep(&inner, &mut st);
+        let root = st.users.get(&uid).ok_or_else(err::login)?.root;
         if let Some(s) = st.sessions.get(&req.id).cloned() {
-            if s.owner != uid || s.path != u.path() || u.fs != "my" {
+            let same_file = u.fs == "my" && st.walk(root, &u.segments) == Some(s.file);
+            if s.owner != uid || !same_file {
                 return Err(ApiError::new(404, "Upload session not exist"));
             }
             st.sessions.remove(&req.id);
             abort(&inner, &mut st, &s);
             return Ok(ok_void());
         }
-        let root = st.users.get(&uid).ok_or_else(err::login)?.root;
         let id = st.walk(root, &u.segments).ok_or_else(err::not_exist)?;
         if let Some(n) = st.files.get_mut(&id) {
             n.metadata.remove("sys:upload_session_id");

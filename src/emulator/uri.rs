@@ -15,13 +15,6 @@ pub struct CrUri {
     pub query: Option<String>,
 }
 
-impl CrUri {
-    /// The decoded absolute path, e.g. `/a/b c.txt` (root is `/`).
-    pub fn path(&self) -> String {
-        join_path(&self.segments)
-    }
-}
-
 /// Joins decoded segments into an absolute path.
 pub fn join_path(segments: &[String]) -> String {
     if segments.is_empty() {

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 
 /// One WebDAV account as listed by Cloudreve, plaintext password included.
 ///
-/// The password is hashed and dropped by the authenticator right after a fetch.
+/// The authenticator keeps only an argon2 hash of the password: right after a
+/// fetch it checks the plaintext against the stored hash (or hashes it, if new
+/// or changed) and drops it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RawAccount {
     /// Cloudreve's account id (hashid).

@@ -4,13 +4,20 @@
 //! (case-insensitive), the password is one of that user's WebDAV account
 //! passwords, and the matching account decides the root and the options.
 //!
-//! Storage: per configured user, the accounts with an argon2 hash of their
-//! password (plaintext is dropped right after a fetch) plus a keyed digest
-//! (HMAC-SHA256 under a random per-process key) of e-mail and password. The
-//! digest detects unchanged passwords on refresh (no re-hash), indexes the
-//! account a request claims, and keys the cache of verified credentials, so
-//! argon2 runs once per credential and cache TTL rather than per request, and
-//! a wrong password never costs an argon2 run.
+//! Storage rule: account passwords are kept only as argon2 PHC hashes. The
+//! account table holds, per account, the id, name, root, options and that
+//! hash, and no other function of the password; the plaintext returned by a
+//! fetch is dropped as soon as it has been checked against (or hashed into)
+//! the stored hash.
+//!
+//! To keep argon2 off the per-request path, a credential that argon2 has
+//! verified is cached for `cache_ttl`, keyed by a keyed digest (HMAC-SHA256
+//! under a random per-process key) of e-mail and password. A credential not
+//! in the cache is argon2-verified against the user's accounts (single-flight
+//! per credential, bounded concurrency); if none matches, the user's accounts
+//! are refetched (rate-limited) and the accounts that are new or whose
+//! password changed are tried as well. So a right password costs argon2 once
+//! per cache TTL, and a wrong one costs up to one argon2 run per account.
 
 use std::{
     collections::HashMap,
@@ -69,10 +76,12 @@ pub struct AuthSettings {
     /// Minimum time between two fetches of one user's accounts that are
     /// triggered by an unknown password.
     pub unknown_password_refetch: Duration,
-    /// Argon2 parameters for the stored hashes.
+    /// Argon2id parameters for the stored hashes. The default is the OWASP
+    /// recommendation (m = 19 MiB, t = 2, p = 1); tests may lower it.
     pub argon2_params: argon2::Params,
-    /// Upper bound of concurrent argon2 computations (each takes
-    /// `argon2_params.m_cost()` KiB of memory).
+    /// Upper bound of concurrent argon2 computations (hashing and verifying,
+    /// on requests and on refresh; each takes `argon2_params.m_cost()` KiB of
+    /// memory). This bounds the CPU and memory that wrong passwords can cost.
     pub max_concurrent_argon2: usize,
     /// Time one account fetch may take before it is abandoned.
     pub fetch_timeout: Duration,
@@ -84,6 +93,7 @@ impl Default for AuthSettings {
             refresh_interval: Duration::from_secs(60),
             cache_ttl: Duration::from_secs(300),
             unknown_password_refetch: Duration::from_secs(5),
+            // argon2 0.5 defaults: m = 19 MiB, t = 2, p = 1 (OWASP).
             argon2_params: argon2::Params::default(),
             max_concurrent_argon2: 4,
             fetch_timeout: Duration::from_secs(30),
@@ -120,10 +130,14 @@ pub enum AuthError {
 /// Counters for tests and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AuthStats {
-    /// Argon2 verifications run (cache misses with a matching account).
+    /// Argon2 verifications run for requests: one per account tried for a
+    /// credential not in the cache, whether it matched or not.
     pub argon2_verifications: u64,
     /// Argon2 hashes computed (new or changed account passwords).
     pub argon2_hashes: u64,
+    /// Argon2 verifications run on refresh, to tell whether a fetched
+    /// password still matches the stored hash of its account.
+    pub argon2_refresh_checks: u64,
     /// Account fetches attempted (periodic and triggered).
     pub fetches: u64,
 }
@@ -155,30 +169,98 @@ pub fn parse_basic(value: &HeaderValue) -> Option<(String, String)> {
 
 type Digest = [u8; 32];
 
+/// One WebDAV account as kept in memory: identity, root and options, and the
+/// argon2 PHC hash of its password. Nothing else derived from the password
+/// may be stored here.
 struct StoredAccount {
     principal: Arc<Principal>,
     phc: Arc<str>,
-    digest: Digest,
 }
+
+type AccountList = Arc<Vec<Arc<StoredAccount>>>;
 
 struct UserState {
     email: String,
-    accounts: RwLock<Arc<Vec<Arc<StoredAccount>>>>,
+    accounts: RwLock<AccountList>,
     /// Single-flight gate for fetches; holds the time of the last attempt.
     fetch_gate: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl UserState {
-    fn find(&self, digest: &Digest) -> Option<Arc<StoredAccount>> {
-        let list = self.accounts.read().map(|g| g.clone()).unwrap_or_default();
-        list.iter().find(|a| a.digest == *digest).cloned()
+    fn snapshot(&self) -> AccountList {
+        self.accounts.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Whether `account` (this very version of it) is in the current list.
+    fn holds(&self, account: &Arc<StoredAccount>) -> bool {
+        self.snapshot().iter().any(|a| Arc::ptr_eq(a, account))
     }
 }
 
+/// A credential that argon2 has verified, valid until `expires` or until a
+/// refresh replaces or removes its account.
 struct CacheEntry {
     user: String,
-    principal: Arc<Principal>,
+    account: Arc<StoredAccount>,
     expires: Instant,
+}
+
+/// The shared outcome of one verification of a credential not in the cache.
+type Flight = Arc<tokio::sync::OnceCell<Result<Arc<Principal>, AuthError>>>;
+
+/// Membership in the flight of one credential. The last member out (or the
+/// first one after the outcome is known) removes the flight from the map.
+struct FlightGuard<'a> {
+    map: &'a Mutex<HashMap<Digest, Flight>>,
+    digest: Digest,
+    flight: Option<Flight>,
+}
+
+impl<'a> FlightGuard<'a> {
+    fn join(map: &'a Mutex<HashMap<Digest, Flight>>, digest: Digest) -> Self {
+        let flight = match map.lock() {
+            Ok(mut m) => m.entry(digest).or_default().clone(),
+            Err(_) => Flight::default(),
+        };
+        Self {
+            map,
+            digest,
+            flight: Some(flight),
+        }
+    }
+
+    fn flight(&self) -> &Flight {
+        self.flight
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let Ok(mut map) = self.map.lock() else { return };
+        let Some(flight) = self.flight.take() else {
+            return;
+        };
+        // Clones and drops of a flight happen under the map lock, so the
+        // count is exact: 2 means the map's and this one.
+        if map
+            .get(&self.digest)
+            .is_some_and(|f| Arc::ptr_eq(f, &flight))
+            && (flight.initialized() || Arc::strong_count(&flight) <= 2)
+        {
+            map.remove(&self.digest);
+        }
+        drop(flight);
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    verifications: AtomicU64,
+    hashes: AtomicU64,
+    refresh_checks: AtomicU64,
+    fetches: AtomicU64,
 }
 
 /// Verifies Basic credentials against the WebDAV accounts of configured users.
@@ -186,13 +268,14 @@ pub struct Authenticator {
     source: Arc<dyn AccountSource>,
     users: HashMap<String, UserState>,
     settings: AuthSettings,
+    /// Key of the credential digests that index the cache.
     key: Digest,
     cache: Mutex<HashMap<Digest, CacheEntry>>,
-    argon2_slots: tokio::sync::Semaphore,
-    in_flight: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
-    verifications: AtomicU64,
-    hashes: AtomicU64,
-    fetches: AtomicU64,
+    /// Permits for argon2 runs; a permit moves into the blocking task, so a
+    /// cancelled request cannot free its slot while argon2 still runs.
+    argon2_slots: Arc<tokio::sync::Semaphore>,
+    in_flight: Mutex<HashMap<Digest, Flight>>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -233,11 +316,11 @@ impl Authenticator {
             users,
             key,
             cache: Mutex::new(HashMap::new()),
-            argon2_slots: tokio::sync::Semaphore::new(settings.max_concurrent_argon2.max(1)),
+            argon2_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.max_concurrent_argon2.max(1),
+            )),
             in_flight: Mutex::new(HashMap::new()),
-            verifications: AtomicU64::new(0),
-            hashes: AtomicU64::new(0),
-            fetches: AtomicU64::new(0),
+            counters: Arc::default(),
             settings,
         }
     }
@@ -258,10 +341,12 @@ impl Authenticator {
 
     /// Counters (argon2 runs, fetches).
     pub fn stats(&self) -> AuthStats {
+        let c = &self.counters;
         AuthStats {
-            argon2_verifications: self.verifications.load(Ordering::Relaxed),
-            argon2_hashes: self.hashes.load(Ordering::Relaxed),
-            fetches: self.fetches.load(Ordering::Relaxed),
+            argon2_verifications: c.verifications.load(Ordering::Relaxed),
+            argon2_hashes: c.hashes.load(Ordering::Relaxed),
+            argon2_refresh_checks: c.refresh_checks.load(Ordering::Relaxed),
+            fetches: c.fetches.load(Ordering::Relaxed),
         }
     }
 
@@ -289,16 +374,20 @@ impl Authenticator {
         if let Some(p) = self.cached(&digest) {
             return Ok(p);
         }
-        if let Some(account) = user.find(&digest) {
-            return self.verify(user, &lower, account, password, digest).await;
-        }
-        // Unknown password: maybe an account created a moment ago.
-        self.refresh_user(user, Some(self.settings.unknown_password_refetch))
-            .await;
-        match user.find(&digest) {
-            Some(account) => self.verify(user, &lower, account, password, digest).await,
-            None => Err(AuthError::Invalid),
-        }
+        // Single flight per credential: concurrent first uses share one
+        // verification (and its outcome, right or wrong).
+        let guard = FlightGuard::join(&self.in_flight, digest);
+        guard
+            .flight()
+            .get_or_init(|| async {
+                // A flight that ended just before this one may have cached it.
+                if let Some(p) = self.cached(&digest) {
+                    return Ok(p);
+                }
+                self.verify_uncached(user, &lower, password, digest).await
+            })
+            .await
+            .clone()
     }
 
     /// Fetches the accounts of every configured user now (concurrently).
@@ -327,6 +416,7 @@ impl Authenticator {
         })
     }
 
+    /// Key of the verified-credential cache. Never stored with an account.
     fn digest(&self, lower_email: &str, password: &str) -> Digest {
         // HMAC accepts keys of any length; this cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
@@ -340,75 +430,85 @@ impl Authenticator {
     fn cached(&self, digest: &Digest) -> Option<Arc<Principal>> {
         let cache = self.cache.lock().ok()?;
         let entry = cache.get(digest)?;
-        (entry.expires > Instant::now()).then(|| entry.principal.clone())
+        (entry.expires > Instant::now()).then(|| entry.account.principal.clone())
     }
 
-    async fn verify(
+    /// Verifies a credential that is not in the cache: argon2 against the
+    /// user's accounts; on no match, a rate-limited refetch and argon2
+    /// against the accounts that are new or whose password changed.
+    ///
+    /// Brute-force throttling (a later issue) hooks in here, before the first
+    /// argon2 run: a budget of failed verifications per user and per client
+    /// would be checked and charged at this point, so that cached credentials
+    /// are never throttled. Until then `max_concurrent_argon2` bounds the cost.
+    async fn verify_uncached(
         &self,
         user: &UserState,
         lower: &str,
-        account: Arc<StoredAccount>,
         password: &str,
         digest: Digest,
     ) -> Result<Arc<Principal>, AuthError> {
-        // Single flight per credential: concurrent first uses wait for one
-        // verification and then hit the cache.
-        let gate = match self.in_flight.lock() {
-            Ok(mut map) => map.entry(digest).or_default().clone(),
-            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
-        };
-        let result = {
-            let _turn = gate.lock().await;
-            match self.cached(&digest) {
-                Some(p) => Ok(p),
-                None => {
-                    self.verify_now(user, lower, account, password, digest)
-                        .await
-                }
-            }
-        };
-        if let Ok(mut map) = self.in_flight.lock()
-            && map.get(&digest).is_some_and(|g| Arc::ptr_eq(g, &gate))
-            && Arc::strong_count(&gate) <= 2
-        {
-            map.remove(&digest);
+        let tried = user.snapshot();
+        if let Some(account) = self.verify_against(&tried, password).await {
+            return Ok(self.remember(user, lower, digest, account));
         }
-        result
+        // No match: maybe an account created or changed a moment ago.
+        self.refresh_user(user, Some(self.settings.unknown_password_refetch))
+            .await;
+        let fresh: Vec<_> = user
+            .snapshot()
+            .iter()
+            .filter(|a| !tried.iter().any(|t| t.phc == a.phc))
+            .cloned()
+            .collect();
+        match self.verify_against(&fresh, password).await {
+            Some(account) => Ok(self.remember(user, lower, digest, account)),
+            None => Err(AuthError::Invalid),
+        }
     }
 
-    async fn verify_now(
+    /// Argon2-verifies `password` against `accounts` in turn, in one argon2
+    /// slot, and returns the first account that matches.
+    async fn verify_against(
         &self,
-        user: &UserState,
-        lower: &str,
-        account: Arc<StoredAccount>,
+        accounts: &[Arc<StoredAccount>],
         password: &str,
-        digest: Digest,
-    ) -> Result<Arc<Principal>, AuthError> {
-        let Ok(_slot) = self.argon2_slots.acquire().await else {
-            return Err(AuthError::Invalid);
-        };
-        self.verifications.fetch_add(1, Ordering::Relaxed);
-        let phc = account.phc.clone();
+    ) -> Option<Arc<StoredAccount>> {
+        if accounts.is_empty() {
+            return None;
+        }
+        let slot = self.argon2_slots.clone().acquire_owned().await.ok()?;
+        let hashes: Vec<Arc<str>> = accounts.iter().map(|a| a.phc.clone()).collect();
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&phc).is_ok_and(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
+        let counters = self.counters.clone();
+        let hit = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            hashes.iter().position(|phc| {
+                counters.verifications.fetch_add(1, Ordering::Relaxed);
+                argon2_matches(password.as_bytes(), phc)
             })
         })
         .await
-        .unwrap_or(false);
-        if !ok {
-            return Err(AuthError::Invalid);
-        }
-        // Cache only if the account is still current (a refresh may have raced).
-        let still_current = user
-            .find(&digest)
-            .is_some_and(|a| Arc::ptr_eq(&a, &account));
-        if still_current
-            && !self.settings.cache_ttl.is_zero()
+        .ok()
+        .flatten()?;
+        accounts.get(hit).cloned()
+    }
+
+    /// Caches a verified credential, unless a refresh has replaced or removed
+    /// its account meanwhile, and returns the account's principal.
+    fn remember(
+        &self,
+        user: &UserState,
+        lower: &str,
+        digest: Digest,
+        account: Arc<StoredAccount>,
+    ) -> Arc<Principal> {
+        if !self.settings.cache_ttl.is_zero()
             && let Ok(mut cache) = self.cache.lock()
+            // Checked under the cache lock: `apply` publishes the new list
+            // before it prunes the cache, so a stale entry either fails this
+            // check or is pruned.
+            && user.holds(&account)
         {
             let now = Instant::now();
             if cache.len() >= 4096 {
@@ -418,12 +518,12 @@ impl Authenticator {
                 digest,
                 CacheEntry {
                     user: lower.to_owned(),
-                    principal: account.principal.clone(),
+                    account: account.clone(),
                     expires: now + self.settings.cache_ttl,
                 },
             );
         }
-        Ok(account.principal.clone())
+        account.principal.clone()
     }
 
     /// Fetches one user's accounts, single-flight. With `min_gap`, skips the
@@ -436,7 +536,7 @@ impl Authenticator {
             return;
         }
         *gate = Some(Instant::now());
-        self.fetches.fetch_add(1, Ordering::Relaxed);
+        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let fetch = self.source.fetch_accounts(&user.email);
         match tokio::time::timeout(self.settings.fetch_timeout, fetch).await {
             Ok(Ok(raw)) => self.apply(user, raw).await,
@@ -449,42 +549,40 @@ impl Authenticator {
         }
     }
 
+    /// Replaces a user's account list with a fetched one and drops the cache
+    /// entries of accounts that are gone or changed (password or options).
     async fn apply(&self, user: &UserState, raw: Vec<RawAccount>) {
         let lower = user.email.to_lowercase();
-        let old = user.accounts.read().map(|g| g.clone()).unwrap_or_default();
+        let old = user.snapshot();
         let mut new = Vec::with_capacity(raw.len());
         for acc in raw {
-            let digest = self.digest(&lower, &acc.password);
+            let RawAccount {
+                id,
+                name,
+                uri,
+                password,
+                readonly,
+                proxy,
+                disable_sys_files,
+            } = acc;
+            let prev = old.iter().find(|a| a.principal.account_id == id);
             let principal = Arc::new(Principal {
                 email: user.email.clone(),
-                account_id: acc.id.clone(),
-                account_name: acc.name.clone(),
-                root_uri: acc.uri.clone(),
-                readonly: acc.readonly,
-                proxy: acc.proxy,
-                disable_sys_files: acc.disable_sys_files,
+                account_id: id,
+                account_name: name,
+                root_uri: uri,
+                readonly,
+                proxy,
+                disable_sys_files,
             });
-            let reuse = old
-                .iter()
-                .find(|a| a.principal.account_id == acc.id && a.digest == digest);
-            let stored = match reuse {
-                Some(prev) if *prev.principal == *principal => prev.clone(),
-                Some(prev) => Arc::new(StoredAccount {
-                    principal,
-                    phc: prev.phc.clone(),
-                    digest,
-                }),
-                None => match self.hash(acc.password).await {
-                    Some(phc) => Arc::new(StoredAccount {
-                        principal,
-                        phc,
-                        digest,
-                    }),
-                    None => {
-                        tracing::error!(account = %acc.id, "cannot hash a WebDAV account password; account skipped");
-                        continue;
-                    }
-                },
+            // The plaintext moves into the argon2 task and is dropped there.
+            let Some(phc) = self.settle(prev.map(|p| p.phc.clone()), password).await else {
+                tracing::error!(account = %principal.account_id, "cannot hash a WebDAV account password; account skipped");
+                continue;
+            };
+            let stored = match prev {
+                Some(p) if Arc::ptr_eq(&p.phc, &phc) && *p.principal == *principal => p.clone(),
+                _ => Arc::new(StoredAccount { principal, phc }),
             };
             new.push(stored);
         }
@@ -493,20 +591,26 @@ impl Authenticator {
             *slot = new.clone();
         }
         if let Ok(mut cache) = self.cache.lock() {
-            cache.retain(|digest, e| {
-                e.user != lower
-                    || new
-                        .iter()
-                        .any(|a| a.digest == *digest && Arc::ptr_eq(&a.principal, &e.principal))
-            });
+            cache.retain(|_, e| e.user != lower || new.iter().any(|a| Arc::ptr_eq(a, &e.account)));
         }
     }
 
-    async fn hash(&self, password: String) -> Option<Arc<str>> {
-        let _slot = self.argon2_slots.acquire().await.ok()?;
-        self.hashes.fetch_add(1, Ordering::Relaxed);
+    /// The hash to store for a fetched password: `prev` itself if the
+    /// password still matches it (argon2 verification), else a fresh hash.
+    /// `None` if hashing failed.
+    async fn settle(&self, prev: Option<Arc<str>>, password: String) -> Option<Arc<str>> {
+        let slot = self.argon2_slots.clone().acquire_owned().await.ok()?;
         let params = self.settings.argon2_params.clone();
+        let counters = self.counters.clone();
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            if let Some(phc) = prev {
+                counters.refresh_checks.fetch_add(1, Ordering::Relaxed);
+                if argon2_matches(password.as_bytes(), &phc) {
+                    return Some(phc);
+                }
+            }
+            counters.hashes.fetch_add(1, Ordering::Relaxed);
             let salt = SaltString::generate(&mut OsRng);
             let argon = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
             argon
@@ -518,6 +622,11 @@ impl Authenticator {
         .ok()
         .flatten()
     }
+}
+
+/// Whether `password` matches the argon2 PHC string `phc` (its own parameters).
+fn argon2_matches(password: &[u8], phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password, &h).is_ok())
 }
 
 #[cfg(test)]
@@ -554,5 +663,98 @@ mod tests {
         );
         assert_eq!(parse_basic(&hv("Bearer abc")), None);
         assert_eq!(parse_basic(&hv("Basic")), None);
+    }
+
+    #[test]
+    fn production_argon2_defaults_are_owasp() {
+        let p = AuthSettings::default().argon2_params;
+        assert_eq!((p.m_cost(), p.t_cost(), p.p_cost()), (19 * 1024, 2, 1));
+    }
+
+    /// A source whose fetches wait until released.
+    struct GatedSource {
+        accounts: Vec<RawAccount>,
+        release: tokio::sync::Semaphore,
+        fetches: AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl AccountSource for GatedSource {
+        async fn fetch_accounts(
+            &self,
+            _email: &str,
+        ) -> Result<Vec<RawAccount>, super::super::accounts::SourceError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            let _go = self.release.acquire().await;
+            Ok(self.accounts.clone())
+        }
+    }
+
+    fn raw(id: &str, password: &str) -> RawAccount {
+        RawAccount {
+            id: id.into(),
+            name: id.into(),
+            uri: format!("cloudreve://my/{id}"),
+            password: password.into(),
+            readonly: false,
+            proxy: false,
+            disable_sys_files: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn burst_of_one_new_credential_shares_one_verification() {
+        let source = Arc::new(GatedSource {
+            accounts: vec![raw("a", "first-password"), raw("b", "second-password")],
+            release: tokio::sync::Semaphore::new(0),
+            fetches: AtomicU64::new(0),
+        });
+        let settings = AuthSettings {
+            unknown_password_refetch: Duration::ZERO,
+            argon2_params: argon2::Params::new(1024, 1, 1, None).expect("params"),
+            ..AuthSettings::default()
+        };
+        let auth = Arc::new(Authenticator::new(
+            source.clone(),
+            ["u@x".to_owned()],
+            settings,
+        ));
+        for password in ["wrong-password", "second-password"] {
+            let before = auth.stats().argon2_verifications;
+            let jobs: Vec<_> = (0..8)
+                .map(|_| {
+                    let auth = auth.clone();
+                    tokio::spawn(async move { auth.authenticate("u@x", password).await })
+                })
+                .collect();
+            // On this single-threaded runtime every job runs until it waits:
+            // the first in the fetch, the others on its flight.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            source.release.add_permits(1);
+            let mut outcomes = Vec::new();
+            for j in jobs {
+                outcomes.push(j.await.expect("join").map(|p| p.account_id.clone()));
+            }
+            let runs = auth.stats().argon2_verifications - before;
+            match password {
+                "wrong-password" => {
+                    assert!(outcomes.iter().all(|o| *o == Err(AuthError::Invalid)));
+                    assert_eq!(runs, 2, "one run per account, shared by the burst");
+                }
+                _ => {
+                    assert!(outcomes.iter().all(|o| o.as_deref() == Ok("b")));
+                    // The first fetch loaded the accounts; this flight tries
+                    // both known ones and matches the second.
+                    assert_eq!(runs, 2);
+                }
+            }
+            assert!(auth.in_flight.lock().expect("lock").is_empty());
+        }
+        assert_eq!(auth.stats().argon2_hashes, 2);
+        // The right one is cached now; the wrong one is not.
+        auth.authenticate("u@x", "second-password")
+            .await
+            .expect("cached");
+        assert_eq!(auth.stats().argon2_verifications, 4);
     }
 }

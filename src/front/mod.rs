@@ -2,6 +2,9 @@
 //! enforcement, panic isolation, request ids and access logging, in front of
 //! an inner [`DavService`] (dav-server over Cloudreve).
 //!
+//! Before hyper parses a request, [`wire::FragmentFilter`] makes request
+//! targets with a raw `#` unparsable, so hyper refuses them with 400.
+//!
 //! Order per request: [`guard::check_syntax`] (400/431/502, before
 //! authentication) → authentication (401; unauthenticated OPTIONS is answered
 //! here) → [`guard::check_policy`] (403 for PROPFIND without finite Depth) →
@@ -23,6 +26,7 @@ pub mod accounts;
 pub mod auth;
 pub mod guard;
 pub mod server;
+pub mod wire;
 
 use std::{
     panic::AssertUnwindSafe,

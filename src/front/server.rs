@@ -15,7 +15,7 @@ use tokio::{
 };
 use tokio_rustls::{TlsAcceptor, rustls};
 
-use super::Front;
+use super::{Front, wire::FragmentFilter};
 use crate::config::TlsPaths;
 
 /// Upper bound of hyper's per-connection read buffer (also bounds the request head).
@@ -151,6 +151,8 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
         .max_buf_size(MAX_BUF_SIZE);
+    // Requests whose target carries a `#` are refused with 400 (see `wire`).
+    let io = FragmentFilter::new(io, peer);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");

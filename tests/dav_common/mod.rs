@@ -57,6 +57,8 @@ pub struct Gw {
     pub http: reqwest::Client,
     /// The gateway (lock inspection).
     pub gateway: Arc<DavGateway>,
+    /// The spool directory.
+    pub spool: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -70,6 +72,15 @@ impl Gw {
 
     /// Starts everything; `tweak` may change the settings.
     pub async fn start_with(tweak: impl FnOnce(&mut DavSettings)) -> Gw {
+        Self::start_full(tweak, None).await
+    }
+
+    /// Starts everything with the account rooted at `/{root}` upstream.
+    pub async fn start_rooted(root: &str) -> Gw {
+        Self::start_full(|_| {}, Some(root)).await
+    }
+
+    async fn start_full(tweak: impl FnOnce(&mut DavSettings), root: Option<&str>) -> Gw {
         let dir = tempfile::tempdir().expect("tempdir");
         let emu = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
             .await
@@ -77,10 +88,26 @@ impl Gw {
         emu.add_user(EMAIL, CR_PASSWORD);
         let client = Client::new(&emu.url()).expect("client");
         let session = client.sign_in(EMAIL, CR_PASSWORD).await.expect("sign in");
+        let root_uri = match root {
+            Some(r) => {
+                let u = CrUri::my_path(r).expect("root");
+                session
+                    .create(
+                        &u,
+                        cloudreve_dav::cloudreve::CreateKind::Folder,
+                        false,
+                        None,
+                    )
+                    .await
+                    .expect("create root");
+                u
+            }
+            None => CrUri::my(),
+        };
         let spool = dir.path().join("spool");
         std::fs::create_dir_all(&spool).expect("spool dir");
         let mut settings = DavSettings {
-            spool_dir: spool,
+            spool_dir: spool.clone(),
             ..DavSettings::default()
         };
         tweak(&mut settings);
@@ -91,7 +118,7 @@ impl Gw {
         ));
         let auth = Arc::new(Authenticator::new(
             Arc::new(Accounts {
-                root: CrUri::my().to_string(),
+                root: root_uri.to_string(),
             }),
             [EMAIL.to_owned()],
             AuthSettings {
@@ -99,6 +126,7 @@ impl Gw {
                 cache_ttl: Duration::from_secs(300),
                 unknown_password_refetch: Duration::from_secs(3600),
                 argon2_params: argon2::Params::new(1024, 1, 1, None).expect("params"),
+                ..AuthSettings::default()
             },
         ));
         auth.refresh_all().await;
@@ -125,6 +153,7 @@ impl Gw {
                 .build()
                 .expect("http"),
             gateway,
+            spool,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
