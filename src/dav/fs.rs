@@ -32,6 +32,7 @@ use crate::cloudreve::{CrUri, CreateKind, FileResponse};
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, classify, map_err};
 use super::meta::{CrEntry, CrMeta};
+use super::kept;
 use super::props;
 use super::read::ReadFile;
 use super::service::DeleteMode;
@@ -251,7 +252,7 @@ impl CloudreveFs {
             // Partial updates cannot be done through the API.
             return Err(FsError::NotImplemented);
         }
-        let w = WriteFile::open(ctx.clone(), uri, options.size).await?;
+        let w = WriteFile::open(ctx.clone(), uri, options.size, options.checksum.as_deref()).await?;
         Ok(Box::new(w))
     }
 
@@ -556,7 +557,9 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
         async move {
             let uri = uri_of(ctx, path)?;
             let f = lookup(ctx, &uri).await?;
-            Ok(props::props_of(&f, do_content))
+            let mut v = props::props_of(&f, do_content);
+            v.extend(kept::checksums_prop(&f, do_content));
+            Ok(v)
         }
         .boxed()
     }
