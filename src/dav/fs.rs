@@ -523,13 +523,24 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
                     None => return Ok(all(http::StatusCode::FORBIDDEN, patch)),
                 }
             }
+            // Times of the same PROPPATCH (`kept`) go in the same call.
+            if !ctx.times.is_empty() {
+                let f = lookup(ctx, &uri).await?;
+                let entity = f.primary_entity.unwrap_or_default();
+                patches.extend(ctx.times.patches(&entity));
+            }
             let r = ctx
                 .session
                 .patch_metadata(std::slice::from_ref(&uri), &patches)
                 .await;
             ctx.forget_all();
             match r {
-                Ok(()) => Ok(all(http::StatusCode::OK, patch)),
+                Ok(()) => {
+                    if !ctx.times.is_empty() {
+                        ctx.set_times_kept();
+                    }
+                    Ok(all(http::StatusCode::OK, patch))
+                }
                 Err(e) => {
                     let st = match classify(&e) {
                         Outcome::Fs(FsError::NotFound) => http::StatusCode::NOT_FOUND,

@@ -244,6 +244,126 @@ pub fn checksums_prop(f: &FileResponse, with_content: bool) -> Option<dav_server
     })
 }
 
+/// Namespace of Windows' `Win32*` properties.
+pub const MS_NS: &str = "urn:schemas-microsoft-com:";
+
+/// What a PROPPATCH body asks for time-wise.
+#[derive(Debug, Default)]
+pub struct TimePatch {
+    /// The times to keep.
+    pub times: Times,
+    /// The body to hand to dav-server when properties were taken out.
+    pub body: Option<Vec<u8>>,
+    /// `(namespace, local name)` of the properties taken out of the body
+    /// (`DAV:getlastmodified`, which dav-server refuses as protected, and
+    /// `DAV:lastmodified`, which it would store as a dead property); their
+    /// propstat is added to the answer.
+    pub taken: Vec<(String, String)>,
+}
+
+/// Finds the times a PROPPATCH sets: `DAV:lastmodified` (rclone's
+/// owncloud/nextcloud vendors, unix seconds), `DAV:getlastmodified`, and
+/// Windows' `Win32LastModifiedTime` / `Win32CreationTime` (which dav-server
+/// acknowledges itself, so they stay in the body). Unparsable values are
+/// left to dav-server.
+pub fn take_times(body: &[u8]) -> TimePatch {
+    let mut out = TimePatch::default();
+    let Ok(mut root) = xmltree::Element::parse(body) else {
+        return out;
+    };
+    if root.name != "propertyupdate" || root.namespace.as_deref() != Some("DAV:") {
+        return out;
+    }
+    for op in root.children.iter_mut().filter_map(|c| c.as_mut_element()) {
+        if op.name != "set" || op.namespace.as_deref() != Some("DAV:") {
+            continue;
+        }
+        for prop in op.children.iter_mut().filter_map(|c| c.as_mut_element()) {
+            if prop.name != "prop" {
+                continue;
+            }
+            let mut keep = Vec::with_capacity(prop.children.len());
+            for c in std::mem::take(&mut prop.children) {
+                if let Some(e) = c.as_element() {
+                    let ns = e.namespace.as_deref().unwrap_or("");
+                    let t = e.get_text().and_then(|t| parse_time(&t));
+                    match (ns, e.name.as_str(), t) {
+                        ("DAV:", "getlastmodified" | "lastmodified", Some(t)) => {
+                            out.times.mtime = Some(t);
+                            out.taken.push((ns.to_string(), e.name.clone()));
+                            continue;
+                        }
+                        (MS_NS, "Win32LastModifiedTime", Some(t)) => out.times.mtime = Some(t),
+                        (MS_NS, "Win32CreationTime", Some(t)) => out.times.ctime = Some(t),
+                        _ => {}
+                    }
+                }
+                keep.push(c);
+            }
+            prop.children = keep;
+        }
+    }
+    if !out.taken.is_empty() {
+        let mut b = Vec::new();
+        if root.write(&mut b).is_ok() {
+            out.body = Some(b);
+        } else {
+            out.taken.clear();
+            out.times = Times::default();
+        }
+    }
+    out
+}
+
+/// True when every propstat of a PROPPATCH answer says 200.
+pub fn all_ok(body: &str) -> bool {
+    const ST: &str = "<D:status>HTTP/1.1 ";
+    body.match_indices(ST)
+        .all(|(i, _)| body[i + ST.len()..].starts_with("200"))
+}
+
+/// Rewrites a PROPPATCH answer: every 200 becomes `failed` when the
+/// times could not be kept, and the `taken` properties get a propstat
+/// (200, or `failed`/424).
+pub fn fix_response(body: &str, taken: &[(String, String)], failed: Option<u16>) -> String {
+    let reason = |c: u16| {
+        http::StatusCode::from_u16(c)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error")
+    };
+    let mut s = body.to_string();
+    let taken_status = match failed {
+        Some(c) => {
+            s = s.replace(
+                "<D:status>HTTP/1.1 200 OK</D:status>",
+                &format!("<D:status>HTTP/1.1 {c} {}</D:status>", reason(c)),
+            );
+            c
+        }
+        None if all_ok(body) => 200,
+        None => 424,
+    };
+    if taken.is_empty() {
+        return s;
+    }
+    let mut ps = String::from("<D:propstat><D:prop>");
+    for (ns, name) in taken {
+        ps.push_str(&format!("<{name} xmlns=\"{}\"/>", escape(ns)));
+    }
+    ps.push_str(&format!(
+        "</D:prop><D:status>HTTP/1.1 {taken_status} {}</D:status></D:propstat>",
+        reason(taken_status)
+    ));
+    match s.rfind("</D:response>") {
+        Some(i) => s.insert_str(i, &ps),
+        None => {
+            tracing::warn!("PROPPATCH answer without a response element");
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +397,24 @@ mod tests {
         assert_eq!(format_time(f), "1500000000.5");
         assert_eq!(parse_time("nope"), None);
         assert_eq!(parse_time("-5"), None);
+    }
+
+    #[test]
+    fn proppatch_times() {
+        let b = br#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop><lastmodified xmlns="DAV:">1500000000</lastmodified><Z:Win32CreationTime>Thu, 13 Jul 2017 02:40:00 GMT</Z:Win32CreationTime><x:o xmlns:x="urn:x">v</x:o></D:prop></D:set></D:propertyupdate>"#;
+        let tp = take_times(b);
+        let t = UNIX_EPOCH + Duration::from_secs(1_500_000_000);
+        assert_eq!(tp.times.mtime, Some(t));
+        assert_eq!(tp.times.ctime, Some(t - Duration::from_secs(86400)));
+        assert_eq!(tp.taken, vec![("DAV:".to_string(), "lastmodified".to_string())]);
+        let nb = String::from_utf8(tp.body.expect("rewritten")).expect("utf8");
+        assert!(!nb.contains("lastmodified"), "{nb}");
+        assert!(nb.contains("Win32CreationTime") && nb.contains("urn:x"), "{nb}");
+        let resp = "<D:multistatus xmlns:D=\"DAV:\"><D:response><D:href>/a</D:href><D:propstat><D:prop><o xmlns=\"urn:x\"/></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>";
+        let fixed = fix_response(resp, &tp.taken, None);
+        assert!(fixed.contains("<lastmodified xmlns=\"DAV:\"/></D:prop><D:status>HTTP/1.1 200 OK"), "{fixed}");
+        let failed = fix_response(resp, &tp.taken, Some(403));
+        assert!(!failed.contains("200 OK"), "{failed}");
     }
 
     #[test]
