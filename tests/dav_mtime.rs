@@ -139,7 +139,11 @@ async fn proppatch_lastmodified_rclone_style() {
         .info(&CrUri::my_path("/r.txt").unwrap(), false)
         .await
         .unwrap();
-    assert!(f.meta("dav:DAV:|lastmodified").is_none(), "{:?}", f.metadata);
+    assert!(
+        f.meta("dav:DAV:|lastmodified").is_none(),
+        "{:?}",
+        f.metadata
+    );
 
     // getlastmodified, together with a dead property: one call, all 200.
     let body = proppatch(
@@ -150,7 +154,10 @@ async fn proppatch_lastmodified_rclone_style() {
     .await;
     assert!(body.contains("getlastmodified"), "{body}");
     assert!(!body.contains("403") && !body.contains("424"), "{body}");
-    assert_eq!(lastmod(&gw, "/r.txt").await, "Thu, 01 Jan 2015 00:00:00 GMT");
+    assert_eq!(
+        lastmod(&gw, "/r.txt").await,
+        "Thu, 01 Jan 2015 00:00:00 GMT"
+    );
     let f = gw
         .session
         .info(&CrUri::my_path("/r.txt").unwrap(), false)
@@ -237,7 +244,10 @@ async fn oc_checksum_verified_and_kept() {
     let sha1 = "SHA1:a9993e364706816aba3e25717850c26c9cd0d89d";
     let r = gw
         .req("PUT", "/c.txt")
-        .header("oc-checksum", "SHA1:A9993E364706816ABA3E25717850C26C9CD0D89D")
+        .header(
+            "oc-checksum",
+            "SHA1:A9993E364706816ABA3E25717850C26C9CD0D89D",
+        )
         .body("abc")
         .send()
         .await
@@ -267,7 +277,10 @@ async fn oc_checksum_verified_and_kept() {
     // Also for a new file: nothing is created.
     let r = gw
         .req("PUT", "/new.txt")
-        .header("oc-checksum", "SHA1:0000000000000000000000000000000000000000")
+        .header(
+            "oc-checksum",
+            "SHA1:0000000000000000000000000000000000000000",
+        )
         .body("abc")
         .send()
         .await
@@ -285,7 +298,10 @@ async fn oc_checksum_verified_and_kept() {
         .unwrap();
     assert!(r.status().is_success());
     let body = checksums(&gw, "/c.txt").await;
-    assert!(body.contains("MD5:900150983cd24fb0d6963f7d28e17f72"), "{body}");
+    assert!(
+        body.contains("MD5:900150983cd24fb0d6963f7d28e17f72"),
+        "{body}"
+    );
     let uri = CrUri::my_path("/c.txt").unwrap();
     let s = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"xyz"))]);
     gw.session.put_content(&uri, None, s, 3).await.unwrap();

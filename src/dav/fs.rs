@@ -31,8 +31,8 @@ use crate::cloudreve::{CrUri, CreateKind, FileResponse};
 
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, classify, map_err};
-use super::meta::{CrEntry, CrMeta};
 use super::kept;
+use super::meta::{CrEntry, CrMeta};
 use super::props;
 use super::read::ReadFile;
 use super::service::DeleteMode;
@@ -252,7 +252,8 @@ impl CloudreveFs {
             // Partial updates cannot be done through the API.
             return Err(FsError::NotImplemented);
         }
-        let w = WriteFile::open(ctx.clone(), uri, options.size, options.checksum.as_deref()).await?;
+        let w =
+            WriteFile::open(ctx.clone(), uri, options.size, options.checksum.as_deref()).await?;
         Ok(Box::new(w))
     }
 

@@ -90,9 +90,11 @@ pub fn parse_time(s: &str) -> Option<SystemTime> {
     if s.is_empty() {
         return None;
     }
-    if s.bytes().all(|c| c.is_ascii_digit() || c == b'.' || c == b'-') {
+    if s.bytes()
+        .all(|c| c.is_ascii_digit() || c == b'.' || c == b'-')
+    {
         let f: f64 = s.parse().ok()?;
-        if !f.is_finite() || f < 0.0 || f > 253_402_300_799.0 {
+        if !f.is_finite() || !(0.0..=253_402_300_799.0).contains(&f) {
             return None;
         }
         return Some(UNIX_EPOCH + Duration::from_secs_f64(f));
@@ -406,13 +408,22 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_500_000_000);
         assert_eq!(tp.times.mtime, Some(t));
         assert_eq!(tp.times.ctime, Some(t - Duration::from_secs(86400)));
-        assert_eq!(tp.taken, vec![("DAV:".to_string(), "lastmodified".to_string())]);
+        assert_eq!(
+            tp.taken,
+            vec![("DAV:".to_string(), "lastmodified".to_string())]
+        );
         let nb = String::from_utf8(tp.body.expect("rewritten")).expect("utf8");
         assert!(!nb.contains("lastmodified"), "{nb}");
-        assert!(nb.contains("Win32CreationTime") && nb.contains("urn:x"), "{nb}");
+        assert!(
+            nb.contains("Win32CreationTime") && nb.contains("urn:x"),
+            "{nb}"
+        );
         let resp = "<D:multistatus xmlns:D=\"DAV:\"><D:response><D:href>/a</D:href><D:propstat><D:prop><o xmlns=\"urn:x\"/></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>";
         let fixed = fix_response(resp, &tp.taken, None);
-        assert!(fixed.contains("<lastmodified xmlns=\"DAV:\"/></D:prop><D:status>HTTP/1.1 200 OK"), "{fixed}");
+        assert!(
+            fixed.contains("<lastmodified xmlns=\"DAV:\"/></D:prop><D:status>HTTP/1.1 200 OK"),
+            "{fixed}"
+        );
         let failed = fix_response(resp, &tp.taken, Some(403));
         assert!(!failed.contains("200 OK"), "{failed}");
     }

@@ -495,7 +495,12 @@ async fn kept_hints(
     let (parts, body) = req.into_parts();
     let bytes = match http_body_util::Limited::new(body, 65536).collect().await {
         Ok(c) => c.to_bytes(),
-        Err(_) => return Err(text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")),
+        Err(_) => {
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ));
+        }
     };
     let tp = kept::take_times(&bytes);
     ctx.times = tp.times;
