@@ -288,6 +288,22 @@ async fn oc_checksum_verified_and_kept() {
     assert_eq!(r.status(), 400);
     assert_eq!(gw.get("/new.txt").await.0, 404);
 
+    // A chunked body (spooled, no length) is verified as well.
+    let chunks = futures::stream::iter([
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"ab")),
+        Ok(bytes::Bytes::from_static(b"d")),
+    ]);
+    let r = gw
+        .req("PUT", "/c.txt")
+        .header("oc-checksum", sha1)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(gw.get("/c.txt").await, (200, b"abc".to_vec()));
+    assert_eq!(std::fs::read_dir(&gw.spool).unwrap().count(), 0);
+
     // MD5 match on overwrite; then an upstream write makes it stale.
     let r = gw
         .req("PUT", "/c.txt")
