@@ -46,6 +46,12 @@ pub struct RequestCtx {
     /// Gateway settings.
     pub settings: Arc<DavSettings>,
     pub(crate) quota: Arc<QuotaCache>,
+    /// `X-OC-Mtime` of a PUT (kept once the upload completes).
+    pub oc_mtime: Option<std::time::SystemTime>,
+    /// Times a PROPPATCH sets (kept with its dead properties).
+    pub times: super::kept::Times,
+    /// Set once `oc_mtime` / `times` are stored upstream.
+    pub(crate) times_kept: AtomicBool,
     cache: Mutex<HashMap<CrUri, Option<FileResponse>>>,
     first_page: Mutex<Option<(CrUri, ListPage)>>,
     wanted: Mutex<Option<WantedStatus>>,
@@ -86,6 +92,9 @@ impl RequestCtx {
             destination,
             settings,
             quota,
+            oc_mtime: None,
+            times: super::kept::Times::default(),
+            times_kept: AtomicBool::new(false),
             cache: Mutex::new(HashMap::new()),
             first_page: Mutex::new(None),
             wanted: Mutex::new(None),
@@ -173,6 +182,16 @@ impl RequestCtx {
     /// True once [`RequestCtx::abort`] was called.
     pub fn is_aborted(&self) -> bool {
         self.aborted.load(Ordering::SeqCst)
+    }
+
+    /// Records that the client's times were stored upstream.
+    pub fn set_times_kept(&self) {
+        self.times_kept.store(true, Ordering::SeqCst);
+    }
+
+    /// True once the client's times were stored upstream.
+    pub fn times_kept(&self) -> bool {
+        self.times_kept.load(Ordering::SeqCst)
     }
 
     /// True when the request's `Depth` header is `0`.

@@ -31,6 +31,7 @@ use crate::cloudreve::{CrUri, CreateKind, FileResponse};
 
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, classify, map_err};
+use super::kept;
 use super::meta::{CrEntry, CrMeta};
 use super::props;
 use super::read::ReadFile;
@@ -251,7 +252,8 @@ impl CloudreveFs {
             // Partial updates cannot be done through the API.
             return Err(FsError::NotImplemented);
         }
-        let w = WriteFile::open(ctx.clone(), uri, options.size).await?;
+        let w =
+            WriteFile::open(ctx.clone(), uri, options.size, options.checksum.as_deref()).await?;
         Ok(Box::new(w))
     }
 
@@ -522,13 +524,24 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
                     None => return Ok(all(http::StatusCode::FORBIDDEN, patch)),
                 }
             }
+            // Times of the same PROPPATCH (`kept`) go in the same call.
+            if !ctx.times.is_empty() {
+                let f = lookup(ctx, &uri).await?;
+                let entity = f.primary_entity.unwrap_or_default();
+                patches.extend(ctx.times.patches(&entity));
+            }
             let r = ctx
                 .session
                 .patch_metadata(std::slice::from_ref(&uri), &patches)
                 .await;
             ctx.forget_all();
             match r {
-                Ok(()) => Ok(all(http::StatusCode::OK, patch)),
+                Ok(()) => {
+                    if !ctx.times.is_empty() {
+                        ctx.set_times_kept();
+                    }
+                    Ok(all(http::StatusCode::OK, patch))
+                }
                 Err(e) => {
                     let st = match classify(&e) {
                         Outcome::Fs(FsError::NotFound) => http::StatusCode::NOT_FOUND,
@@ -556,7 +569,9 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
         async move {
             let uri = uri_of(ctx, path)?;
             let f = lookup(ctx, &uri).await?;
-            Ok(props::props_of(&f, do_content))
+            let mut v = props::props_of(&f, do_content);
+            v.extend(kept::checksums_prop(&f, do_content));
+            Ok(v)
         }
         .boxed()
     }

@@ -14,9 +14,9 @@ pub struct CrMeta {
     pub dir: bool,
     /// Size in bytes (0 for folders).
     pub size: u64,
-    /// `updated_at`.
+    /// The kept client mtime, else `updated_at`.
     pub modified: Option<SystemTime>,
-    /// `created_at`.
+    /// The kept client creation time, else `created_at`.
     pub created: Option<SystemTime>,
     /// Entity tag without quotes.
     pub etag: String,
@@ -34,8 +34,12 @@ impl CrMeta {
     /// version); folders use their id plus `updated_at`.
     pub fn from_file(f: &FileResponse) -> Self {
         let dir = f.is_folder();
-        let modified = sys_time(f.updated_at.as_ref());
-        let created = sys_time(f.created_at.as_ref());
+        // Times a client set through the gateway win while the version they
+        // were set for is current (see `kept`).
+        let modified =
+            super::kept::time(f, super::kept::MTIME).or_else(|| sys_time(f.updated_at.as_ref()));
+        let created =
+            super::kept::time(f, super::kept::CTIME).or_else(|| sys_time(f.created_at.as_ref()));
         let etag = match (&f.primary_entity, dir) {
             (Some(e), false) if !e.is_empty() => e.clone(),
             _ => {

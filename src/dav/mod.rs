@@ -4,6 +4,7 @@
 //! * [`fs`] — [`CloudreveFs`], the `GuardedFileSystem` over Cloudreve;
 //! * [`meta`] — metadata and directory entries built from `FileResponse`s;
 //! * [`props`] — dead properties stored as Cloudreve metadata;
+//! * [`kept`] — client mtimes/checksums kept per version (own `dav:` props);
 //! * [`propfix`] — the 404 propstats dav-server omits;
 //! * [`read`](mod@read) / [`write`](mod@write) — the lazy download and the upload `DavFile`s;
 //! * [`locks`] — [`MemLockSystem`], an expiring in-memory `DavLockSystem`;
@@ -13,6 +14,7 @@
 pub mod ctx;
 pub mod errors;
 pub mod fs;
+pub mod kept;
 pub mod locks;
 pub mod meta;
 pub mod propfix;

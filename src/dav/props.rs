@@ -26,7 +26,9 @@ struct Value {
 /// (which Cloudreve could not split back).
 pub fn key_of(p: &DavProp) -> Option<String> {
     let ns = p.namespace.as_deref().unwrap_or("");
-    if ns.contains('|') || p.name.is_empty() {
+    // The gateway's own namespace holds kept times/checksums: not
+    // writable by clients.
+    if ns.contains('|') || p.name.is_empty() || ns == super::kept::NS {
         return None;
     }
     Some(format!("{KEY_PREFIX}{ns}|{}", p.name))
@@ -104,6 +106,9 @@ pub fn props_of(f: &FileResponse, with_content: bool) -> Vec<DavProp> {
         let Some((ns, name)) = rest.split_once('|') else {
             continue;
         };
+        if ns == super::kept::NS {
+            continue;
+        }
         if name.is_empty()
             || !name
                 .chars()

@@ -22,7 +22,7 @@ use dav_server::fs::FsError;
 use futures::StreamExt as _;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Frame;
-use http_body_util::BodyExt as _;
+use http_body_util::BodyExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::cloudreve::{CrUri, Session};
@@ -31,6 +31,7 @@ use crate::front::{BoxBody, DavService, Principal, full_body};
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, RETRY_AFTER, classify};
 use super::fs::{CloudreveFs, QuotaCache, lookup};
+use super::kept;
 use super::locks::MemLockSystem;
 use super::propfix::{PropFixer, requested};
 
@@ -364,6 +365,10 @@ impl DavService for DavGateway {
         );
         ctx.target = ctx.uri_of(&path);
         ctx.destination = self.destination(&req).and_then(|d| ctx.uri_of(&d));
+        let (req, taken) = match kept_hints(&mut ctx, req).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
         let ctx = Arc::new(ctx);
 
         if (method == Method::GET || method == Method::HEAD)
@@ -443,6 +448,19 @@ impl DavService for DavGateway {
                     .insert(header::RETRY_AFTER, HeaderValue::from(ra.as_secs()));
             }
         }
+        if method == Method::PUT && parts.status.is_success() && ctx.times_kept() {
+            parts
+                .headers
+                .insert("x-oc-mtime", HeaderValue::from_static("accepted"));
+        }
+        if method.as_str() == "PROPPATCH"
+            && parts.status == StatusCode::MULTI_STATUS
+            && (!ctx.times.is_empty() || !taken.is_empty())
+        {
+            let body = keep_proppatch_times(&ctx, body, &taken).await;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            return Response::from_parts(parts, full_body(body));
+        }
         let parts_is_207 = parts.status == StatusCode::MULTI_STATUS;
         let body = GuardedBody {
             inner: body,
@@ -453,6 +471,88 @@ impl DavService for DavGateway {
         };
         Response::from_parts(parts, body.boxed_unsync())
     }
+}
+
+/// Reads the time hints of a request into `ctx`: `X-OC-Mtime` on PUT, the
+/// times a PROPPATCH sets (whose body may be rewritten, see
+/// [`kept::take_times`]). Returns the request to hand on and the
+/// properties taken out of a PROPPATCH body.
+async fn kept_hints(
+    ctx: &mut RequestCtx,
+    req: Request<BoxBody>,
+) -> Result<(Request<BoxBody>, Vec<(String, String)>), Response<BoxBody>> {
+    if req.method() == Method::PUT {
+        ctx.oc_mtime = req
+            .headers()
+            .get("x-oc-mtime")
+            .and_then(|v| v.to_str().ok())
+            .and_then(kept::parse_time);
+        return Ok((req, Vec::new()));
+    }
+    if req.method().as_str() != "PROPPATCH" {
+        return Ok((req, Vec::new()));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match http_body_util::Limited::new(body, 65536).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            ));
+        }
+    };
+    let tp = kept::take_times(&bytes);
+    ctx.times = tp.times;
+    let body = tp.body.map(Bytes::from).unwrap_or(bytes);
+    Ok((Request::from_parts(parts, full_body(body)), tp.taken))
+}
+
+/// Finishes a PROPPATCH that sets times: keeps them upstream when
+/// dav-server's dead-property call did not already (only Win32 times or
+/// `lastmodified`), and reports them in the 207.
+async fn keep_proppatch_times(
+    ctx: &RequestCtx,
+    body: dav_server::body::Body,
+    taken: &[(String, String)],
+) -> String {
+    let bytes = match BodyExt::collect(body).await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            tracing::warn!(error = %e, "PROPPATCH answer unreadable");
+            Bytes::new()
+        }
+    };
+    let text_body = String::from_utf8_lossy(&bytes).into_owned();
+    let mut failed = None;
+    if kept::all_ok(&text_body) && !ctx.times.is_empty() && !ctx.times_kept() {
+        let r = match ctx.target.clone() {
+            Some(uri) if uri != ctx.root => match lookup(ctx, &uri).await {
+                Ok(f) => {
+                    let entity = f.primary_entity.unwrap_or_default();
+                    ctx.session
+                        .patch_metadata(std::slice::from_ref(&uri), &ctx.times.patches(&entity))
+                        .await
+                        .map_err(|e| {
+                            tracing::info!(%uri, error = %e, "keeping PROPPATCH times failed");
+                            match classify(&e) {
+                                Outcome::Fs(f) => fs_status(f),
+                                Outcome::Status(s, _) => s,
+                            }
+                        })
+                }
+                Err(e) => Err(fs_status(e)),
+            },
+            // Cloudreve stores no metadata on the root.
+            _ => Err(StatusCode::FORBIDDEN),
+        };
+        ctx.forget_all();
+        match r {
+            Ok(()) => ctx.set_times_kept(),
+            Err(s) => failed = Some(s.as_u16()),
+        }
+    }
+    kept::fix_response(&text_body, taken, failed)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use crate::cloudreve::{CrUri, Error, FileResponse, Session, UploadOptions};
 
 use super::ctx::RequestCtx;
 use super::errors::map_err;
+use super::kept::{self, Expected};
 use super::meta::CrMeta;
 
 /// Depth of the channel between `write_bytes` and the upload task (frames).
@@ -61,6 +62,8 @@ pub struct WriteFile {
     mode: Mode,
     result: Option<CrMeta>,
     failed: bool,
+    /// `OC-Checksum` to verify (hashed while streaming).
+    checksum: Option<Expected>,
 }
 
 impl std::fmt::Debug for WriteFile {
@@ -100,12 +103,16 @@ fn spawn_stream_upload(
 }
 
 impl WriteFile {
-    /// A writer for `uri`; `declared` is the announced body length.
+    /// A writer for `uri`; `declared` is the announced body length,
+    /// `checksum` the client's `OC-Checksum` (verified before the upload
+    /// can complete; another algorithm than SHA1/MD5/SHA256 is ignored).
     pub async fn open(
         ctx: Arc<RequestCtx>,
         uri: CrUri,
         declared: Option<u64>,
+        checksum: Option<&str>,
     ) -> Result<Self, FsError> {
+        let checksum = checksum.and_then(Expected::parse);
         let mode = match declared {
             Some(0) => Mode::Idle,
             Some(n) => {
@@ -144,6 +151,7 @@ impl WriteFile {
             mode,
             result: None,
             failed: false,
+            checksum,
         })
     }
 
@@ -157,6 +165,7 @@ impl WriteFile {
             mode: Mode::Idle,
             result: Some(CrMeta::from_file(f)),
             failed: false,
+            checksum: None,
         }
     }
 
@@ -224,6 +233,9 @@ impl WriteFile {
             return Err(self.fail(Some(StatusCode::BAD_REQUEST)));
         }
         self.written += len;
+        if let Some(c) = self.checksum.as_mut() {
+            c.update(&buf);
+        }
         let max = self.ctx.settings.spool_max;
         let done = self.declared == Some(self.written);
         match &mut self.mode {
@@ -287,6 +299,14 @@ impl WriteFile {
             tracing::info!(uri = %self.uri, declared = n, written = self.written, "short upload body");
             return Err(self.fail(Some(StatusCode::BAD_REQUEST)));
         }
+        if let Some(c) = &self.checksum
+            && !c.matches()
+        {
+            // The last byte is still held back: the upload cannot
+            // complete, the old content stays.
+            tracing::info!(uri = %self.uri, expected = %c.value, "OC-Checksum mismatch");
+            return Err(self.fail(Some(StatusCode::BAD_REQUEST)));
+        }
         let session = self.ctx.session.clone();
         let uri = self.uri.clone();
         let res = match std::mem::replace(&mut self.mode, Mode::Idle) {
@@ -331,12 +351,53 @@ impl WriteFile {
         self.ctx.forget_all();
         match res {
             Ok(f) => {
-                self.result = Some(CrMeta::from_file(&f));
+                let mut meta = CrMeta::from_file(&f);
+                if self.keep(&f).await {
+                    meta.modified = self.ctx.oc_mtime.or(meta.modified);
+                }
+                self.result = Some(meta);
                 Ok(())
             }
             Err(e) => {
                 self.failed = true;
                 Err(map_err(&self.ctx, "upload", &e))
+            }
+        }
+    }
+}
+
+impl WriteFile {
+    /// Keeps the client's `X-OC-Mtime` and verified checksum for the new
+    /// version `f`; true when the mtime was kept. A failure here leaves
+    /// the content written (the upload did complete) and is logged.
+    async fn keep(&self, f: &FileResponse) -> bool {
+        let entity = f.primary_entity.clone().unwrap_or_default();
+        let mut patches = kept::Times {
+            mtime: self.ctx.oc_mtime,
+            ctime: None,
+        }
+        .patches(&entity);
+        if let Some(c) = &self.checksum {
+            patches.push(kept::patch(kept::CHECKSUM, &entity, &c.value));
+        }
+        if patches.is_empty() {
+            return false;
+        }
+        match self
+            .ctx
+            .session
+            .patch_metadata(std::slice::from_ref(&self.uri), &patches)
+            .await
+        {
+            Ok(()) => {
+                if self.ctx.oc_mtime.is_some() {
+                    self.ctx.set_times_kept();
+                }
+                self.ctx.oc_mtime.is_some()
+            }
+            Err(e) => {
+                tracing::warn!(uri = %self.uri, error = %e, "keeping mtime/checksum failed");
+                false
             }
         }
     }
