@@ -62,7 +62,8 @@ pub fn upstream_token(client: &str) -> Option<String> {
     if let Some(u) = t.strip_prefix(UPSTREAM_TOKEN_PREFIX) {
         return (!u.is_empty()).then(|| u.to_string());
     }
-    uuid::Uuid::parse_str(t).ok().map(|_| t.to_string())
+    // A bare UUID (`Uuid::parse_str` also takes `urn:uuid:`, which is ours).
+    (!t.contains(':') && uuid::Uuid::parse_str(t).is_ok()).then(|| t.to_string())
 }
 
 fn xml_escape(s: &str) -> String {
