@@ -181,3 +181,52 @@ async fn upload_and_dav_locks_name_their_holders() {
     assert_eq!(r.status(), 204);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn locks_cli_lists_removes_and_force_unlocks() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.put("/cli.txt", "v1").await, 201);
+    let r = gw
+        .req("LOCK", "/cli.txt")
+        .body(LOCKINFO)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.headers()["lock-token"].to_str().unwrap().to_string();
+    let args = cloudreve_dav::config::ServeArgs {
+        upstream: Some(gw.emu.url()),
+        state_dir: Some(gw.state.clone()),
+        ..Default::default()
+    };
+    let config = cloudreve_dav::config::load_with_env(&args, &|k: &str| match k {
+        "CLOUDREVE_DAV_USER_EMAIL" => Some(EMAIL.to_string()),
+        "CLOUDREVE_DAV_USER_PASSWORD" => Some(dav_common::CR_PASSWORD.to_string()),
+        _ => None,
+    })
+    .expect("config");
+    let listed = cloudreve_dav::lockcli::list(&config).expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].contains("/cli.txt") && listed[0].contains("office@example.com"));
+    let done = cloudreve_dav::lockcli::unlock(&config, &token, None)
+        .await
+        .expect("unlock gateway lock");
+    assert!(done.contains("removed gateway lock"), "{done}");
+    assert!(cloudreve_dav::lockcli::list(&config).unwrap().is_empty());
+
+    let up = gw
+        .emu
+        .inject_lock(EMAIL, "/cli.txt", spec(LockOwner::Upload));
+    let done = cloudreve_dav::lockcli::unlock(&config, &format!("opaquelocktoken:{up}"), None)
+        .await
+        .expect("force unlock");
+    assert!(done.contains("force-unlocked"), "{done}");
+    assert!(gw.emu.active_locks(EMAIL).is_empty());
+    assert!(
+        cloudreve_dav::lockcli::unlock(&config, &up, None)
+            .await
+            .is_err(),
+        "already gone"
+    );
+    gw.stop().await;
+}
