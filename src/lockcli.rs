@@ -80,7 +80,7 @@ pub async fn unlock(config: &Config, token: &str, user: Option<&str>) -> anyhow:
         .get(&email)
         .with_context(|| format!("user {email} is not configured"))?;
     session
-        .force_unlock(&[up.clone()])
+        .force_unlock(std::slice::from_ref(&up))
         .await
         .with_context(|| format!("Cloudreve refused to unlock {up} (unknown or in use)"))?;
     Ok(format!("force-unlocked upstream lock {up} as {email}"))

@@ -42,7 +42,7 @@ enum Command {
     /// directory; change them while the gateway is stopped) and Cloudreve's
     /// (force unlock with the token shown in a 423 answer). Settings flags
     /// go before the action: `locks --config FILE list`.
-    Locks(LocksArgs),
+    Locks(Box<LocksArgs>),
 }
 
 /// Arguments of `cloudreve-dav locks`.
