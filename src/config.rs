@@ -813,4 +813,46 @@ refresh_token_env = "B_TOKEN"
         let e = load_with_env(&ServeArgs::default(), &env).expect_err("must fail");
         assert!(format!("{e:#}").contains("CLOUDREVE_DAV_CREDENTIAL_CACHE_TTL_SECS"));
     }
+
+    #[test]
+    fn state_dir_defaults_and_lock_timeout_range() {
+        let xdg = |k: &str| match k {
+            "XDG_STATE_HOME" => Some("/var/lib/st".to_string()),
+            "HOME" => Some("/home/u".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            default_state_dir(&xdg),
+            PathBuf::from("/var/lib/st/cloudreve-dav")
+        );
+        let home = |k: &str| (k == "HOME").then(|| "/home/u".to_string());
+        assert_eq!(
+            default_state_dir(&home),
+            PathBuf::from("/home/u/.local/state/cloudreve-dav")
+        );
+        assert!(default_state_dir(&|_: &str| None).starts_with(std::env::temp_dir()));
+        let env = |k: &str| match k {
+            "CLOUDREVE_DAV_USER_EMAIL" => Some("a@b.c".to_string()),
+            "CLOUDREVE_DAV_USER_PASSWORD" => Some("pw".to_string()),
+            "CLOUDREVE_DAV_LOCK_TIMEOUT_MIN_SECS" => Some("600".to_string()),
+            "CLOUDREVE_DAV_LOCK_TIMEOUT_MAX_SECS" => Some("60".to_string()),
+            _ => None,
+        };
+        let args = ServeArgs {
+            upstream: Some("http://x".into()),
+            ..ServeArgs::default()
+        };
+        assert!(load_with_env(&args, &env).is_err(), "min > max refused");
+        let args = ServeArgs {
+            lock_timeout_max_secs: Some(7200),
+            state_dir: Some(PathBuf::from("/srv/state")),
+            ..args
+        };
+        let c = load_with_env(&args, &env).expect("config");
+        assert_eq!(c.state_dir, PathBuf::from("/srv/state"));
+        assert_eq!(
+            c.lock_timeouts,
+            (Duration::from_secs(600), Duration::from_secs(7200))
+        );
+    }
 }
