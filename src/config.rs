@@ -61,6 +61,15 @@ pub struct ServeArgs {
     /// Upper bound of the bytes held in the spool directory (env: CLOUDREVE_DAV_SPOOL_MAX_BYTES).
     #[arg(long, value_name = "BYTES")]
     pub spool_max_bytes: Option<u64>,
+    /// Gateway state directory, e.g. the WebDAV lock table (env: CLOUDREVE_DAV_STATE_DIR).
+    #[arg(long, value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+    /// Smallest WebDAV lock timeout granted, seconds (env: CLOUDREVE_DAV_LOCK_TIMEOUT_MIN_SECS).
+    #[arg(long, value_name = "SECS")]
+    pub lock_timeout_min_secs: Option<u64>,
+    /// Largest WebDAV lock timeout granted, also for `Infinite` (env: CLOUDREVE_DAV_LOCK_TIMEOUT_MAX_SECS).
+    #[arg(long, value_name = "SECS")]
+    pub lock_timeout_max_secs: Option<u64>,
     /// Seconds a client may take to send request headers (env: CLOUDREVE_DAV_HEADER_TIMEOUT_SECS).
     #[arg(long, value_name = "SECS")]
     pub header_timeout_secs: Option<u64>,
@@ -206,6 +215,10 @@ pub struct Config {
     pub delete_mode: DeleteMode,
     /// Upload spooling.
     pub spool: SpoolConfig,
+    /// Gateway state directory (lock table).
+    pub state_dir: PathBuf,
+    /// Range of WebDAV lock timeouts (`min`, `max`).
+    pub lock_timeouts: (Duration, Duration),
     /// Timeouts.
     pub timeouts: Timeouts,
     /// Log format.
@@ -227,6 +240,9 @@ struct FileConfig {
     delete_mode: Option<DeleteMode>,
     spool_dir: Option<PathBuf>,
     spool_max_bytes: Option<u64>,
+    state_dir: Option<PathBuf>,
+    lock_timeout_min_secs: Option<u64>,
+    lock_timeout_max_secs: Option<u64>,
     header_timeout_secs: Option<u64>,
     upstream_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
@@ -372,6 +388,30 @@ pub fn load_with_env(
         bail!("spool_max_bytes must be at least 1048576 (1 MiB), not {spool_max_bytes}");
     }
 
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or_else(|| var("STATE_DIR").map(PathBuf::from))
+        .or(file.state_dir.map(|p| base_dir.join(p)))
+        .unwrap_or_else(|| default_state_dir(env));
+    let lock_min = num(
+        args.lock_timeout_min_secs,
+        "LOCK_TIMEOUT_MIN_SECS",
+        file.lock_timeout_min_secs,
+    )?
+    .unwrap_or(1);
+    let lock_max = num(
+        args.lock_timeout_max_secs,
+        "LOCK_TIMEOUT_MAX_SECS",
+        file.lock_timeout_max_secs,
+    )?
+    .unwrap_or(86_400);
+    if lock_min == 0 || lock_min > lock_max || lock_max > 30 * 86_400 {
+        bail!(
+            "lock timeouts need 1 <= lock_timeout_min_secs ({lock_min}) <= lock_timeout_max_secs ({lock_max}) <= 2592000"
+        );
+    }
+
     let secs = |v: u64, name: &str, min: u64, max: u64| -> anyhow::Result<Duration> {
         if !(min..=max).contains(&v) {
             bail!("{name} must be between {min} and {max}, not {v}");
@@ -460,9 +500,23 @@ pub fn load_with_env(
             dir: spool_dir,
             max_bytes: spool_max_bytes,
         },
+        state_dir,
+        lock_timeouts: (Duration::from_secs(lock_min), Duration::from_secs(lock_max)),
         timeouts,
         log_format,
     })
+}
+
+/// `$XDG_STATE_HOME/cloudreve-dav`, else `$HOME/.local/state/cloudreve-dav`,
+/// else `<temp dir>/cloudreve-dav-state`.
+fn default_state_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(x) = env("XDG_STATE_HOME").filter(|x| Path::new(x).is_absolute()) {
+        return PathBuf::from(x).join("cloudreve-dav");
+    }
+    if let Some(h) = env("HOME").filter(|h| Path::new(h).is_absolute()) {
+        return PathBuf::from(h).join(".local/state/cloudreve-dav");
+    }
+    std::env::temp_dir().join("cloudreve-dav-state")
 }
 
 fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
@@ -758,5 +812,47 @@ refresh_token_env = "B_TOKEN"
         ]);
         let e = load_with_env(&ServeArgs::default(), &env).expect_err("must fail");
         assert!(format!("{e:#}").contains("CLOUDREVE_DAV_CREDENTIAL_CACHE_TTL_SECS"));
+    }
+
+    #[test]
+    fn state_dir_defaults_and_lock_timeout_range() {
+        let xdg = |k: &str| match k {
+            "XDG_STATE_HOME" => Some("/var/lib/st".to_string()),
+            "HOME" => Some("/home/u".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            default_state_dir(&xdg),
+            PathBuf::from("/var/lib/st/cloudreve-dav")
+        );
+        let home = |k: &str| (k == "HOME").then(|| "/home/u".to_string());
+        assert_eq!(
+            default_state_dir(&home),
+            PathBuf::from("/home/u/.local/state/cloudreve-dav")
+        );
+        assert!(default_state_dir(&|_: &str| None).starts_with(std::env::temp_dir()));
+        let env = |k: &str| match k {
+            "CLOUDREVE_DAV_USER_EMAIL" => Some("a@b.c".to_string()),
+            "CLOUDREVE_DAV_USER_PASSWORD" => Some("pw".to_string()),
+            "CLOUDREVE_DAV_LOCK_TIMEOUT_MIN_SECS" => Some("600".to_string()),
+            "CLOUDREVE_DAV_LOCK_TIMEOUT_MAX_SECS" => Some("60".to_string()),
+            _ => None,
+        };
+        let args = ServeArgs {
+            upstream: Some("http://x".into()),
+            ..ServeArgs::default()
+        };
+        assert!(load_with_env(&args, &env).is_err(), "min > max refused");
+        let args = ServeArgs {
+            lock_timeout_max_secs: Some(7200),
+            state_dir: Some(PathBuf::from("/srv/state")),
+            ..args
+        };
+        let c = load_with_env(&args, &env).expect("config");
+        assert_eq!(c.state_dir, PathBuf::from("/srv/state"));
+        assert_eq!(
+            c.lock_timeouts,
+            (Duration::from_secs(600), Duration::from_secs(7200))
+        );
     }
 }

@@ -186,6 +186,7 @@ pub async fn start(data: Option<PathBuf>, listener: TcpListener) -> anyhow::Resu
         upstream: Some(upstream_url.clone()),
         listen: Some(addr.to_string()),
         spool_dir: Some(dir.join("spool")),
+        state_dir: Some(dir.join("state")),
         ..ServeArgs::default()
     };
     let env_password = login_password.clone();

@@ -171,6 +171,13 @@ pub fn dav_settings(config: &Config) -> DavSettings {
         delete_mode: config.delete_mode,
         spool_dir: config.spool.dir.clone(),
         spool_max: config.spool.max_bytes,
+        state_dir: Some(config.state_dir.clone()),
+        lock_limits: crate::dav::locks::LockLimits {
+            min: config.lock_timeouts.0,
+            max: config.lock_timeouts.1,
+            default: crate::dav::locks::DEFAULT_TIMEOUT
+                .clamp(config.lock_timeouts.0, config.lock_timeouts.1),
+        },
         ..DavSettings::default()
     }
 }
@@ -237,7 +244,10 @@ pub async fn start_with(
     let source = Arc::new(ClientAccountSource::new(sessions.clone()));
     let auth = Arc::new(Authenticator::from_config(source, config));
     let refresher = auth.spawn_refresh_loop();
-    let dav = Arc::new(DavGateway::new(sessions.lookup(), dav_settings(config)));
+    let dav = Arc::new(DavGateway::try_new(
+        sessions.lookup(),
+        dav_settings(config),
+    )?);
     let front = Arc::new(Front::new(FrontSettings::from_config(config), auth, dav));
     let tls = config.tls.as_ref().map(front::load_tls).transpose()?;
     let has_tls = tls.is_some();

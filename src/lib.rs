@@ -12,3 +12,4 @@ pub mod demo;
 pub mod emulator;
 pub mod front;
 pub mod gateway;
+pub mod lockcli;

@@ -5,6 +5,7 @@
 //! - `demo`: run the gateway in front of the embedded emulator;
 //! - `emulator`: run the Cloudreve v4 emulator stand-alone;
 //! - `bench`: measure the gateway against the direct upstream (and peers).
+//! - `locks list|unlock`: the gateway's WebDAV locks and Cloudreve's own.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +45,36 @@ enum Command {
     ///
     /// Prints a table on stdout; `--json`/`--svg` write the results.
     Bench(cloudreve_dav::bench::BenchArgs),
+    /// List or remove WebDAV locks: the gateway's own (from its state
+    /// directory; change them while the gateway is stopped) and Cloudreve's
+    /// (force unlock with the token shown in a 423 answer). Settings flags
+    /// go before the action: `locks --config FILE list`.
+    Locks(Box<LocksArgs>),
+}
+
+/// Arguments of `cloudreve-dav locks`.
+#[derive(clap::Args, Debug)]
+struct LocksArgs {
+    #[command(subcommand)]
+    action: LocksAction,
+    /// The gateway's settings (state directory, upstream, users).
+    #[command(flatten)]
+    serve: cloudreve_dav::config::ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum LocksAction {
+    /// Print the gateway's live locks, one per line.
+    List,
+    /// Remove the gateway lock with TOKEN, or force-unlock the Cloudreve
+    /// lock with TOKEN (`opaquelocktoken:<uuid>` or a bare UUID).
+    Unlock {
+        /// The lock token.
+        token: String,
+        /// The Cloudreve user owning the locked file (default: the first configured).
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 /// Arguments of `cloudreve-dav demo`.
@@ -108,6 +139,23 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => {
             init_logging(false);
             cloudreve_dav::bench::run(args).await
+        }
+        Command::Locks(args) => {
+            let config = cloudreve_dav::config::load(&args.serve)?;
+            init_logging(config.log_format == cloudreve_dav::config::LogFormat::Json);
+            match args.action {
+                LocksAction::List => {
+                    for l in cloudreve_dav::lockcli::list(&config)? {
+                        println!("{l}");
+                    }
+                }
+                LocksAction::Unlock { token, user } => {
+                    let done =
+                        cloudreve_dav::lockcli::unlock(&config, &token, user.as_deref()).await?;
+                    println!("{done}");
+                }
+            }
+            Ok(())
         }
         Command::Emulator(args) => {
             init_logging(false);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dav_server::davpath::DavPath;
 use http::{Method, StatusCode};
 
-use crate::cloudreve::{CrUri, FileResponse, ListPage, Session};
+use crate::cloudreve::{CrUri, FileResponse, ListPage, LockConflict, Session};
 use crate::front::Principal;
 
 use super::fs::QuotaCache;
@@ -55,6 +55,7 @@ pub struct RequestCtx {
     cache: Mutex<HashMap<CrUri, Option<FileResponse>>>,
     first_page: Mutex<Option<(CrUri, ListPage)>>,
     wanted: Mutex<Option<WantedStatus>>,
+    conflicts: Mutex<Option<Vec<LockConflict>>>,
     aborted: AtomicBool,
 }
 
@@ -98,6 +99,7 @@ impl RequestCtx {
             cache: Mutex::new(HashMap::new()),
             first_page: Mutex::new(None),
             wanted: Mutex::new(None),
+            conflicts: Mutex::new(None),
             aborted: AtomicBool::new(false),
         }
     }
@@ -166,6 +168,20 @@ impl RequestCtx {
                 retry_after,
             });
         }
+    }
+
+    /// Records the upstream lock conflicts of a 40073 (first one wins).
+    pub fn record_conflicts(&self, c: &[LockConflict]) {
+        if let Ok(mut w) = self.conflicts.lock()
+            && w.is_none()
+        {
+            *w = Some(c.to_vec());
+        }
+    }
+
+    /// The recorded upstream lock conflicts (`None`: no 40073 seen).
+    pub fn conflicts(&self) -> Option<Vec<LockConflict>> {
+        self.conflicts.lock().ok().and_then(|w| w.clone())
     }
 
     /// The wanted status, if any.

@@ -20,6 +20,9 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// `ctx` and logging one line per upstream failure.
 pub fn map_err(ctx: &RequestCtx, op: &str, e: &Error) -> FsError {
     let fs = classify(e);
+    if e.is_locked() {
+        ctx.record_conflicts(e.lock_conflicts());
+    }
     match fs {
         Outcome::Fs(f) => {
             tracing::debug!(op, error = %e, "upstream refused ({f:?})");

@@ -1,28 +1,244 @@
-//! [`MemLockSystem`]: an in-memory `DavLockSystem` with real expiry.
+//! [`MemLockSystem`]: the gateway's own `DavLockSystem` — an in-memory
+//! table with real expiry, optionally persisted through a [`LockStore`]
+//! (by default [`JsonFileStore`], a JSON file in the state directory) so
+//! locks survive a gateway restart.
 //!
-//! * timeouts default to [`DEFAULT_TIMEOUT`] and are capped at
-//!   [`MAX_TIMEOUT`]; expired locks are purged on every call;
+//! * timeouts are clamped to the configured [`LockLimits`]; a missing
+//!   `Timeout` gets the default, `Infinite` the cap (the raw request header
+//!   is consulted: dav-server itself turns `Infinite` into 600 s);
+//!   expired locks are purged on every call and dropped when loading;
 //! * exclusive/shared scopes, depth 0/infinity conflict rules (a lock
 //!   conflicts with locks on the same path, on ancestors with depth
 //!   infinity and — for a depth-infinity lock — on descendants);
 //! * tokens are `urn:uuid:` URIs; the `<owner>` XML is kept;
 //! * namespaces: one table per user space (WebDAV paths of different users
 //!   name different files); [`MemLockSystem::for_user`] gives the
-//!   per-request view that also knows the principal, so UNLOCK is
-//!   owner-checked (dav-server does not pass the principal to `unlock`).
+//!   per-request view that also knows the principal, so UNLOCK and refresh
+//!   are owner-checked (dav-server does not pass the principal to them);
+//! * the table is the source of truth while running; the store gets a full
+//!   snapshot after every change (lock, unlock, refresh, delete). Another
+//!   backend (e.g. Redis) implements [`LockStore`] — or `DavLockSystem`
+//!   directly behind [`UserLocks`]' interface.
 
 use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dav_server::davpath::DavPath;
 use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
 use futures::FutureExt as _;
+use serde::{Deserialize, Serialize};
 
 /// Timeout of a lock requested without (a parsable) `Timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Upper bound of any lock timeout.
+/// Upper bound of any lock timeout (default of [`LockLimits::max`]).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(86400);
+
+/// Name of the lock file inside the state directory.
+pub const LOCK_FILE: &str = "locks.json";
+
+/// The range lock timeouts are clamped to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockLimits {
+    /// Smallest timeout granted.
+    pub min: Duration,
+    /// Largest timeout granted (also what `Timeout: Infinite` gets).
+    pub max: Duration,
+    /// Timeout of a lock requested without `Timeout` (clamped too).
+    pub default: Duration,
+}
+
+impl Default for LockLimits {
+    fn default() -> Self {
+        Self {
+            min: Duration::from_secs(1),
+            max: MAX_TIMEOUT,
+            default: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl LockLimits {
+    fn clamp(&self, t: Duration) -> Duration {
+        t.min(self.max).max(self.min.min(self.max))
+    }
+}
+
+/// The `Timeout` header of the request, as the client sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestedTimeout {
+    /// `Timeout: Infinite`.
+    Infinite,
+    /// `Timeout: Second-n`.
+    Seconds(u64),
+}
+
+impl RequestedTimeout {
+    /// Parses the first entry of a `Timeout` header value.
+    pub fn parse(v: &str) -> Option<Self> {
+        let first = v.split(',').next()?.trim();
+        if first.eq_ignore_ascii_case("infinite") {
+            return Some(Self::Infinite);
+        }
+        let n = first
+            .get(..7)
+            .filter(|p| p.eq_ignore_ascii_case("second-"))
+            .and(first.get(7..))?;
+        n.trim().parse().ok().map(Self::Seconds)
+    }
+}
+
+/// A lock as persisted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredLock {
+    /// Namespace (user space).
+    pub ns: String,
+    /// Token (`urn:uuid:…`).
+    pub token: String,
+    /// URL-encoded path including the prefix.
+    pub path: String,
+    /// The WebDAV prefix of `path` (`""` when none).
+    #[serde(default)]
+    pub prefix: String,
+    /// Principal that took the lock.
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// `<owner>` element, serialized.
+    #[serde(default)]
+    pub owner_xml: Option<String>,
+    /// Granted timeout (seconds).
+    pub timeout_secs: u64,
+    /// Expiry (milliseconds since the Unix epoch).
+    pub expires_ms: u64,
+    /// Shared (else exclusive).
+    pub shared: bool,
+    /// Depth infinity (else 0).
+    pub deep: bool,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl StoredLock {
+    /// The persisted form of `l` in namespace `ns`.
+    pub fn from_lock(ns: &str, l: &DavLock) -> Self {
+        let owner_xml = l.owner.as_ref().and_then(|o| {
+            let mut buf = Vec::new();
+            let cfg = xmltree::EmitterConfig::new().write_document_declaration(false);
+            o.write_with_config(&mut buf, cfg).ok()?;
+            String::from_utf8(buf).ok()
+        });
+        StoredLock {
+            ns: ns.to_string(),
+            token: l.token.clone(),
+            path: l.path.with_prefix().as_url_string(),
+            prefix: l.path.prefix().to_string(),
+            principal: l.principal.clone(),
+            owner_xml,
+            timeout_secs: l.timeout.map(|t| t.as_secs()).unwrap_or(0),
+            expires_ms: l.timeout_at.map(unix_ms).unwrap_or(u64::MAX),
+            shared: l.shared,
+            deep: l.deep,
+        }
+    }
+
+    /// Back to a `DavLock` (`None` when the path does not parse).
+    pub fn to_lock(&self) -> Option<DavLock> {
+        let mut path = DavPath::new(&self.path).ok()?;
+        if !self.prefix.is_empty() {
+            path.set_prefix(&self.prefix).ok()?;
+        }
+        let owner = match &self.owner_xml {
+            Some(x) => Some(Box::new(xmltree::Element::parse(x.as_bytes()).ok()?)),
+            None => None,
+        };
+        Some(DavLock {
+            token: self.token.clone(),
+            path: Box::new(path),
+            principal: self.principal.clone(),
+            owner,
+            timeout_at: (self.expires_ms != u64::MAX)
+                .then(|| UNIX_EPOCH + Duration::from_millis(self.expires_ms)),
+            timeout: Some(Duration::from_secs(self.timeout_secs)),
+            shared: self.shared,
+            deep: self.deep,
+        })
+    }
+}
+
+/// Where the lock table is persisted.
+pub trait LockStore: std::fmt::Debug + Send + Sync {
+    /// All persisted locks (expired ones included; the caller drops them).
+    fn load(&self) -> std::io::Result<Vec<StoredLock>>;
+    /// Replaces the persisted set with `locks`.
+    fn save(&self, locks: &[StoredLock]) -> std::io::Result<()>;
+}
+
+/// A JSON file, replaced atomically (temporary file + fsync + rename).
+#[derive(Debug, Clone)]
+pub struct JsonFileStore {
+    path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LockFile {
+    version: u32,
+    locks: Vec<StoredLock>,
+}
+
+impl JsonFileStore {
+    /// The store `dir/locks.json` (the directory is created).
+    pub fn in_dir(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Self {
+            path: dir.join(LOCK_FILE),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl LockStore for JsonFileStore {
+    fn load(&self) -> std::io::Result<Vec<StoredLock>> {
+        match std::fs::read(&self.path) {
+            Ok(b) => {
+                let f: LockFile = serde_json::from_slice(&b)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                Ok(f.locks)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn save(&self, locks: &[StoredLock]) -> std::io::Result<()> {
+        let body = serde_json::to_vec_pretty(&LockFile {
+            version: 1,
+            locks: locks.to_vec(),
+        })
+        .map_err(std::io::Error::other)?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(".{LOCK_FILE}.{}.tmp", std::process::id()));
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
 
 type Table = HashMap<String, Vec<DavLock>>;
 
@@ -30,21 +246,76 @@ type Table = HashMap<String, Vec<DavLock>>;
 #[derive(Debug, Clone, Default)]
 pub struct MemLockSystem {
     table: Arc<Mutex<Table>>,
+    store: Option<Arc<dyn LockStore>>,
+    limits: LockLimits,
 }
 
 impl MemLockSystem {
-    /// An empty store.
+    /// An empty, memory-only store with default limits.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store persisted through `store` (its live locks are loaded now).
+    pub fn persistent(store: Arc<dyn LockStore>, limits: LockLimits) -> std::io::Result<Self> {
+        let now = SystemTime::now();
+        let mut table = Table::new();
+        let mut dropped = 0usize;
+        for s in store.load()? {
+            match s.to_lock() {
+                Some(l) if alive(&l, now) => table.entry(s.ns.clone()).or_default().push(l),
+                _ => dropped += 1,
+            }
+        }
+        let n: usize = table.values().map(Vec::len).sum();
+        tracing::info!(loaded = n, dropped, "lock table loaded");
+        let me = Self {
+            table: Arc::new(Mutex::new(table)),
+            store: Some(store),
+            limits,
+        };
+        if dropped > 0 {
+            let t = me
+                .table
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?;
+            me.persist(&t);
+        }
+        Ok(me)
+    }
+
+    /// A memory-only store with `limits`.
+    pub fn with_limits(limits: LockLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// The timeout range.
+    pub fn limits(&self) -> LockLimits {
+        self.limits
+    }
+
+    fn persist(&self, t: &Table) {
+        let Some(store) = &self.store else { return };
+        let all: Vec<StoredLock> = t
+            .iter()
+            .flat_map(|(ns, v)| v.iter().map(move |l| StoredLock::from_lock(ns, l)))
+            .collect();
+        if let Err(e) = store.save(&all) {
+            tracing::error!(error = %e, "cannot persist the lock table");
+        }
     }
 
     /// The view of namespace `ns` (e.g. user + account root) for a request
     /// made by `principal`.
     pub fn for_user(&self, ns: String, principal: String) -> UserLocks {
         UserLocks {
-            table: self.table.clone(),
+            sys: self.clone(),
             ns,
             principal,
+            requested: None,
         }
     }
 
@@ -60,14 +331,64 @@ impl MemLockSystem {
             })
             .unwrap_or(0)
     }
+
+    /// True when `token` is a live gateway lock of namespace `ns`.
+    pub fn has_token(&self, ns: &str, token: &str) -> bool {
+        let now = SystemTime::now();
+        self.table
+            .lock()
+            .map(|t| {
+                t.get(ns)
+                    .is_some_and(|v| v.iter().any(|l| l.token == token && alive(l, now)))
+            })
+            .unwrap_or(false)
+    }
+
+    /// All live locks, with their namespaces.
+    pub fn list(&self) -> Vec<StoredLock> {
+        let now = SystemTime::now();
+        self.table
+            .lock()
+            .map(|t| {
+                t.iter()
+                    .flat_map(|(ns, v)| {
+                        v.iter()
+                            .filter(|l| alive(l, now))
+                            .map(move |l| StoredLock::from_lock(ns, l))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removes the lock with `token` from any namespace (administrative
+    /// unlock); true when one was removed.
+    pub fn remove_token(&self, token: &str) -> bool {
+        let mut t = match self.table.lock() {
+            Ok(t) => t,
+            Err(p) => p.into_inner(),
+        };
+        let mut found = false;
+        for v in t.values_mut() {
+            let before = v.len();
+            v.retain(|l| l.token != token);
+            found |= v.len() != before;
+        }
+        t.retain(|_, v| !v.is_empty());
+        if found {
+            self.persist(&t);
+        }
+        found
+    }
 }
 
 /// A per-request view of one namespace.
 #[derive(Debug, Clone)]
 pub struct UserLocks {
-    table: Arc<Mutex<Table>>,
+    sys: MemLockSystem,
     ns: String,
     principal: String,
+    requested: Option<RequestedTimeout>,
 }
 
 fn key(p: &DavPath) -> String {
@@ -96,15 +417,26 @@ fn covers(l: &DavLock, path: &str) -> bool {
     lp == path || (l.deep && within(path, &lp))
 }
 
-fn clamp(t: Option<Duration>) -> Duration {
-    t.unwrap_or(DEFAULT_TIMEOUT)
-        .min(MAX_TIMEOUT)
-        .max(Duration::from_secs(1))
-}
-
 impl UserLocks {
-    fn with<R>(&self, f: impl FnOnce(&mut Vec<DavLock>) -> R) -> R {
-        let mut t = match self.table.lock() {
+    /// This view, taking the request's raw `Timeout` header into account
+    /// (`Infinite` → the cap; dav-server alone would give 600 s).
+    pub fn with_requested_timeout(mut self, t: Option<RequestedTimeout>) -> Self {
+        self.requested = t;
+        self
+    }
+
+    fn timeout(&self, from_dav: Option<Duration>) -> Duration {
+        let lim = &self.sys.limits;
+        let t = match self.requested {
+            Some(RequestedTimeout::Infinite) => lim.max,
+            Some(RequestedTimeout::Seconds(n)) => Duration::from_secs(n),
+            None => from_dav.unwrap_or(lim.default),
+        };
+        lim.clamp(t)
+    }
+
+    fn with<R>(&self, mutates: bool, f: impl FnOnce(&mut Vec<DavLock>) -> (R, bool)) -> R {
+        let mut t = match self.sys.table.lock() {
             Ok(t) => t,
             Err(p) => p.into_inner(),
         };
@@ -114,11 +446,18 @@ impl UserLocks {
             !v.is_empty()
         });
         let v = t.entry(self.ns.clone()).or_default();
-        let r = f(v);
+        let (r, changed) = f(v);
         if v.is_empty() {
             t.remove(&self.ns);
         }
+        if mutates && changed {
+            self.sys.persist(&t);
+        }
         r
+    }
+
+    fn is_mine(&self, l: &DavLock) -> bool {
+        l.principal.as_deref().is_none_or(|o| o == self.principal)
     }
 }
 
@@ -133,15 +472,15 @@ impl DavLockSystem for UserLocks {
         deep: bool,
     ) -> LsFuture<'_, Result<DavLock, DavLock>> {
         let p = key(path);
-        let r = self.with(|v| {
+        let timeout = self.timeout(timeout);
+        let r = self.with(true, |v| {
             for l in v.iter() {
                 let lp = key(&l.path);
                 let overlaps = covers(l, &p) || (deep && within(&lp, &p));
                 if overlaps && !(shared && l.shared) {
-                    return Err(l.clone());
+                    return (Err(l.clone()), false);
                 }
             }
-            let timeout = clamp(timeout);
             let lock = DavLock {
                 token: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
                 path: Box::new(path.clone()),
@@ -155,24 +494,23 @@ impl DavLockSystem for UserLocks {
                 deep,
             };
             v.push(lock.clone());
-            Ok(lock)
+            (Ok(lock), true)
         });
         futures::future::ready(r).boxed()
     }
 
     fn unlock(&'_ self, path: &DavPath, token: &str) -> LsFuture<'_, Result<(), ()>> {
         let p = key(path);
-        let me = self.principal.clone();
-        let r = self.with(|v| {
+        let r = self.with(true, |v| {
             let Some(i) = v.iter().position(|l| l.token == token) else {
-                return Err(());
+                return (Err(()), false);
             };
             let l = &v[i];
-            if !covers(l, &p) || l.principal.as_deref().is_some_and(|o| o != me) {
-                return Err(());
+            if !covers(l, &p) || !self.is_mine(l) {
+                return (Err(()), false);
             }
             v.remove(i);
-            Ok(())
+            (Ok(()), true)
         });
         futures::future::ready(r).boxed()
     }
@@ -184,15 +522,17 @@ impl DavLockSystem for UserLocks {
         timeout: Option<Duration>,
     ) -> LsFuture<'_, Result<DavLock, ()>> {
         let p = key(path);
-        let r = self.with(|v| {
-            let l = v.iter_mut().find(|l| l.token == token).ok_or(())?;
-            if !covers(l, &p) {
-                return Err(());
+        let t = self.timeout(timeout);
+        let r = self.with(true, |v| {
+            let Some(l) = v.iter_mut().find(|l| l.token == token) else {
+                return (Err(()), false);
+            };
+            if !covers(l, &p) || !self.is_mine(l) {
+                return (Err(()), false);
             }
-            let t = clamp(timeout);
             l.timeout = Some(t);
             l.timeout_at = Some(SystemTime::now() + t);
-            Ok(l.clone())
+            (Ok(l.clone()), true)
         });
         futures::future::ready(r).boxed()
     }
@@ -206,7 +546,7 @@ impl DavLockSystem for UserLocks {
         submitted_tokens: &[String],
     ) -> LsFuture<'_, Result<(), DavLock>> {
         let p = key(path);
-        let r = self.with(|v| {
+        let r = self.with(false, |v| {
             for l in v.iter() {
                 let lp = key(&l.path);
                 let applies = covers(l, &p) || (deep && within(&lp, &p));
@@ -218,23 +558,29 @@ impl DavLockSystem for UserLocks {
                     || l.principal.is_none()
                     || l.principal.as_deref() == principal;
                 if !(has_token && same_owner) {
-                    return Err(l.clone());
+                    return (Err(l.clone()), false);
                 }
             }
-            Ok(())
+            (Ok(()), false)
         });
         futures::future::ready(r).boxed()
     }
 
     fn discover(&'_ self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
         let p = key(path);
-        let r = self.with(|v| v.iter().filter(|l| covers(l, &p)).cloned().collect());
+        let r = self.with(false, |v| {
+            (v.iter().filter(|l| covers(l, &p)).cloned().collect(), false)
+        });
         futures::future::ready(r).boxed()
     }
 
     fn delete(&'_ self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
         let p = key(path);
-        self.with(|v| v.retain(|l| !within(&key(&l.path), &p)));
+        self.with(true, |v| {
+            let before = v.len();
+            v.retain(|l| !within(&key(&l.path), &p));
+            ((), v.len() != before)
+        });
         futures::future::ready(Ok(())).boxed()
     }
 }
@@ -357,5 +703,80 @@ mod tests {
             .await
             .expect("relock after expiry");
         assert!(ls.refresh(&p("/x"), &l.token, None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn persisted_locks_survive_a_new_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn LockStore> = Arc::new(JsonFileStore::in_dir(dir.path()).expect("store"));
+        let limits = LockLimits {
+            min: Duration::from_secs(30),
+            max: Duration::from_secs(7200),
+            default: Duration::from_secs(600),
+        };
+        let a = MemLockSystem::persistent(store.clone(), limits).expect("open");
+        let mut path = DavPath::new("/dav/a%20b/c.txt").expect("path");
+        path.set_prefix("/dav").expect("prefix");
+        let owner = xmltree::Element::parse(
+            &b"<D:owner xmlns:D=\"DAV:\"><D:href>mailto:me@example.com</D:href></D:owner>"[..],
+        )
+        .expect("owner");
+        let ls = a
+            .for_user("ns".into(), "u".into())
+            .with_requested_timeout(Some(RequestedTimeout::Infinite));
+        let l = ls
+            .lock(&path, Some("u"), Some(&owner), None, false, true)
+            .await
+            .expect("lock");
+        assert_eq!(l.timeout, Some(Duration::from_secs(7200)), "Infinite → cap");
+        // An expired entry in the file is dropped on load.
+        let mut all = store.load().expect("load");
+        let mut dead = all[0].clone();
+        dead.token = "urn:uuid:dead".into();
+        dead.expires_ms = unix_ms(SystemTime::now()) - 1000;
+        all.push(dead);
+        store.save(&all).expect("save");
+        drop(a);
+
+        let b = MemLockSystem::persistent(store.clone(), limits).expect("reopen");
+        assert_eq!(b.count(), 1);
+        assert!(b.has_token("ns", &l.token));
+        assert!(!b.has_token("ns", "urn:uuid:dead"));
+        assert_eq!(store.load().expect("load").len(), 1, "expired entry pruned");
+        let ls = b.for_user("ns".into(), "u".into());
+        let found = ls.discover(&path).await;
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].path.with_prefix().as_url_string(),
+            "/dav/a%20b/c.txt"
+        );
+        assert_eq!(found[0].owner.as_deref(), Some(&owner));
+        assert!(found[0].deep && !found[0].shared);
+        // Timeout clamping: too small → min; refresh by another principal fails.
+        let other = b.for_user("ns".into(), "intruder".into());
+        assert!(other.refresh(&path, &l.token, None).await.is_err());
+        let r = ls
+            .clone()
+            .with_requested_timeout(Some(RequestedTimeout::Seconds(5)))
+            .refresh(&path, &l.token, None)
+            .await
+            .expect("refresh");
+        assert_eq!(r.timeout, Some(Duration::from_secs(30)));
+        ls.unlock(&path, &l.token).await.expect("unlock");
+        let c = MemLockSystem::persistent(store, limits).expect("reopen");
+        assert_eq!(c.count(), 0, "unlock persisted");
+    }
+
+    #[test]
+    fn timeout_header_parses() {
+        assert_eq!(
+            RequestedTimeout::parse("Infinite, Second-4100000000"),
+            Some(RequestedTimeout::Infinite)
+        );
+        assert_eq!(
+            RequestedTimeout::parse("Second-120"),
+            Some(RequestedTimeout::Seconds(120))
+        );
+        assert_eq!(RequestedTimeout::parse("bogus"), None);
     }
 }

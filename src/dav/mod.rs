@@ -7,10 +7,12 @@
 //! * [`kept`] — client mtimes/checksums kept per version (own `dav:` props);
 //! * [`propfix`] — the 404 propstats dav-server omits;
 //! * [`read`](mod@read) / [`write`](mod@write) — the lazy download and the upload `DavFile`s;
-//! * [`locks`] — [`MemLockSystem`], an expiring in-memory `DavLockSystem`;
+//! * [`locks`] — [`MemLockSystem`], the expiring, persisted `DavLockSystem`;
+//! * [`conflicts`] — Cloudreve's own locks: 423 bodies, LOCK probe, force unlock;
 //! * [`service`] — [`DavGateway`], the front's `DavService` wrapping the
 //!   handler and fixing the crate's known gaps around it.
 
+pub mod conflicts;
 pub mod ctx;
 pub mod errors;
 pub mod fs;

@@ -28,11 +28,12 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::cloudreve::{CrUri, Session};
 use crate::front::{BoxBody, DavService, Principal, full_body};
 
+use super::conflicts::{self, locked_response};
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, RETRY_AFTER, classify};
 use super::fs::{CloudreveFs, QuotaCache, lookup};
 use super::kept;
-use super::locks::MemLockSystem;
+use super::locks::{JsonFileStore, LockLimits, MemLockSystem, RequestedTimeout};
 use super::propfix::{PropFixer, requested};
 
 /// Finds the signed-in Cloudreve session of a configured user (by e-mail).
@@ -56,6 +57,11 @@ pub struct DavSettings {
     pub read_buf_size: usize,
     /// URL prefix of the WebDAV space (`""` = served at `/`).
     pub prefix: String,
+    /// Gateway state directory (the lock table lives there); `None`:
+    /// locks are kept in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// The range lock timeouts are clamped to.
+    pub lock_limits: LockLimits,
 }
 
 impl Default for DavSettings {
@@ -67,6 +73,8 @@ impl Default for DavSettings {
             page_size: 1000,
             read_buf_size: 256 * 1024,
             prefix: String::new(),
+            state_dir: None,
+            lock_limits: LockLimits::default(),
         }
     }
 }
@@ -89,11 +97,45 @@ impl std::fmt::Debug for DavGateway {
 
 impl DavGateway {
     /// A gateway using `sessions` to find each user's Cloudreve session.
+    /// With a `state_dir` whose lock table cannot be opened it logs the
+    /// error and keeps locks in memory; [`DavGateway::try_new`] fails
+    /// instead.
     pub fn new(sessions: SessionLookup, settings: DavSettings) -> Self {
+        match Self::try_new(sessions.clone(), settings.clone()) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(error = %e, "lock table unusable; locks are kept in memory only");
+                Self::with_locks(
+                    sessions,
+                    settings.clone(),
+                    MemLockSystem::with_limits(settings.lock_limits),
+                )
+            }
+        }
+    }
+
+    /// Like [`DavGateway::new`], failing when the state directory's lock
+    /// table cannot be opened or read.
+    pub fn try_new(sessions: SessionLookup, settings: DavSettings) -> std::io::Result<Self> {
+        let locks = match &settings.state_dir {
+            Some(dir) => {
+                let store = JsonFileStore::in_dir(dir).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("state dir {}: {e}", dir.display()))
+                })?;
+                MemLockSystem::persistent(Arc::new(store), settings.lock_limits).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("lock table in {}: {e}", dir.display()))
+                })?
+            }
+            None => MemLockSystem::with_limits(settings.lock_limits),
+        };
+        Ok(Self::with_locks(sessions, settings, locks))
+    }
+
+    fn with_locks(sessions: SessionLookup, settings: DavSettings, locks: MemLockSystem) -> Self {
         Self {
             sessions,
             settings: Arc::new(settings),
-            locks: MemLockSystem::new(),
+            locks,
             quota: Arc::new(QuotaCache::default()),
         }
     }
@@ -101,6 +143,49 @@ impl DavGateway {
     /// The lock store (for inspection).
     pub fn locks(&self) -> &MemLockSystem {
         &self.locks
+    }
+
+    /// UNLOCK with an upstream token (not one of the gateway's own locks)
+    /// by the resource's owner: `DELETE /file/lock`. `None`: not such a
+    /// request, dav-server handles it.
+    async fn force_unlock(
+        &self,
+        ctx: &RequestCtx,
+        ns: &str,
+        lock_token: Option<String>,
+    ) -> Option<Response<BoxBody>> {
+        let raw = lock_token?;
+        let token = raw.trim().trim_matches(|c| c == '<' || c == '>');
+        if self.locks.has_token(ns, token) {
+            return None;
+        }
+        let upstream = conflicts::upstream_token(token)?;
+        // Tokens are only ever revealed to the file's owner (§7.4); an
+        // account rooted in another user's share is not the owner.
+        if ctx.root.fs() != "my" {
+            return Some(text(
+                StatusCode::FORBIDDEN,
+                "only the owner can clear an upstream lock",
+            ));
+        }
+        match ctx.session.force_unlock(&[upstream]).await {
+            Ok(()) => {
+                tracing::info!(user = %ctx.principal.email, token, "upstream lock force-unlocked");
+                let mut r = Response::new(crate::front::empty_body());
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                Some(r)
+            }
+            Err(e) => {
+                tracing::info!(token, error = %e, "force unlock refused upstream");
+                let status = match classify(&e) {
+                    // Outage or lost sign-in.
+                    Outcome::Status(s @ StatusCode::SERVICE_UNAVAILABLE, _) => s,
+                    // 40001: unknown or currently held token.
+                    _ => StatusCode::CONFLICT,
+                };
+                Some(text(status, "the upstream lock could not be removed"))
+            }
+        }
     }
 
     fn dav_path(&self, raw: &str) -> Option<DavPath> {
@@ -411,6 +496,34 @@ impl DavService for DavGateway {
             }
         }
 
+        let ns = format!("{}\n{}", principal.email, principal.root_uri);
+        if method.as_str() == "UNLOCK"
+            && let Some(r) = self
+                .force_unlock(
+                    &ctx,
+                    &ns,
+                    req.headers()
+                        .get("lock-token")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                )
+                .await
+        {
+            return r;
+        }
+        if method.as_str() == "LOCK"
+            && let Some(uri) = ctx.target.clone()
+            && let Err(c) = conflicts::probe(&ctx, &uri).await
+        {
+            tracing::info!(%uri, "LOCK refused: locked upstream");
+            return locked_response(&ctx, &c, &raw_path, true);
+        }
+        let requested_timeout = req
+            .headers()
+            .get("timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(RequestedTimeout::parse);
+
         // PROPFIND bodies are small (dav-server buffers ≤ 64 KiB itself):
         // read it to learn the requested properties, then hand it on.
         let mut req = req;
@@ -424,10 +537,13 @@ impl DavService for DavGateway {
             wanted = requested(&bytes);
             req = Request::from_parts(parts, full_body(bytes));
         }
-        let ns = format!("{}\n{}", principal.email, principal.root_uri);
+        let ls = self
+            .locks
+            .for_user(ns, principal.email.clone())
+            .with_requested_timeout(requested_timeout);
         let mut cfg = DavHandler::builder()
             .filesystem(Box::new(CloudreveFs))
-            .locksystem(Box::new(self.locks.for_user(ns, principal.email.clone())))
+            .locksystem(Box::new(ls))
             .read_buf_size(self.settings.read_buf_size)
             .autoindex(false);
         if !self.settings.prefix.is_empty() {
@@ -447,6 +563,17 @@ impl DavService for DavGateway {
                     .headers
                     .insert(header::RETRY_AFTER, HeaderValue::from(ra.as_secs()));
             }
+        }
+        if parts.status == StatusCode::LOCKED
+            && let Some(c) = ctx.conflicts()
+        {
+            let mut r = locked_response(&ctx, &c, &raw_path, method.as_str() == "LOCK");
+            for h in [header::RETRY_AFTER] {
+                if let Some(v) = parts.headers.get(&h) {
+                    r.headers_mut().insert(h, v.clone());
+                }
+            }
+            return r;
         }
         if method == Method::PUT && parts.status.is_success() && ctx.times_kept() {
             parts

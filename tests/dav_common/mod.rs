@@ -59,6 +59,10 @@ pub struct Gw {
     pub gateway: Arc<DavGateway>,
     /// The spool directory.
     pub spool: std::path::PathBuf,
+    /// The gateway state directory (lock table).
+    pub state: std::path::PathBuf,
+    settings: DavSettings,
+    root_uri: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -106,46 +110,16 @@ impl Gw {
         };
         let spool = dir.path().join("spool");
         std::fs::create_dir_all(&spool).expect("spool dir");
+        let state = dir.path().join("state");
         let mut settings = DavSettings {
             spool_dir: spool.clone(),
+            state_dir: Some(state.clone()),
             ..DavSettings::default()
         };
         tweak(&mut settings);
-        let s2 = session.clone();
-        let gateway = Arc::new(DavGateway::new(
-            Arc::new(move |email: &str| email.eq_ignore_ascii_case(EMAIL).then(|| s2.clone())),
-            settings,
-        ));
-        let auth = Arc::new(Authenticator::new(
-            Arc::new(Accounts {
-                root: root_uri.to_string(),
-            }),
-            [EMAIL.to_owned()],
-            AuthSettings {
-                refresh_interval: Duration::from_secs(3600),
-                cache_ttl: Duration::from_secs(300),
-                unknown_password_refetch: Duration::from_secs(3600),
-                argon2_params: argon2::Params::new(1024, 1, 1, None).expect("params"),
-                ..AuthSettings::default()
-            },
-        ));
-        auth.refresh_all().await;
-        let front = Arc::new(Front::new(
-            FrontSettings {
-                shutdown_grace: Duration::from_secs(5),
-                ..FrontSettings::default()
-            },
-            auth,
-            gateway.clone(),
-        ));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(front::serve(listener, None, front, async move {
-            let _ = stopped.await;
-        }));
+        let (gateway, url, stop, task) = serve(&session, &settings, &root_uri.to_string()).await;
         Gw {
-            url: format!("http://{addr}"),
+            url,
             emu,
             session,
             http: reqwest::Client::builder()
@@ -154,10 +128,29 @@ impl Gw {
                 .expect("http"),
             gateway,
             spool,
+            state,
+            settings,
+            root_uri: root_uri.to_string(),
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
         }
+    }
+
+    /// Stops the gateway (not the emulator) and starts a new one with the
+    /// same settings and state directory, on a new port.
+    pub async fn restart_gateway(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        let (gateway, url, stop, task) = serve(&self.session, &self.settings, &self.root_uri).await;
+        self.gateway = gateway;
+        self.url = url;
+        self.stop = Some(stop);
+        self.task = Some(task);
     }
 
     /// The address `host:port`.
@@ -222,6 +215,53 @@ impl Gw {
         }
         self.emu.shutdown().await;
     }
+}
+
+type Served = (
+    Arc<DavGateway>,
+    String,
+    oneshot::Sender<()>,
+    JoinHandle<std::io::Result<()>>,
+);
+
+async fn serve(session: &Session, settings: &DavSettings, root_uri: &str) -> Served {
+    let s2 = session.clone();
+    let gateway = Arc::new(
+        DavGateway::try_new(
+            Arc::new(move |email: &str| email.eq_ignore_ascii_case(EMAIL).then(|| s2.clone())),
+            settings.clone(),
+        )
+        .expect("gateway"),
+    );
+    let auth = Arc::new(Authenticator::new(
+        Arc::new(Accounts {
+            root: root_uri.to_string(),
+        }),
+        [EMAIL.to_owned()],
+        AuthSettings {
+            refresh_interval: Duration::from_secs(3600),
+            cache_ttl: Duration::from_secs(300),
+            unknown_password_refetch: Duration::from_secs(3600),
+            argon2_params: argon2::Params::new(1024, 1, 1, None).expect("params"),
+            ..AuthSettings::default()
+        },
+    ));
+    auth.refresh_all().await;
+    let front = Arc::new(Front::new(
+        FrontSettings {
+            shutdown_grace: Duration::from_secs(5),
+            ..FrontSettings::default()
+        },
+        auth,
+        gateway.clone(),
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(front::serve(listener, None, front, async move {
+        let _ = stopped.await;
+    }));
+    (gateway, format!("http://{addr}"), stop, task)
 }
 
 /// Waits (bounded, 10 s) until `cond` holds, re-checking after each short
