@@ -2,6 +2,13 @@
 //! but absent properties (RFC 4918 §9.1), by rewriting each streamed
 //! `<D:response>` chunk of a PROPFIND `<prop>` answer.
 //!
+//! It also gives back the `D:` prefix to the `DAV:` properties dav-server
+//! echoes in the request's own spelling: asked as `<resourcetype
+//! xmlns="DAV:"/>` (LibreOffice does), `resourcetype` comes back in a
+//! default-namespace declaration, which LibreOffice's response parser does
+//! not understand (it then cannot tell a document from a folder and refuses
+//! to open it).
+//!
 //! dav-server flushes one chunk per resource; a chunk that does not hold
 //! whole responses is passed through unchanged.
 
@@ -37,6 +44,59 @@ pub fn requested(body: &[u8]) -> Option<Vec<PropName>> {
         })
         .collect();
     (!v.is_empty()).then_some(v)
+}
+
+const DAV_DEFAULT_NS: &str = " xmlns=\"DAV:\"";
+
+/// Rewrites `<name xmlns="DAV:">…</name>` (and the empty-element form) to
+/// `<D:name>…</D:name>` in one response; `D` is bound to `DAV:` on the
+/// multistatus root. dav-server never nests such an element in itself.
+fn prefix_dav_defaults(response: &str) -> std::borrow::Cow<'_, str> {
+    if !response.contains(DAV_DEFAULT_NS) {
+        return std::borrow::Cow::Borrowed(response);
+    }
+    let mut out = String::with_capacity(response.len() + 16);
+    let mut rest = response;
+    while let Some(k) = rest.find(DAV_DEFAULT_NS) {
+        let Some(lt) = rest[..k].rfind('<') else {
+            break;
+        };
+        let name = &rest[lt + 1..k];
+        let after = &rest[k + DAV_DEFAULT_NS.len()..];
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if !plain {
+            out.push_str(&rest[..k + DAV_DEFAULT_NS.len()]);
+            rest = after;
+            continue;
+        }
+        out.push_str(&rest[..lt]);
+        if let Some(tail) = after.strip_prefix("/>") {
+            out.push_str(&format!("<D:{name}/>"));
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix('>') {
+            let close = format!("</{name}>");
+            match tail.find(&close) {
+                Some(c) => {
+                    out.push_str(&format!("<D:{name}>"));
+                    out.push_str(&tail[..c]);
+                    out.push_str(&format!("</D:{name}>"));
+                    rest = &tail[c + close.len()..];
+                }
+                None => {
+                    out.push_str(&rest[lt..k + DAV_DEFAULT_NS.len()]);
+                    rest = after;
+                }
+            }
+        } else {
+            out.push_str(&rest[lt..k + DAV_DEFAULT_NS.len()]);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 fn escape_attr(s: &str) -> String {
@@ -86,7 +146,8 @@ impl PropFixer {
                 return chunk.clone();
             };
             let end = i + j;
-            out.push_str(&rest[..end]);
+            out.push_str(&rest[..i]);
+            out.push_str(&prefix_dav_defaults(&rest[i..end]));
             out.push_str(&self.missing_propstat(&root, &rest[i..end + RESP_CLOSE.len()]));
             out.push_str(RESP_CLOSE);
             rest = &rest[end + RESP_CLOSE.len()..];
@@ -153,5 +214,44 @@ mod tests {
             "{out}"
         );
         assert!(requested(b"<D:propfind xmlns:D=\"DAV:\"><D:allprop/></D:propfind>").is_none());
+    }
+
+    #[test]
+    fn echoed_dav_props_get_the_d_prefix() {
+        // LibreOffice's PROPFIND spells DAV: properties with a default
+        // namespace; dav-server echoes `resourcetype` that way.
+        let req = br#"<?xml version="1.0" encoding="UTF-8"?>
+<propfind xmlns="DAV:"><prop><resourcetype xmlns="DAV:"/><IsReadOnly xmlns="http://ucb.openoffice.org/dav/props/"/></prop></propfind>"#;
+        let mut f = PropFixer::new(requested(req).expect("prop list"));
+        f.fix(&Bytes::from_static(
+            b"<?xml version=\"1.0\" encoding=\"utf-8\"?><D:multistatus xmlns:D=\"DAV:\">",
+        ));
+        let file = Bytes::from_static(b"<D:response><D:href>/a.odt</D:href><D:propstat><D:prop><resourcetype xmlns=\"DAV:\"></resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>");
+        let out = String::from_utf8(f.fix(&file).to_vec()).expect("utf8");
+        assert!(
+            out.contains("<D:prop><D:resourcetype></D:resourcetype></D:prop>"),
+            "{out}"
+        );
+        assert!(!out.contains("<resourcetype"), "{out}");
+        assert!(out.contains("<IsReadOnly xmlns="), "{out}");
+        let dir = Bytes::from_static(b"<D:response><D:href>/d/</D:href><D:propstat><D:prop><resourcetype xmlns=\"DAV:\"><D:collection></D:collection></resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>");
+        let out = String::from_utf8(f.fix(&dir).to_vec()).expect("utf8");
+        assert!(
+            out.contains("<D:resourcetype><D:collection></D:collection></D:resourcetype>"),
+            "{out}"
+        );
+        assert_eq!(
+            prefix_dav_defaults("<x><getetag xmlns=\"DAV:\"/></x>"),
+            "<x><D:getetag/></x>"
+        );
+        assert_eq!(
+            prefix_dav_defaults("<a:b xmlns=\"DAV:\"/>"),
+            "<a:b xmlns=\"DAV:\"/>"
+        );
+        // Unclosed: left alone.
+        assert_eq!(
+            prefix_dav_defaults("<r xmlns=\"DAV:\">x"),
+            "<r xmlns=\"DAV:\">x"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! behind the real front layer, on 127.0.0.1:0.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,7 +10,8 @@ use cloudreve_dav::cloudreve::{Client, CrUri, Session};
 use cloudreve_dav::dav::{DavGateway, DavSettings};
 use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
 use cloudreve_dav::front::{
-    self, AccountSource, AuthSettings, Authenticator, Front, FrontSettings, RawAccount, SourceError,
+    self, AccountSource, AuthSettings, Authenticator, BoxBody, DavService, Front, FrontSettings,
+    Principal, RawAccount, SourceError,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -61,6 +62,8 @@ pub struct Gw {
     pub spool: std::path::PathBuf,
     /// The gateway state directory (lock table).
     pub state: std::path::PathBuf,
+    /// Every authenticated request the gateway handled, in order.
+    pub requests: Arc<RequestLog>,
     settings: DavSettings,
     root_uri: String,
     stop: Option<oneshot::Sender<()>>,
@@ -117,7 +120,9 @@ impl Gw {
             ..DavSettings::default()
         };
         tweak(&mut settings);
-        let (gateway, url, stop, task) = serve(&session, &settings, &root_uri.to_string()).await;
+        let requests = Arc::new(RequestLog::default());
+        let (gateway, url, stop, task) =
+            serve(&session, &settings, &root_uri.to_string(), &requests).await;
         Gw {
             url,
             emu,
@@ -129,6 +134,7 @@ impl Gw {
             gateway,
             spool,
             state,
+            requests,
             settings,
             root_uri: root_uri.to_string(),
             stop: Some(stop),
@@ -146,7 +152,13 @@ impl Gw {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
-        let (gateway, url, stop, task) = serve(&self.session, &self.settings, &self.root_uri).await;
+        let (gateway, url, stop, task) = serve(
+            &self.session,
+            &self.settings,
+            &self.root_uri,
+            &self.requests,
+        )
+        .await;
         self.gateway = gateway;
         self.url = url;
         self.stop = Some(stop);
@@ -224,7 +236,110 @@ type Served = (
     JoinHandle<std::io::Result<()>>,
 );
 
-async fn serve(session: &Session, settings: &DavSettings, root_uri: &str) -> Served {
+/// A request as the gateway's WebDAV layer saw it (after authentication;
+/// 401s and unauthenticated `OPTIONS` are answered by the front layer and
+/// not recorded).
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    /// Method.
+    pub method: String,
+    /// Request path (percent-encoded, as sent).
+    pub path: String,
+    /// Response status.
+    pub status: u16,
+    /// Request headers (lower-case names), except `Authorization`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    /// The value of request header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The requests a gateway handled, for tests that drive real clients.
+#[derive(Debug, Default)]
+pub struct RequestLog(Mutex<Vec<SeenRequest>>);
+
+impl RequestLog {
+    /// A copy of everything recorded so far.
+    pub fn all(&self) -> Vec<SeenRequest> {
+        self.0.lock().expect("request log").clone()
+    }
+
+    /// How many requests were recorded so far.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("request log").len()
+    }
+
+    /// Whether nothing was recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The requests recorded after the first `from`.
+    pub fn since(&self, from: usize) -> Vec<SeenRequest> {
+        self.all().into_iter().skip(from).collect()
+    }
+}
+
+/// Counts of `(method, status)` pairs, sorted, e.g. `PUT 201 x3`.
+pub fn request_mix(reqs: &[SeenRequest]) -> Vec<String> {
+    let mut counts = std::collections::BTreeMap::<(String, u16), usize>::new();
+    for r in reqs {
+        *counts.entry((r.method.clone(), r.status)).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((m, s), n)| format!("{m} {s} x{n}"))
+        .collect()
+}
+
+struct Recording {
+    inner: Arc<DavGateway>,
+    log: Arc<RequestLog>,
+}
+
+#[async_trait]
+impl DavService for Recording {
+    async fn handle(
+        &self,
+        req: http::Request<BoxBody>,
+        principal: Arc<Principal>,
+    ) -> http::Response<BoxBody> {
+        let method = req.method().to_string();
+        let path = req.uri().path().to_string();
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let resp = self.inner.handle(req, principal).await;
+        self.log.0.lock().expect("request log").push(SeenRequest {
+            method,
+            path,
+            status: resp.status().as_u16(),
+            headers,
+        });
+        resp
+    }
+}
+
+async fn serve(
+    session: &Session,
+    settings: &DavSettings,
+    root_uri: &str,
+    log: &Arc<RequestLog>,
+) -> Served {
     let s2 = session.clone();
     let gateway = Arc::new(
         DavGateway::try_new(
@@ -253,7 +368,10 @@ async fn serve(session: &Session, settings: &DavSettings, root_uri: &str) -> Ser
             ..FrontSettings::default()
         },
         auth,
-        gateway.clone(),
+        Arc::new(Recording {
+            inner: gateway.clone(),
+            log: log.clone(),
+        }),
     ));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
