@@ -6,11 +6,17 @@ set -euo pipefail
 need=()
 # (Filled in as test suites that drive real programs are added.)
 command -v litmus >/dev/null || need+=(litmus)   # litmus/run.sh (WebDAV compliance)
+# tests/client_libreoffice.rs: headless Writer driven over UNO by Debian's
+# /usr/bin/python3 (the -nogui core, no recommends: ~55 packages).
+command -v soffice >/dev/null || need+=(libreoffice-writer-nogui)
+/usr/bin/python3 -c 'import uno' 2>/dev/null || need+=(python3-uno)
+# tests/client_davfs2.rs: the davfs2 FUSE file system.
+command -v mount.davfs >/dev/null || need+=(davfs2)
 
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 command -v cargo-clippy >/dev/null || { echo "clippy missing from the Rust toolchain" >&2; exit 1; }
