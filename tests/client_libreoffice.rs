@@ -1,10 +1,11 @@
 //! LibreOffice (Debian's 7.4, headless, driven over UNO by
 //! `tests/clients/lo_edit.py` with Debian's `/usr/bin/python3`) opens an
-//! `.odt` from the gateway, edits, stores and closes it; a second
-//! LibreOffice opening the document meanwhile gets it read-only. Checked
-//! from the gateway side: LOCK, PUT with the lock token in `If:`, 423 for
-//! the second LOCK, UNLOCK; and upstream: the stored document holds the
-//! edit. Tools come from `scripts/install-test-tools.sh`.
+//! `.odt` from the gateway, edits, stores, saves it under a new name and
+//! closes it; a second LibreOffice opening the document meanwhile gets it
+//! read-only. Checked from the gateway side: LOCK, PUT with the lock token
+//! in `If:`, 423 for the second LOCK, LOCK creating the new name, UNLOCKs;
+//! and upstream: both stored documents hold the edit. Tools come from
+//! `scripts/install-test-tools.sh`.
 
 mod dav_common;
 
@@ -113,6 +114,7 @@ async fn libreoffice_edits_a_document_under_a_lock_and_a_second_opener_gets_it_r
     // LibreOffice opens, edits, stores; a second one opens meanwhile.
     let mark = " edited through cloudreve-dav";
     let url = format!("{}/letter.odt", gw.url);
+    let save_as = format!("{}/Saved%20copy.odt", gw.url);
     let stdout = run_script(
         &[
             "edit",
@@ -126,6 +128,8 @@ async fn libreoffice_edits_a_document_under_a_lock_and_a_second_opener_gets_it_r
             work.path().to_str().expect("utf8"),
             "--mark",
             mark,
+            "--save-as",
+            &save_as,
         ],
         &home,
         Duration::from_secs(90),
@@ -167,6 +171,7 @@ async fn libreoffice_edits_a_document_under_a_lock_and_a_second_opener_gets_it_r
         "first opener can edit: {result}"
     );
     assert_eq!(result["a_stored"], true, "{result}");
+    assert_eq!(result["a_saved_as"], true, "{result}");
     assert_eq!(result["a_closed"], true, "{result}");
     assert_eq!(
         result["interactions_a"],
@@ -204,16 +209,12 @@ async fn libreoffice_edits_a_document_under_a_lock_and_a_second_opener_gets_it_r
         "PUT stored: {}",
         put_req.status
     );
-    let if_header = put_req.header("if").expect("PUT carries an If: header");
-    let token = if_header
-        .trim()
-        .trim_start_matches("(<")
-        .trim_end_matches(">)")
-        .to_string();
-    assert!(
-        token.starts_with("urn:uuid:"),
-        "lock token in If: {if_header}"
+    assert_eq!(
+        put_req.header("expect"),
+        Some("100-continue"),
+        "LibreOffice sends bodies after 100 Continue"
     );
+    let token = lock_token_of(put_req);
     let refused = position(&reqs, |r| {
         on_doc(r) && r.method == "LOCK" && r.status == 423
     })
@@ -231,16 +232,38 @@ async fn libreoffice_edits_a_document_under_a_lock_and_a_second_opener_gets_it_r
     );
     assert_eq!(
         reqs.iter()
-            .filter(|r| r.method == "LOCK" && r.status == 200)
+            .filter(|r| on_doc(r) && r.method == "LOCK" && r.status == 200)
             .count(),
         1,
-        "one lock granted"
+        "one lock granted on the document"
+    );
+    // "Save As" a new name: LOCK creates it (201), PUT with that lock's
+    // token, UNLOCK.
+    let copy = "/Saved%20copy.odt";
+    let on_copy = |r: &SeenRequest| r.path == copy;
+    let created =
+        position(&reqs, |r| on_copy(r) && r.method == "LOCK").expect("a LOCK of the new name");
+    assert_eq!(reqs[created].status, 201, "LOCK creates the new name");
+    let put2 = position(&reqs, |r| on_copy(r) && r.method == "PUT").expect("PUT of the copy");
+    assert!(created < put2, "LOCK before PUT of the copy");
+    assert!(matches!(reqs[put2].status, 201 | 204), "PUT of the copy");
+    let token2 = lock_token_of(&reqs[put2]);
+    assert!(
+        reqs.iter().skip(put2).any(|r| on_copy(r)
+            && r.method == "UNLOCK"
+            && r.status == 204
+            && r.header("lock-token") == Some(format!("<{token2}>").as_str())),
+        "UNLOCK of the copy with its token"
     );
     // Nothing LibreOffice asked for failed on the gateway's side (405/501
-    // on GET/HEAD of the folder, 5xx); the one 423 is the refused LOCK.
-    for r in &reqs {
+    // on GET/HEAD of the folder, 5xx). Expected refusals: the second
+    // opener's LOCK (423) and the look-up of the new name before it
+    // exists (404).
+    for (i, r) in reqs.iter().enumerate() {
+        let expected = (r.status == 423 && r.method == "LOCK" && on_doc(r))
+            || (r.status == 404 && r.method == "PROPFIND" && on_copy(r) && i < created);
         assert!(
-            r.status < 400 || (r.status == 423 && r.method == "LOCK"),
+            r.status < 400 || expected,
             "unexpected {} for {} {}",
             r.status,
             r.method,
@@ -248,30 +271,47 @@ async fn libreoffice_edits_a_document_under_a_lock_and_a_second_opener_gets_it_r
         );
     }
 
-    // Upstream: the stored document holds the edit.
-    let bytes = gw
-        .session
-        .open_read_uri(&CrUri::my_path("/letter.odt").expect("uri"), None, None)
-        .await
-        .expect("download")
-        .bytes()
-        .await
-        .expect("bytes");
-    let back = work.path().join("back.odt");
-    std::fs::write(&back, &bytes).expect("write");
-    let text = run_script(
-        &["text", back.to_str().expect("utf8")],
-        &home,
-        Duration::from_secs(20),
-    )
-    .await;
-    assert!(
-        text.contains(&format!("Hello gateway{mark}")),
-        "stored document text: {text:?}"
-    );
-    // The lock is gone: a plain PUT without a token succeeds.
-    assert_eq!(gw.put("/letter.odt", bytes.to_vec()).await, 204);
+    // Upstream: both stored documents hold the edit.
+    for name in ["/letter.odt", "/Saved copy.odt"] {
+        let bytes = gw
+            .session
+            .open_read_uri(&CrUri::my_path(name).expect("uri"), None, None)
+            .await
+            .expect("download")
+            .bytes()
+            .await
+            .expect("bytes");
+        let back = work.path().join("back.odt");
+        std::fs::write(&back, &bytes).expect("write");
+        let text = run_script(
+            &["text", back.to_str().expect("utf8")],
+            &home,
+            Duration::from_secs(20),
+        )
+        .await;
+        assert!(
+            text.contains(&format!("Hello gateway{mark}")),
+            "{name}: stored document text: {text:?}"
+        );
+        // The lock is gone: a plain PUT without a token succeeds.
+        let path = name.replace(' ', "%20");
+        assert_eq!(gw.put(&path, bytes.to_vec()).await, 204, "{name} unlocked");
+    }
     gw.stop().await;
+}
+
+/// The lock token in a request's `If:` header (`(<token>)` or tagged).
+fn lock_token_of(r: &SeenRequest) -> String {
+    let h = r
+        .header("if")
+        .unwrap_or_else(|| panic!("{} {} carries no If: header", r.method, r.path));
+    let token = h
+        .split("(<")
+        .nth(1)
+        .and_then(|t| t.split(">)").next())
+        .unwrap_or_else(|| panic!("no lock token in If: {h}"));
+    assert!(token.starts_with("urn:uuid:"), "lock token in If: {h}");
+    token.to_string()
 }
 
 /// LibreOffice's own PROPFIND body (replayed byte for byte, no LibreOffice

@@ -251,6 +251,12 @@ def edit(a):
         doc_b.close(True)
         log("B closed")
 
+        if a.save_as:
+            # "Save As" a new name on the server: LibreOffice creates it.
+            doc.storeAsURL(a.save_as, (prop("FilterName", "writer8"),))
+            out["a_saved_as"] = True
+            log("A saved as", a.save_as)
+
         doc.close(True)
         out["a_closed"] = True
         log("A closed")
@@ -275,6 +281,7 @@ def main():
     e.add_argument("--password", required=True)
     e.add_argument("--workdir", required=True)
     e.add_argument("--mark", required=True)
+    e.add_argument("--save-as", default=None)
     a = ap.parse_args()
     if a.cmd == "make-odt":
         make_odt(a.out, a.text)
