@@ -411,8 +411,26 @@ async fn davfs2_copies_reads_renames_and_deletes_through_the_gateway() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    // Editing an existing file: davfs2 LOCKs it and PUTs with `If-Match`
+    // (the ETag it knows); a wrong comparison would make the PUT fail (412)
+    // and davfs2 move the file to lost+found.
+    {
+        let p = point.clone();
+        on_mount(
+            "editing an existing file",
+            Duration::from_secs(30),
+            move || std::fs::write(p.join("docs/README.md"), b"edited on the mount\n"),
+        )
+        .await;
+    }
     mount.unmount().await;
     let second = gw.requests.since(from2);
+    let readme = upstream_tree(&gw.session, &CrUri::my_path("/docs").expect("uri")).await;
+    assert_eq!(
+        readme.get("README.md"),
+        Some(&Some(b"edited on the mount\n".to_vec())),
+        "the edit reached Cloudreve"
+    );
 
     println!("davfs2 request mix, first mount: {:?}", request_mix(&first));
     for r in &first {
@@ -441,6 +459,23 @@ async fn davfs2_copies_reads_renames_and_deletes_through_the_gateway() {
             "GET 200 for {path}"
         );
     }
+
+    let edit_lock = second
+        .iter()
+        .position(|r| r.method == "LOCK" && r.path == "/docs/README.md")
+        .expect("LOCK of the edited file");
+    assert_eq!(second[edit_lock].status, 200, "LOCK of an existing file");
+    let edit_put = second
+        .iter()
+        .position(|r| r.method == "PUT" && r.path == "/docs/README.md")
+        .expect("PUT of the edited file");
+    assert!(edit_lock < edit_put, "LOCK before PUT");
+    assert_eq!(second[edit_put].status, 204, "PUT of the edited file");
+    assert!(
+        second[edit_put].header("if-match").is_some() && second[edit_put].header("if").is_some(),
+        "PUT of the edited file carries If-Match and the lock token: {}",
+        describe(&second[edit_put])
+    );
 
     // Creating a file: LOCK of the new name (201), later a PUT carrying the
     // lock token, then UNLOCK.
