@@ -50,7 +50,8 @@ const DAV_DEFAULT_NS: &str = " xmlns=\"DAV:\"";
 
 /// Rewrites `<name xmlns="DAV:">…</name>` (and the empty-element form) to
 /// `<D:name>…</D:name>` in one response; `D` is bound to `DAV:` on the
-/// multistatus root. dav-server never nests such an element in itself.
+/// multistatus root. The declaration stays when unprefixed child elements
+/// rely on it; an element holding one of its own name is left alone.
 fn prefix_dav_defaults(response: &str) -> std::borrow::Cow<'_, str> {
     if !response.contains(DAV_DEFAULT_NS) {
         return std::borrow::Cow::Borrowed(response);
@@ -79,13 +80,18 @@ fn prefix_dav_defaults(response: &str) -> std::borrow::Cow<'_, str> {
         } else if let Some(tail) = after.strip_prefix('>') {
             let close = format!("</{name}>");
             match tail.find(&close) {
-                Some(c) => {
-                    out.push_str(&format!("<D:{name}>"));
+                Some(c) if !has_start_tag(&tail[..c], |n| n == name) => {
+                    let keep = if has_start_tag(&tail[..c], |n| !n.contains(':')) {
+                        DAV_DEFAULT_NS
+                    } else {
+                        ""
+                    };
+                    out.push_str(&format!("<D:{name}{keep}>"));
                     out.push_str(&tail[..c]);
                     out.push_str(&format!("</D:{name}>"));
                     rest = &tail[c + close.len()..];
                 }
-                None => {
+                _ => {
                     out.push_str(&rest[lt..k + DAV_DEFAULT_NS.len()]);
                     rest = after;
                 }
@@ -97,6 +103,18 @@ fn prefix_dav_defaults(response: &str) -> std::borrow::Cow<'_, str> {
     }
     out.push_str(rest);
     std::borrow::Cow::Owned(out)
+}
+
+/// Whether `xml` holds a start tag whose name satisfies `pred`.
+fn has_start_tag(xml: &str, pred: impl Fn(&str) -> bool) -> bool {
+    xml.split('<').skip(1).any(|t| {
+        !t.starts_with(['/', '!', '?'])
+            && pred(
+                t.split(|c: char| c.is_whitespace() || c == '>' || c == '/')
+                    .next()
+                    .unwrap_or(""),
+            )
+    })
 }
 
 fn escape_attr(s: &str) -> String {
@@ -247,6 +265,16 @@ mod tests {
         assert_eq!(
             prefix_dav_defaults("<a:b xmlns=\"DAV:\"/>"),
             "<a:b xmlns=\"DAV:\"/>"
+        );
+        // Unprefixed children keep their namespace.
+        assert_eq!(
+            prefix_dav_defaults("<owner xmlns=\"DAV:\"><href>m</href></owner>"),
+            "<D:owner xmlns=\"DAV:\"><href>m</href></D:owner>"
+        );
+        // Nested same name: left alone.
+        assert_eq!(
+            prefix_dav_defaults("<p xmlns=\"DAV:\"><p/></p>"),
+            "<p xmlns=\"DAV:\"><p/></p>"
         );
         // Unclosed: left alone.
         assert_eq!(
