@@ -193,6 +193,45 @@ pub struct UploadOptions {
     pub mime_type: Option<String>,
     /// Metadata applied on completion.
     pub metadata: Option<HashMap<String, String>>,
+    /// Optimistic concurrency for an overwrite: the version the caller
+    /// expects to replace. Session creation has no `previous` (contract
+    /// §5.1), so it is checked client-side once the session exists: from
+    /// then on the session's upload lock keeps every other writer out
+    /// until completion, so a version that still matches cannot change
+    /// before ours lands. A mismatch cancels the session and fails with
+    /// 40076 ([`Error::is_stale_version`]).
+    pub previous: Option<Previous>,
+}
+
+/// The version an overwrite expects to replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    /// The file's id (a file deleted and re-created is another file).
+    pub id: String,
+    /// Its `primary_entity`; `None` for a file without content entity
+    /// (created empty).
+    pub entity: Option<String>,
+}
+
+impl Previous {
+    /// True when `f` is still the expected version.
+    pub fn matches(&self, f: &FileResponse) -> bool {
+        let entity = f.primary_entity.as_deref().filter(|e| !e.is_empty());
+        f.id == self.id && entity == self.entity.as_deref()
+    }
+
+    /// The 40076 answer of a stale version (client-side check).
+    pub fn stale_error(uri: &CrUri) -> Error {
+        Error::Api(Box::new(ApiError {
+            code: ErrorCode::StaleVersion.as_i64(),
+            kind: ErrorCode::StaleVersion,
+            msg: format!("{uri} changed since the expected version (client-side check)"),
+            correlation_id: None,
+            error: None,
+            lock_conflicts: Vec::new(),
+            aggregated: None,
+        }))
+    }
 }
 
 /// Cancels an upload session when dropped while armed.
@@ -348,6 +387,7 @@ impl Session {
             },
             metadata: opts.metadata,
         };
+        let previous = opts.previous;
         let sess = self.create_upload_session(&req).await?;
         let mut guard = CancelGuard {
             session: self.clone(),
@@ -372,7 +412,10 @@ impl Session {
                     aggregated: None,
                 })))
             }
-            _ => self.send_all_chunks(&sess, size, source).await,
+            _ => match self.check_previous(uri, previous.as_ref()).await {
+                Ok(()) => self.send_all_chunks(&sess, size, source).await,
+                Err(e) => Err(e),
+            },
         };
         match sent {
             Ok(()) => {
@@ -388,6 +431,19 @@ impl Session {
                 guard.armed = false;
                 Err(e)
             }
+        }
+    }
+
+    /// The [`UploadOptions::previous`] check, made while the session holds
+    /// its lock.
+    async fn check_previous(&self, uri: &CrUri, previous: Option<&Previous>) -> Result<()> {
+        let Some(p) = previous else { return Ok(()) };
+        let f = self.info(uri, false).await?;
+        if p.matches(&f) {
+            Ok(())
+        } else {
+            tracing::info!(%uri, expected = ?p, found = ?f.primary_entity, "upload target changed");
+            Err(Previous::stale_error(uri))
         }
     }
 

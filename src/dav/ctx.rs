@@ -52,6 +52,9 @@ pub struct RequestCtx {
     pub times: super::kept::Times,
     /// Set once `oc_mtime` / `times` are stored upstream.
     pub(crate) times_kept: AtomicBool,
+    /// The strong entity tags of `If-Match` (unquoted); `None` when absent
+    /// or `*`.
+    pub if_match: Option<Vec<String>>,
     cache: Mutex<HashMap<CrUri, Option<FileResponse>>>,
     first_page: Mutex<Option<(CrUri, ListPage)>>,
     wanted: Mutex<Option<WantedStatus>>,
@@ -96,6 +99,7 @@ impl RequestCtx {
             oc_mtime: None,
             times: super::kept::Times::default(),
             times_kept: AtomicBool::new(false),
+            if_match: None,
             cache: Mutex::new(HashMap::new()),
             first_page: Mutex::new(None),
             wanted: Mutex::new(None),

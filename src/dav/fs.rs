@@ -36,7 +36,7 @@ use super::meta::{CrEntry, CrMeta};
 use super::props;
 use super::read::ReadFile;
 use super::service::DeleteMode;
-use super::write::WriteFile;
+use super::write::{WriteFile, WriteGuard};
 
 /// Name prefix of the private staging folders used for same-folder copies.
 pub const STAGING_PREFIX: &str = ".cloudreve-dav-staging-";
@@ -252,8 +252,30 @@ impl CloudreveFs {
             // Partial updates cannot be done through the API.
             return Err(FsError::NotImplemented);
         }
-        let w =
-            WriteFile::open(ctx.clone(), uri, options.size, options.checksum.as_deref()).await?;
+        // dav-server has checked If-Match against `existing`: the upstream
+        // write must still find that version (module doc of `write`).
+        let previous = existing
+            .as_ref()
+            .filter(|f| {
+                let tag = CrMeta::from_file(f).etag;
+                ctx.if_match.as_ref().is_some_and(|t| t.contains(&tag))
+            })
+            .map(|f| crate::cloudreve::Previous {
+                id: f.id.clone(),
+                entity: f.primary_entity.clone().filter(|e| !e.is_empty()),
+            });
+        let guard = WriteGuard {
+            previous,
+            create_new: options.create_new,
+        };
+        let w = WriteFile::open(
+            ctx.clone(),
+            uri,
+            options.size,
+            options.checksum.as_deref(),
+            guard,
+        )
+        .await?;
         Ok(Box::new(w))
     }
 
@@ -543,6 +565,10 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
                     Ok(all(http::StatusCode::OK, patch))
                 }
                 Err(e) => {
+                    if e.is_locked() {
+                        // The gateway answers 423 naming the holder.
+                        ctx.record_conflicts(e.lock_conflicts());
+                    }
                     let st = match classify(&e) {
                         Outcome::Fs(FsError::NotFound) => http::StatusCode::NOT_FOUND,
                         Outcome::Fs(FsError::Forbidden) => http::StatusCode::FORBIDDEN,

@@ -411,6 +411,20 @@ fn alive(l: &DavLock, now: SystemTime) -> bool {
     l.timeout_at.is_none_or(|t| t > now)
 }
 
+/// The conflict reported for a token that names no lock on `path`.
+fn no_such_lock(path: &DavPath) -> DavLock {
+    DavLock {
+        token: String::new(),
+        path: Box::new(path.clone()),
+        principal: None,
+        owner: None,
+        timeout_at: None,
+        timeout: None,
+        shared: false,
+        deep: false,
+    }
+}
+
 /// `l` covers (applies to) `path`.
 fn covers(l: &DavLock, path: &str) -> bool {
     let lp = key(&l.path);
@@ -458,6 +472,19 @@ impl UserLocks {
 
     fn is_mine(&self, l: &DavLock) -> bool {
         l.principal.as_deref().is_none_or(|o| o == self.principal)
+    }
+
+    /// True when `token` names a live lock of this principal covering
+    /// `path` (a `Lock-Token` header standing in for an `If` header).
+    pub fn holds(&self, path: &DavPath, token: &str) -> bool {
+        let p = key(path);
+        self.with(false, |v| {
+            (
+                v.iter()
+                    .any(|l| l.token == token && covers(l, &p) && self.is_mine(l)),
+                false,
+            )
+        })
     }
 }
 
@@ -547,21 +574,43 @@ impl DavLockSystem for UserLocks {
     ) -> LsFuture<'_, Result<(), DavLock>> {
         let p = key(path);
         let r = self.with(false, |v| {
+            if ignore_principal {
+                // dav-server evaluating one state token of an `If` header:
+                // true when it names a lock on the resource (RFC 4918
+                // §10.4.8), also on an otherwise unlocked one.
+                let mut on_path = v.iter().filter(|l| covers(l, &p));
+                if on_path.clone().any(|l| submitted_tokens.contains(&l.token)) {
+                    return (Ok(()), false);
+                }
+                let conflict = on_path.next().cloned();
+                return (Err(conflict.unwrap_or_else(|| no_such_lock(path))), false);
+            }
+            let submitted = |l: &DavLock| {
+                submitted_tokens.contains(&l.token)
+                    && (l.principal.is_none() || l.principal.as_deref() == principal)
+            };
+            // Shared locks on one resource: holding one of them is enough
+            // (RFC 4918 §6.1); per locked resource, the first unheld one.
+            let mut shared: HashMap<String, Option<&DavLock>> = HashMap::new();
             for l in v.iter() {
                 let lp = key(&l.path);
                 let applies = covers(l, &p) || (deep && within(&lp, &p));
                 if !applies {
                     continue;
                 }
-                let has_token = submitted_tokens.contains(&l.token);
-                let same_owner = ignore_principal
-                    || l.principal.is_none()
-                    || l.principal.as_deref() == principal;
-                if !(has_token && same_owner) {
+                if l.shared {
+                    let e = shared.entry(lp).or_insert(Some(l));
+                    if submitted(l) {
+                        *e = None;
+                    }
+                } else if !submitted(l) {
                     return (Err(l.clone()), false);
                 }
             }
-            (Ok(()), false)
+            match shared.into_values().flatten().next() {
+                Some(l) => (Err(l.clone()), false),
+                None => (Ok(()), false),
+            }
         });
         futures::future::ready(r).boxed()
     }

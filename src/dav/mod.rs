@@ -1,6 +1,7 @@
 //! The WebDAV layer: a [`dav_server`] handler over the Cloudreve client.
 //!
 //! * [`ctx`] — [`RequestCtx`], the per-request credentials/hints/cache;
+//! * [`conditions`] — conditional headers the gateway acts on itself;
 //! * [`fs`] — [`CloudreveFs`], the `GuardedFileSystem` over Cloudreve;
 //! * [`meta`] — metadata and directory entries built from `FileResponse`s;
 //! * [`props`] — dead properties stored as Cloudreve metadata;
@@ -12,6 +13,7 @@
 //! * [`service`] — [`DavGateway`], the front's `DavService` wrapping the
 //!   handler and fixing the crate's known gaps around it.
 
+pub mod conditions;
 pub mod conflicts;
 pub mod ctx;
 pub mod errors;

@@ -7,7 +7,14 @@
 //! * GET/HEAD on a collection answers a small HTML index (dav-server: 405);
 //! * statuses `FsError` cannot express (409/412/423/502/503 +
 //!   `Retry-After`) are rewritten from the [`RequestCtx`];
-//! * `getetag` values in PROPFIND answers are quoted like the `ETag` header.
+//! * `getetag` values in PROPFIND answers are quoted like the `ETag` header;
+//! * conditional headers dav-server gets wrong are adjusted first
+//!   ([`conditions`]), and a PUT carrying only `Lock-Token` (Office) is
+//!   given the `If` header it stands for when the token is the caller's
+//!   lock on the resource;
+//! * DELETE of a collection with a `Depth` other than infinity is refused
+//!   (400, RFC 4918 §9.6.1; dav-server would delete it all);
+//! * upstream lock conflicts of a PROPPATCH answer 423 naming the holder.
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -28,6 +35,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::cloudreve::{CrUri, Session};
 use crate::front::{BoxBody, DavService, Principal, full_body};
 
+use super::conditions;
 use super::conflicts::{self, locked_response};
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, RETRY_AFTER, classify};
@@ -437,6 +445,19 @@ impl DavService for DavGateway {
         let Some(path) = self.dav_path(&raw_path) else {
             return text(StatusCode::BAD_REQUEST, "bad path");
         };
+        let mut req = req;
+        adjust_conditions(req.headers_mut());
+        let ns = format!("{}\n{}", principal.email, principal.root_uri);
+        let ls = self.locks.for_user(ns.clone(), principal.email.clone());
+        if method == Method::PUT
+            && !req.headers().contains_key("if")
+            && let Some(token) = conditions::lock_token(req.headers())
+            && ls.holds(&path, &token)
+            && let Ok(v) = HeaderValue::from_str(&format!("(<{token}>)"))
+        {
+            tracing::debug!(token, "PUT with Lock-Token only: taken as its If header");
+            req.headers_mut().insert("if", v);
+        }
         let mut ctx = RequestCtx::new(
             principal.clone(),
             session,
@@ -450,6 +471,7 @@ impl DavService for DavGateway {
         );
         ctx.target = ctx.uri_of(&path);
         ctx.destination = self.destination(&req).and_then(|d| ctx.uri_of(&d));
+        ctx.if_match = conditions::if_match_tags(req.headers());
         let (req, taken) = match kept_hints(&mut ctx, req).await {
             Ok(x) => x,
             Err(r) => return r,
@@ -462,6 +484,22 @@ impl DavService for DavGateway {
             match lookup(&ctx, &uri).await {
                 Ok(f) if f.is_folder() => {
                     return collection_index(&ctx, &uri, &raw_path, method == Method::HEAD).await;
+                }
+                Ok(_) | Err(FsError::NotFound) => {}
+                Err(e) => return error_response(&ctx, e),
+            }
+        }
+        if method == Method::DELETE
+            && ctx.depth.as_deref().is_some_and(|d| d != "infinity")
+            && let Some(uri) = ctx.target.clone()
+        {
+            match lookup(&ctx, &uri).await {
+                Ok(f) if f.is_folder() => {
+                    tracing::info!(%uri, depth = ?ctx.depth, "DELETE of a collection without Depth: infinity");
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        "DELETE of a collection needs Depth: infinity",
+                    );
                 }
                 Ok(_) | Err(FsError::NotFound) => {}
                 Err(e) => return error_response(&ctx, e),
@@ -496,7 +534,6 @@ impl DavService for DavGateway {
             }
         }
 
-        let ns = format!("{}\n{}", principal.email, principal.root_uri);
         if method.as_str() == "UNLOCK"
             && let Some(r) = self
                 .force_unlock(
@@ -537,10 +574,7 @@ impl DavService for DavGateway {
             wanted = requested(&bytes);
             req = Request::from_parts(parts, full_body(bytes));
         }
-        let ls = self
-            .locks
-            .for_user(ns, principal.email.clone())
-            .with_requested_timeout(requested_timeout);
+        let ls = ls.with_requested_timeout(requested_timeout);
         let mut cfg = DavHandler::builder()
             .filesystem(Box::new(CloudreveFs))
             .locksystem(Box::new(ls))
@@ -580,13 +614,26 @@ impl DavService for DavGateway {
                 .headers
                 .insert("x-oc-mtime", HeaderValue::from_static("accepted"));
         }
-        if method.as_str() == "PROPPATCH"
-            && parts.status == StatusCode::MULTI_STATUS
-            && (!ctx.times.is_empty() || !taken.is_empty())
-        {
-            let body = keep_proppatch_times(&ctx, body, &taken).await;
-            parts.headers.remove(header::CONTENT_LENGTH);
-            return Response::from_parts(parts, full_body(body));
+        if method.as_str() == "PROPPATCH" && parts.status == StatusCode::MULTI_STATUS {
+            if let Some(c) = ctx.conflicts() {
+                return locked_response(&ctx, &c, &raw_path, false);
+            }
+            if !ctx.times.is_empty() || !taken.is_empty() {
+                let kept = keep_proppatch_times(&ctx, body, &taken).await;
+                if let Some(c) = ctx.conflicts() {
+                    return locked_response(&ctx, &c, &raw_path, false);
+                }
+                parts.headers.remove(header::CONTENT_LENGTH);
+                return Response::from_parts(parts, full_body(kept));
+            }
+            let body = GuardedBody {
+                inner: body,
+                ctx: ctx.clone(),
+                fix_etags: false,
+                props: None,
+                failed: false,
+            };
+            return Response::from_parts(parts, body.boxed_unsync());
         }
         let parts_is_207 = parts.status == StatusCode::MULTI_STATUS;
         let body = GuardedBody {
@@ -597,6 +644,28 @@ impl DavService for DavGateway {
             failed: false,
         };
         Response::from_parts(parts, body.boxed_unsync())
+    }
+}
+
+/// Rewrites the conditional headers dav-server 0.11 would misread (see
+/// [`conditions`]).
+fn adjust_conditions(h: &mut http::HeaderMap) {
+    if let Some(v) = h.get("if").and_then(|v| v.to_str().ok())
+        && let Some(fixed) = conditions::absolute_if_tags(v)
+        && let Ok(v) = HeaderValue::from_str(&fixed)
+    {
+        h.insert("if", v);
+    }
+    let inm: Vec<String> = h
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| conditions::weak_if_none_match(v).unwrap_or_else(|| v.to_string()))
+        .collect();
+    if !inm.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&inm.join(", "))
+    {
+        h.insert(header::IF_NONE_MATCH, v);
     }
 }
 
@@ -662,6 +731,9 @@ async fn keep_proppatch_times(
                         .await
                         .map_err(|e| {
                             tracing::info!(%uri, error = %e, "keeping PROPPATCH times failed");
+                            if e.is_locked() {
+                                ctx.record_conflicts(e.lock_conflicts());
+                            }
                             match classify(&e) {
                                 Outcome::Fs(f) => fs_status(f),
                                 Outcome::Status(s, _) => s,

@@ -11,6 +11,17 @@
 //!   short body) cancels the upload session: no placeholder, no lock.
 //! * Policies refusing chunk uploads (40006) fall back to
 //!   `PUT /file/content` (bounded by the server's `maxEditSize`: 413 above).
+//! * Conditional writes ([`WriteGuard`]): a PUT whose `If-Match` named the
+//!   current version passes that version on, so a write by another
+//!   Cloudreve client after dav-server's check yields 412 instead of a lost
+//!   update: `PUT /file/content?previous=<entity>` checks it server-side;
+//!   an upload session checks it once the session holds its upload lock
+//!   (see [`UploadOptions::previous`]). `If-None-Match: *` creates with
+//!   `entity_type: ""`, so a file created meanwhile gives 412, not an
+//!   overwrite. Remaining races: a file without content entity (created
+//!   empty) on the `/file/content` path is re-checked just before the call
+//!   (`previous` needs an entity), and `If-None-Match: *` cannot be kept
+//!   there (`/file/content` always overwrites).
 
 use std::io::SeekFrom;
 use std::path::PathBuf;
@@ -24,7 +35,7 @@ use http::StatusCode;
 use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
 use tokio::task::JoinHandle;
 
-use crate::cloudreve::{CrUri, Error, FileResponse, Session, UploadOptions};
+use crate::cloudreve::{CrUri, Error, FileResponse, Previous, Session, UploadOptions};
 
 use super::ctx::RequestCtx;
 use super::errors::map_err;
@@ -53,6 +64,16 @@ enum Mode {
     Idle,
 }
 
+/// What a conditional PUT requires of the upstream write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteGuard {
+    /// The version `If-Match` named (it was current when dav-server
+    /// checked it); the write fails with 412 if it is no longer current.
+    pub previous: Option<Previous>,
+    /// `If-None-Match: *`: the file must not exist when the write lands.
+    pub create_new: bool,
+}
+
 /// A file opened for writing.
 pub struct WriteFile {
     ctx: Arc<RequestCtx>,
@@ -64,6 +85,8 @@ pub struct WriteFile {
     failed: bool,
     /// `OC-Checksum` to verify (hashed while streaming).
     checksum: Option<Expected>,
+    /// Conditions the upstream write must keep.
+    guard: WriteGuard,
 }
 
 impl std::fmt::Debug for WriteFile {
@@ -76,11 +99,40 @@ impl std::fmt::Debug for WriteFile {
     }
 }
 
-fn opts() -> UploadOptions {
+fn opts(guard: &WriteGuard) -> UploadOptions {
     UploadOptions {
-        overwrite: true,
+        overwrite: !guard.create_new,
+        previous: guard.previous.clone(),
         ..UploadOptions::default()
     }
+}
+
+/// `PUT /file/content` keeping `guard.previous`: as `previous` when the
+/// version has an entity, else by a check right before the call.
+async fn put_content_guarded<S>(
+    session: &Session,
+    uri: &CrUri,
+    guard: &WriteGuard,
+    body: S,
+    n: u64,
+) -> Result<FileResponse, Error>
+where
+    S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    let previous = match &guard.previous {
+        Some(Previous {
+            entity: Some(e), ..
+        }) => Some(e.as_str()),
+        Some(p) => {
+            let f = session.info(uri, false).await?;
+            if !p.matches(&f) {
+                return Err(Previous::stale_error(uri));
+            }
+            None
+        }
+        None => None,
+    };
+    session.put_content(uri, previous, body, n).await
 }
 
 /// Uploads `n` bytes from a channel; falls back to `PUT /file/content` when
@@ -90,12 +142,13 @@ fn spawn_stream_upload(
     uri: CrUri,
     n: u64,
     mut rx: mpsc::Receiver<Frame>,
+    guard: WriteGuard,
 ) -> UploadTask {
     tokio::spawn(async move {
-        match session.upload_stream(&uri, n, &mut rx, opts()).await {
+        match session.upload_stream(&uri, n, &mut rx, opts(&guard)).await {
             Err(e) if e.is_policy_not_allowed() => {
                 tracing::info!(%uri, "policy refuses chunks; falling back to /file/content");
-                session.put_content(&uri, None, rx, n).await
+                put_content_guarded(&session, &uri, &guard, rx, n).await
             }
             r => r,
         }
@@ -105,19 +158,23 @@ fn spawn_stream_upload(
 impl WriteFile {
     /// A writer for `uri`; `declared` is the announced body length,
     /// `checksum` the client's `OC-Checksum` (verified before the upload
-    /// can complete; another algorithm than SHA1/MD5/SHA256 is ignored).
+    /// can complete; another algorithm than SHA1/MD5/SHA256 is ignored),
+    /// `guard` what the upstream write must keep of the request's
+    /// conditions.
     pub async fn open(
         ctx: Arc<RequestCtx>,
         uri: CrUri,
         declared: Option<u64>,
         checksum: Option<&str>,
+        guard: WriteGuard,
     ) -> Result<Self, FsError> {
         let checksum = checksum.and_then(Expected::parse);
         let mode = match declared {
             Some(0) => Mode::Idle,
             Some(n) => {
                 let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-                let task = spawn_stream_upload(ctx.session.clone(), uri.clone(), n, rx);
+                let task =
+                    spawn_stream_upload(ctx.session.clone(), uri.clone(), n, rx, guard.clone());
                 Mode::Stream {
                     tx: Some(tx),
                     task: Some(task),
@@ -152,6 +209,7 @@ impl WriteFile {
             result: None,
             failed: false,
             checksum,
+            guard,
         })
     }
 
@@ -166,6 +224,7 @@ impl WriteFile {
             result: Some(CrMeta::from_file(f)),
             failed: false,
             checksum: None,
+            guard: WriteGuard::default(),
         }
     }
 
@@ -207,7 +266,7 @@ impl WriteFile {
         self.failed = true;
         match task {
             Some(t) => match t.await {
-                Ok(Err(e)) => map_err(&self.ctx, "upload", &e),
+                Ok(Err(e)) => self.upload_err(&e),
                 Ok(Ok(_)) => {
                     // Completed without our last byte: cannot happen.
                     self.ctx.want(StatusCode::BAD_GATEWAY, None);
@@ -314,7 +373,7 @@ impl WriteFile {
                 // Size 0: an empty upload.
                 let (tx, rx) = mpsc::channel(1);
                 drop(tx);
-                spawn_stream_upload(session, uri, 0, rx)
+                spawn_stream_upload(session, uri, 0, rx, self.guard.clone())
                     .await
                     .map_err(|_| Error::InvalidArgument("upload task failed".into()))
                     .and_then(|r| r)
@@ -343,7 +402,7 @@ impl WriteFile {
                 }
             }
             Mode::Spool { file, path } => {
-                let r = upload_spool(&session, &uri, file, self.written).await;
+                let r = upload_spool(&session, &uri, file, self.written, &self.guard).await;
                 let _ = tokio::fs::remove_file(&path).await;
                 r
             }
@@ -360,9 +419,20 @@ impl WriteFile {
             }
             Err(e) => {
                 self.failed = true;
-                Err(map_err(&self.ctx, "upload", &e))
+                Err(self.upload_err(&e))
             }
         }
+    }
+
+    /// Maps an upload failure; with `If-None-Match: *` a file that
+    /// appeared meanwhile (40004) is a failed precondition.
+    fn upload_err(&self, e: &Error) -> FsError {
+        if self.guard.create_new && e.is_conflict_exists() {
+            tracing::info!(uri = %self.uri, "If-None-Match: * but the file appeared upstream");
+            self.ctx.want(StatusCode::PRECONDITION_FAILED, None);
+            return FsError::GeneralFailure;
+        }
+        map_err(&self.ctx, "upload", e)
     }
 }
 
@@ -408,15 +478,16 @@ async fn upload_spool(
     uri: &CrUri,
     file: Option<tokio::fs::File>,
     n: u64,
+    guard: &WriteGuard,
 ) -> Result<FileResponse, Error> {
     let mut f = file.ok_or_else(|| Error::InvalidArgument("spool file gone".into()))?;
     f.flush().await?;
     f.seek(SeekFrom::Start(0)).await?;
-    match session.upload(uri, n, &mut f, opts()).await {
+    match session.upload(uri, n, &mut f, opts(guard)).await {
         Err(e) if e.is_policy_not_allowed() => {
             f.seek(SeekFrom::Start(0)).await?;
             let s = tokio_util::io::ReaderStream::new(f);
-            session.put_content(uri, None, s, n).await
+            put_content_guarded(session, uri, guard, s, n).await
         }
         r => r,
     }
