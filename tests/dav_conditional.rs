@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cloudreve_dav::cloudreve::CrUri;
-use cloudreve_dav::emulator::{LockOwner, LockSpec};
+use cloudreve_dav::emulator::{Fault, FaultKind, Gate, LockOwner, LockSpec, PolicyKind};
 use dav_common::{EMAIL, Gw};
 
 const LOCKINFO: &str = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>office</D:owner></D:lockinfo>"#;
@@ -30,6 +30,7 @@ async fn etag(gw: &Gw, path: &str) -> String {
 
 /// Writes `bytes` at `path` directly upstream, as another Cloudreve client.
 async fn write_upstream(gw: &Gw, path: &str, bytes: &'static [u8]) -> String {
+    // `/file/content`: create-or-overwrite, any storage policy.
     let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(bytes))]);
     let f = gw
         .session
@@ -550,5 +551,151 @@ async fn proppatch_on_an_upstream_locked_file_is_423_naming_the_holder() {
     assert!(body.contains("<D:lock-token-submitted>"), "{body}");
     assert!(body.contains("Cloudreve web editor"), "{body}");
     assert!(body.contains(&up), "{body}");
+    gw.stop().await;
+}
+
+/// Holds the next upstream `method path…` request of the gateway at a gate.
+fn hold(gw: &Gw, method: http::Method, path: &str) -> Gate {
+    let gate = Gate::new();
+    gw.emu.add_fault(Fault {
+        method: Some(method),
+        path_prefix: path.to_string(),
+        kind: FaultKind::Hold(gate.clone()),
+        times: Some(1),
+    });
+    gate
+}
+
+/// Waits (bounded) until the gateway's request is held at `gate`.
+async fn arrived(gate: &Gate) {
+    tokio::time::timeout(Duration::from_secs(30), gate.arrived())
+        .await
+        .expect("the gateway's upstream request reaches the gate");
+}
+
+fn body(bytes: &'static [u8], chunked: bool) -> reqwest::Body {
+    if chunked {
+        reqwest::Body::wrap_stream(futures::stream::iter([Ok::<_, std::io::Error>(
+            Bytes::from_static(bytes),
+        )]))
+    } else {
+        reqwest::Body::from(bytes)
+    }
+}
+
+/// Another client writes after dav-server's `If-Match` check but before
+/// the gateway's upload session exists: the check made once the session
+/// holds its upload lock sees the new version → 412, the session is
+/// cancelled, the other client's bytes stay. Known length (streamed) and
+/// unknown length (spooled) alike.
+#[tokio::test]
+async fn write_racing_the_upload_session_is_412() {
+    let gw = Gw::start().await;
+    for (path, chunked) in [("/race-sized.txt", false), ("/race-chunked.txt", true)] {
+        assert_eq!(gw.put(path, "original").await, 201);
+        let old = etag(&gw, path).await;
+        let gate = hold(&gw, http::Method::PUT, "/api/v4/file/upload");
+        let put = tokio::spawn(
+            gw.req("PUT", path)
+                .header("if-match", &old)
+                .body(body(b"mine", chunked))
+                .send(),
+        );
+        arrived(&gate).await;
+        write_upstream(&gw, path, b"theirs").await;
+        gate.open();
+        let r = put.await.unwrap().unwrap();
+        assert_eq!(r.status(), 412, "{path}");
+        assert_eq!(bytes_of(&gw, path), Some(b"theirs".to_vec()), "{path}");
+        assert_eq!(gw.emu.upload_sessions(EMAIL), 0, "session cancelled");
+        assert!(gw.emu.active_locks(EMAIL).is_empty(), "no upload lock left");
+    }
+    gw.stop().await;
+}
+
+/// Policies without chunk uploads go through `PUT /file/content`: the
+/// `If-Match` version is sent as `previous`, so a write landing between
+/// dav-server's check and that call gives 40076 → 412. Without `If-Match`
+/// the same interleaving overwrites (the gate really orders the writes).
+#[tokio::test]
+async fn file_content_path_passes_the_version_as_previous() {
+    let gw = Gw::start().await;
+    gw.emu.set_policy_type(PolicyKind::S3);
+    assert_eq!(gw.put("/p.txt", "original").await, 201);
+    let old = etag(&gw, "/p.txt").await;
+
+    let gate = hold(&gw, http::Method::PUT, "/api/v4/file/content");
+    let put = tokio::spawn(
+        gw.req("PUT", "/p.txt")
+            .header("if-match", &old)
+            .body("mine")
+            .send(),
+    );
+    arrived(&gate).await;
+    let theirs = write_upstream(&gw, "/p.txt", b"theirs").await;
+    gate.open();
+    let r = put.await.unwrap().unwrap();
+    assert_eq!(r.status(), 412);
+    assert_eq!(bytes_of(&gw, "/p.txt"), Some(b"theirs".to_vec()));
+    assert_eq!(etag(&gw, "/p.txt").await, format!("\"{theirs}\""));
+
+    let gate = hold(&gw, http::Method::PUT, "/api/v4/file/content");
+    let put = tokio::spawn(gw.req("PUT", "/p.txt").body("unconditional").send());
+    arrived(&gate).await;
+    write_upstream(&gw, "/p.txt", b"other").await;
+    gate.open();
+    let r = put.await.unwrap().unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(bytes_of(&gw, "/p.txt"), Some(b"unconditional".to_vec()));
+    gw.stop().await;
+}
+
+/// `If-None-Match: *` and a file created upstream after dav-server's
+/// check: the upload creates a *new* file (`entity_type: ""`), which
+/// fails → 412, the other client's file stays.
+#[tokio::test]
+async fn create_racing_if_none_match_star_is_412() {
+    let gw = Gw::start().await;
+    let gate = hold(&gw, http::Method::PUT, "/api/v4/file/upload");
+    let put = tokio::spawn(
+        gw.req("PUT", "/n.txt")
+            .header("if-none-match", "*")
+            .body("mine")
+            .send(),
+    );
+    arrived(&gate).await;
+    write_upstream(&gw, "/n.txt", b"theirs").await;
+    gate.open();
+    let r = put.await.unwrap().unwrap();
+    assert_eq!(r.status(), 412);
+    assert_eq!(bytes_of(&gw, "/n.txt"), Some(b"theirs".to_vec()));
+    assert_eq!(gw.emu.upload_sessions(EMAIL), 0);
+    gw.stop().await;
+}
+
+/// A file without content (LOCK on a new path creates it empty) has an
+/// ETag too; `If-Match` with it is kept through the upload.
+#[tokio::test]
+async fn if_match_on_a_file_created_empty() {
+    let gw = Gw::start().await;
+    let token = lock(&gw, "/empty.docx").await;
+    let e = etag(&gw, "/empty.docx").await;
+    let s = status(
+        gw.req("PUT", "/empty.docx")
+            .header("if", format!("(<{token}>)"))
+            .header("if-match", "\"stale\"")
+            .body("x"),
+    )
+    .await;
+    assert_eq!(s, 412);
+    let s = status(
+        gw.req("PUT", "/empty.docx")
+            .header("if", format!("(<{token}>)"))
+            .header("if-match", &e)
+            .body("content"),
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(bytes_of(&gw, "/empty.docx"), Some(b"content".to_vec()));
     gw.stop().await;
 }

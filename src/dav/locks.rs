@@ -652,6 +652,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn if_tokens_shared_locks_and_lock_token_holding() {
+        let store = MemLockSystem::new();
+        let ls = store.for_user("ns".into(), "u".into());
+        let other = store.for_user("ns".into(), "v".into());
+        let t = |l: &DavLock| vec![l.token.clone()];
+        // If-header evaluation (ignore_principal): a token matches only a
+        // lock covering the path; on an unlocked path nothing matches.
+        let a = lock(&ls, "/a/", false, true).await.expect("lock /a");
+        ls.check(&p("/a/f"), None, true, false, &t(&a))
+            .await
+            .expect("token of the covering lock");
+        assert!(ls.check(&p("/b"), None, true, false, &t(&a)).await.is_err());
+        assert!(
+            ls.check(&p("/a/f"), None, true, false, &["urn:uuid:x".into()])
+                .await
+                .is_err()
+        );
+        // Shared locks on one resource: one held token is enough, and it
+        // must be the caller's.
+        let s1 = lock(&ls, "/s", true, false).await.expect("shared 1");
+        let s2 = other
+            .lock(&p("/s"), Some("v"), None, None, true, false)
+            .await
+            .expect("shared 2");
+        ls.check(&p("/s"), Some("u"), false, false, &t(&s1))
+            .await
+            .expect("own shared token");
+        other
+            .check(&p("/s"), Some("v"), false, false, &t(&s2))
+            .await
+            .expect("the other holder's own token");
+        assert!(
+            ls.check(&p("/s"), Some("u"), false, false, &t(&s2))
+                .await
+                .is_err(),
+            "another principal's shared token"
+        );
+        assert!(
+            ls.check(&p("/s"), Some("u"), false, false, &[])
+                .await
+                .is_err()
+        );
+        // holds: the caller's live lock covering the path.
+        assert!(ls.holds(&p("/a/f"), &a.token));
+        assert!(!ls.holds(&p("/b"), &a.token));
+        assert!(!other.holds(&p("/a/f"), &a.token));
+        assert!(!ls.holds(&p("/a/f"), "urn:uuid:x"));
+    }
+
+    #[tokio::test]
     async fn conflict_rules() {
         let store = MemLockSystem::new();
         let ls = store.for_user("ns".into(), "u".into());

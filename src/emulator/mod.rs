@@ -44,7 +44,7 @@ mod uri;
 mod tests;
 
 pub use auth::CAPTCHA_ANSWER;
-pub use faults::{Fault, FaultKind};
+pub use faults::{Fault, FaultKind, Gate};
 pub use state::{PolicyKind, UserFlags as UserOptions};
 
 use ids::IdKind;

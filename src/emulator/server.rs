@@ -297,6 +297,10 @@ async fn fault_layer(State(inner): State<Arc<Inner>>, req: Request, next: Next) 
             tokio::time::sleep(d).await;
             next.run(req).await
         }
+        Some(FaultKind::Hold(gate)) => {
+            gate.pass().await;
+            next.run(req).await
+        }
         Some(FaultKind::HttpStatus(s)) => StatusCode::from_u16(s)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             .into_response(),
