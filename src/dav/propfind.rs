@@ -180,14 +180,25 @@ struct Res<'a> {
     f: &'a FileResponse,
 }
 
+/// Escapes character data (quotes stay as they are, as in dav-server's
+/// answers: clients compare `getetag` text with the `ETag` header).
 fn esc(out: &mut Vec<u8>, s: &str) {
+    esc_with(out, s, false)
+}
+
+/// Escapes an attribute value (in double quotes).
+fn esc_attr(out: &mut Vec<u8>, s: &str) {
+    esc_with(out, s, true)
+}
+
+fn esc_with(out: &mut Vec<u8>, s: &str, attr: bool) {
     let mut last = 0;
     for (i, b) in s.bytes().enumerate() {
         let r: &[u8] = match b {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
             b'>' => b"&gt;",
-            b'"' => b"&quot;",
+            b'"' if attr => b"&quot;",
             _ => continue,
         };
         out.extend_from_slice(&s.as_bytes()[last..i]);
@@ -235,7 +246,7 @@ fn empty_elem(out: &mut Vec<u8>, ns: &str, name: &str) {
     out.push(b'<');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b" xmlns=\"");
-    esc(out, ns);
+    esc_attr(out, ns);
     out.extend_from_slice(b"\"/>");
 }
 
@@ -946,6 +957,9 @@ mod tests {
     fn escaping_and_etags() {
         let mut o = Vec::new();
         esc(&mut o, "a&b<c>\"d'");
+        assert_eq!(o, b"a&amp;b&lt;c&gt;\"d'");
+        o.clear();
+        esc_attr(&mut o, "a&b<c>\"d'");
         assert_eq!(o, b"a&amp;b&lt;c&gt;&quot;d'");
         assert_eq!(quoted("abc"), "\"abc\"");
         assert_eq!(quoted("\"abc\""), "\"abc\"");
