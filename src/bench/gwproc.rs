@@ -11,6 +11,10 @@ use anyhow::Context as _;
 
 use super::stats::{self, Mem};
 
+/// Environment variable naming a command the gateway child runs under
+/// (split at whitespace; the gateway's own command line is appended).
+pub const WRAPPER_ENV: &str = "CLOUDREVE_DAV_BENCH_WRAP";
+
 /// How the gateway runs.
 pub enum Gateway {
     /// `cloudreve-dav serve` as a child process.
@@ -42,7 +46,22 @@ impl Gateway {
     ) -> anyhow::Result<Gateway> {
         let addr = free_addr()?;
         std::fs::create_dir_all(spool)?;
-        let mut cmd = tokio::process::Command::new(exe);
+        // A profiler to run the gateway under, e.g.
+        // `valgrind --tool=callgrind` (figures are then not comparable).
+        let wrapper: Vec<String> = std::env::var(WRAPPER_ENV)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = tokio::process::Command::new(prog);
+                c.args(args).arg(exe);
+                c
+            }
+            None => tokio::process::Command::new(exe),
+        };
+        let wait_rounds = if wrapper.is_empty() { 300 } else { 3000 };
         cmd.arg("serve")
             .arg("--upstream")
             .arg(upstream)
@@ -61,7 +80,7 @@ impl Gateway {
             .spawn()
             .with_context(|| format!("cannot start {} serve", exe.display()))?;
         let pid = child.id().context("gateway child has no pid")?;
-        for _ in 0..300 {
+        for _ in 0..wait_rounds {
             if let Some(status) = child.try_wait()? {
                 anyhow::bail!("gateway child exited early: {status}");
             }
@@ -74,7 +93,10 @@ impl Gateway {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        anyhow::bail!("gateway child did not listen on {addr} within 30 s")
+        anyhow::bail!(
+            "gateway child did not listen on {addr} within {} s",
+            wait_rounds / 10
+        )
     }
 
     /// Starts the gateway in this process with an already signed-in session.
@@ -119,12 +141,28 @@ impl Gateway {
         }
     }
 
-    /// Stops the gateway.
+    /// Stops the gateway: SIGTERM (a graceful stop, which also lets a
+    /// profiler write its output), SIGKILL after 60 s.
     pub async fn stop(self) {
         match self {
-            Gateway::Child { mut child, .. } => {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
+            Gateway::Child { mut child, pid, .. } => {
+                let term = tokio::process::Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .status()
+                    .await;
+                let graceful = match term {
+                    Ok(s) if s.success() => {
+                        tokio::time::timeout(Duration::from_secs(60), child.wait())
+                            .await
+                            .is_ok()
+                    }
+                    _ => false,
+                };
+                if !graceful {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                }
             }
             Gateway::InProcess(g) => {
                 let _ = g.shutdown().await;

@@ -203,14 +203,16 @@ impl Client {
         serde_json::from_slice(&body).map_err(|e| Error::decode(format!("{context}: envelope"), e))
     }
 
-    /// Reads a JSON route's answer; non-zero codes become errors.
-    pub(crate) async fn read_envelope(
+    /// Reads a JSON route's answer straight into `T` (one pass over the
+    /// body, no intermediate `serde_json::Value` tree); non-zero codes
+    /// become errors.
+    pub(crate) async fn read_typed<T: DeserializeOwned>(
         resp: Response,
         context: &str,
-    ) -> Result<Option<serde_json::Value>> {
+    ) -> Result<T> {
         let resp = check_status(resp, context).await?;
         let body = resp.bytes().await?;
-        decode_envelope(&body, context)
+        decode_typed(&body, context)
     }
 
     /// Unauthenticated call returning decoded `data`.
@@ -223,7 +225,7 @@ impl Client {
         context: &str,
     ) -> Result<T> {
         let resp = self.send(method, path, query, body, None).await?;
-        from_data(Self::read_envelope(resp, context).await?, context)
+        Self::read_typed(resp, context).await
     }
 
     /// `GET /site/ping`: the server version string (e.g. `4.0.0`).
@@ -307,6 +309,32 @@ async fn read_prefix(mut resp: Response, limit: usize) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// An envelope whose `data` is decoded as `T` directly.
+#[derive(serde::Deserialize)]
+struct TypedEnvelope<T> {
+    #[serde(default)]
+    code: i64,
+    #[serde(default = "Option::default")]
+    data: Option<T>,
+}
+
+/// Decodes a full envelope body into `T` in one pass. Error envelopes (and
+/// bodies `T` does not fit) go through [`decode_envelope`], which yields
+/// the typed API error or the decode error.
+pub(crate) fn decode_typed<T: DeserializeOwned>(body: &[u8], context: &str) -> Result<T> {
+    match serde_json::from_slice::<TypedEnvelope<T>>(body) {
+        Ok(TypedEnvelope {
+            code: 0,
+            data: Some(d),
+        }) => Ok(d),
+        Ok(TypedEnvelope {
+            code: 0,
+            data: None,
+        }) => from_data(None, context),
+        _ => from_data(decode_envelope(body, context)?, context),
+    }
+}
+
 /// Decodes envelope `data` into `T` (absent `data` decodes from `null`).
 pub(crate) fn from_data<T: DeserializeOwned>(
     data: Option<serde_json::Value>,
@@ -327,8 +355,8 @@ impl Session {
         body: ReqBody,
         context: &str,
     ) -> Result<T> {
-        let data = self.call_value(method, path, query, body, context).await?;
-        from_data(data, context)
+        self.call_with(method, path, query, body, context, decode_typed)
+            .await
     }
 
     /// Like [`Session::call`] but returns raw `data`.
@@ -340,6 +368,21 @@ impl Session {
         body: ReqBody,
         context: &str,
     ) -> Result<Option<serde_json::Value>> {
+        self.call_with(method, path, query, body, context, decode_envelope)
+            .await
+    }
+
+    /// The retrying call behind [`Session::call`] and
+    /// [`Session::call_value`]; `decode` reads the answer's body.
+    async fn call_with<T>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: ReqBody,
+        context: &str,
+        decode: fn(&[u8], &str) -> Result<T>,
+    ) -> Result<T> {
         let mut body = Some(body);
         let mut attempt = 0;
         loop {
@@ -351,7 +394,15 @@ impl Session {
                 .client()
                 .send(method.clone(), path, query, cur, Some(&token))
                 .await?;
-            match Client::read_envelope(resp, context).await {
+            let answer = match check_status(resp, context).await {
+                Ok(resp) => resp
+                    .bytes()
+                    .await
+                    .map_err(Error::from)
+                    .and_then(|b| decode(&b, context)),
+                Err(e) => Err(e),
+            };
+            match answer {
                 Err(e) if e.is(ErrorCode::CheckLogin) => {
                     self.refresh_after_401(generation).await?;
                     match retry_body {
@@ -389,13 +440,12 @@ impl Session {
                 Some(&token),
             )
             .await?;
-        match Client::read_envelope(resp, context).await {
+        match Client::read_typed(resp, context).await {
             Err(e) if e.is(ErrorCode::CheckLogin) => {
                 self.refresh_after_401(generation).await?;
                 Err(e)
             }
-            Err(e) => Err(e),
-            Ok(d) => from_data(d, context),
+            other => other,
         }
     }
 }

@@ -91,7 +91,7 @@ fn uri_of(ctx: &RequestCtx, path: &DavPath) -> Result<CrUri, FsError> {
 }
 
 /// True when `f` (listed in `parent`) must not be shown.
-fn hidden(ctx: &RequestCtx, parent: &CrUri, f: &FileResponse) -> bool {
+pub(crate) fn hidden(ctx: &RequestCtx, parent: &CrUri, f: &FileResponse) -> bool {
     parent.is_root() && f.name.starts_with(STAGING_PREFIX) && ctx.root.is_root()
 }
 
@@ -333,21 +333,27 @@ impl CloudreveFs {
     }
 
     async fn do_quota(&self, ctx: &Ctx) -> Result<(u64, Option<u64>), FsError> {
-        let key = ctx.principal.email.clone();
-        if let Some(q) = ctx.quota.get(&key) {
-            return Ok(q);
-        }
-        let c = ctx
-            .session
-            .capacity()
-            .await
-            .map_err(|e| map_err(ctx, "capacity", &e))?;
-        let used = c.used.max(0) as u64;
-        let avail = c.total.saturating_sub(c.used).max(0) as u64;
-        let q = (used, Some(used + avail));
-        ctx.quota.put(key, q);
-        Ok(q)
+        quota(ctx).await
     }
+}
+
+/// The user's `(used, Some(total))`, from the shared cache or
+/// `GET /user/capacity`.
+pub(crate) async fn quota(ctx: &RequestCtx) -> Result<(u64, Option<u64>), FsError> {
+    let key = ctx.principal.email.clone();
+    if let Some(q) = ctx.quota.get(&key) {
+        return Ok(q);
+    }
+    let c = ctx
+        .session
+        .capacity()
+        .await
+        .map_err(|e| map_err(ctx, "capacity", &e))?;
+    let used = c.used.max(0) as u64;
+    let avail = c.total.saturating_sub(c.used).max(0) as u64;
+    let q = (used, Some(used + avail));
+    ctx.quota.put(key, q);
+    Ok(q)
 }
 
 fn parent_and_name(u: &CrUri) -> Result<(CrUri, String), FsError> {

@@ -425,6 +425,12 @@ fn no_such_lock(path: &DavPath) -> DavLock {
     }
 }
 
+/// `l` applies to the resource at `path` (decoded, below the WebDAV root,
+/// without a trailing `/`; `/` for the root).
+pub fn applies_to(l: &DavLock, path: &str) -> bool {
+    covers(l, path)
+}
+
 /// `l` covers (applies to) `path`.
 fn covers(l: &DavLock, path: &str) -> bool {
     let lp = key(&l.path);
@@ -468,6 +474,12 @@ impl UserLocks {
             self.sys.persist(&t);
         }
         r
+    }
+
+    /// The live locks of this namespace, in one table look-up (a listing
+    /// then matches each member with [`applies_to`]).
+    pub fn snapshot(&self) -> Vec<DavLock> {
+        self.with(false, |v| (v.clone(), false))
     }
 
     fn is_mine(&self, l: &DavLock) -> bool {

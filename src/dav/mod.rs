@@ -7,6 +7,8 @@
 //! * [`props`] — dead properties stored as Cloudreve metadata;
 //! * [`kept`] — client mtimes/checksums kept per version (own `dav:` props);
 //! * [`propfix`] — the 404 propstats dav-server omits;
+//! * [`propfind`] — the gateway's own streaming PROPFIND writer for the
+//!   common request shapes;
 //! * [`read`](mod@read) / [`write`](mod@write) — the lazy download and the upload `DavFile`s;
 //! * [`locks`] — [`MemLockSystem`], the expiring, persisted `DavLockSystem`;
 //! * [`conflicts`] — Cloudreve's own locks: 423 bodies, LOCK probe, force unlock;
@@ -21,6 +23,7 @@ pub mod fs;
 pub mod kept;
 pub mod locks;
 pub mod meta;
+pub mod propfind;
 pub mod propfix;
 pub mod props;
 pub mod read;

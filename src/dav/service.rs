@@ -42,6 +42,7 @@ use super::errors::{Outcome, RETRY_AFTER, classify};
 use super::fs::{CloudreveFs, QuotaCache, lookup};
 use super::kept;
 use super::locks::{JsonFileStore, LockLimits, MemLockSystem, RequestedTimeout};
+use super::propfind;
 use super::propfix::{PropFixer, requested};
 
 /// Finds the signed-in Cloudreve session of a configured user (by e-mail).
@@ -70,6 +71,10 @@ pub struct DavSettings {
     pub state_dir: Option<PathBuf>,
     /// The range lock timeouts are clamped to.
     pub lock_limits: LockLimits,
+    /// Answer the common PROPFIND shapes with the gateway's own streaming
+    /// writer ([`propfind`](super::propfind)); `false`: dav-server answers
+    /// every PROPFIND (for comparisons).
+    pub fast_propfind: bool,
 }
 
 impl Default for DavSettings {
@@ -83,6 +88,7 @@ impl Default for DavSettings {
             prefix: String::new(),
             state_dir: None,
             lock_limits: LockLimits::default(),
+            fast_propfind: true,
         }
     }
 }
@@ -571,6 +577,21 @@ impl DavService for DavGateway {
                 Ok(c) => c.to_bytes(),
                 Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
             };
+            let ua = parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if self.settings.fast_propfind
+                && let Some(uri) = ctx.target.clone()
+                && let Some(shape) = propfind::shape_of(&bytes, ua)
+            {
+                let ls = self.locks.for_user(ns, principal.email.clone());
+                return match propfind::respond(ctx.clone(), &path, uri, shape, ua, ls).await {
+                    Ok(r) => r,
+                    Err(e) => error_response(&ctx, e),
+                };
+            }
             wanted = requested(&bytes);
             req = Request::from_parts(parts, full_body(bytes));
         }

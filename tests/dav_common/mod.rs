@@ -165,6 +165,20 @@ impl Gw {
         self.task = Some(task);
     }
 
+    /// A second gateway over the same emulator, session and state
+    /// directory (it loads the lock table as it is now), with `tweak`ed
+    /// settings; to compare two configurations on the same data.
+    pub async fn extra_gateway(&self, tweak: impl FnOnce(&mut DavSettings)) -> ExtraGw {
+        let mut settings = self.settings.clone();
+        tweak(&mut settings);
+        let (_, url, stop, task) = serve(&self.session, &settings, &self.root_uri).await;
+        ExtraGw {
+            url,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
     /// The address `host:port`.
     pub fn addr(&self) -> String {
         self.url.trim_start_matches("http://").to_string()
@@ -226,6 +240,26 @@ impl Gw {
             let _ = t.await;
         }
         self.emu.shutdown().await;
+    }
+}
+
+/// A gateway started by [`Gw::extra_gateway`].
+pub struct ExtraGw {
+    /// Base URL (no trailing slash).
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl ExtraGw {
+    /// Stops it.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
     }
 }
 
