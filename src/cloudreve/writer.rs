@@ -1,5 +1,12 @@
 //! Uploads (contract §5): upload sessions, chunk transfer and a high-level
 //! streaming writer that cancels its session on any failure or drop.
+//!
+//! An [`UploadObserver`] is told about every session the writer opens and
+//! settles (e.g. to journal them, so that sessions a crash left open can be
+//! cancelled later). A chunk refused because the access token expired on
+//! the server (401, or 40011 for a token that turned anonymous) is re-sent
+//! once after a token refresh, from a bounded replay buffer of the chunk's
+//! bytes ([`REPLAY_MAX`]); a longer chunk already partly consumed fails.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -22,6 +29,17 @@ use super::uri::CrUri;
 const READ_BUF: usize = 64 * 1024;
 /// Pieces buffered between the source and the HTTP body.
 const CHANNEL_DEPTH: usize = 4;
+/// Bytes of a chunk kept so that the chunk can be re-sent after a token
+/// refresh (beyond it, a chunk refused for an expired token fails).
+pub const REPLAY_MAX: u64 = 1024 * 1024;
+
+/// Told about the upload sessions [`Session::upload`] opens and settles.
+pub trait UploadObserver: Send + Sync + std::fmt::Debug {
+    /// A session was created and is about to be used.
+    fn opened(&self, session_id: &str, uri: &CrUri);
+    /// The session completed, was cancelled, or is known to be gone.
+    fn closed(&self, session_id: &str);
+}
 
 /// One chunk of an upload plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +211,20 @@ pub struct UploadOptions {
     pub mime_type: Option<String>,
     /// Metadata applied on completion.
     pub metadata: Option<HashMap<String, String>>,
+    /// Told about the session opened for this upload.
+    pub observer: Option<Arc<dyn UploadObserver>>,
+}
+
+/// True when a cancel's outcome means the session no longer exists upstream
+/// (cancelled now, or unknown there): only a transport failure or a 5xx
+/// leaves it possibly open.
+pub fn cancel_settled(r: &Result<()>) -> bool {
+    match r {
+        Ok(()) => true,
+        Err(Error::Transport(_)) | Err(Error::Io(_)) | Err(Error::SignInRequired) => false,
+        Err(Error::UnexpectedStatus { status, .. }) => *status < 500,
+        Err(e) => !e.is_login_required(),
+    }
 }
 
 /// Cancels an upload session when dropped while armed.
@@ -201,6 +233,17 @@ struct CancelGuard {
     id: String,
     uri: CrUri,
     armed: bool,
+    observer: Option<Arc<dyn UploadObserver>>,
+}
+
+impl CancelGuard {
+    /// The session is settled (completed or cancelled): disarm and tell.
+    fn settle(&mut self) {
+        self.armed = false;
+        if let Some(o) = &self.observer {
+            o.closed(&self.id);
+        }
+    }
 }
 
 impl Drop for CancelGuard {
@@ -212,9 +255,16 @@ impl Drop for CancelGuard {
             let s = self.session.clone();
             let id = std::mem::take(&mut self.id);
             let uri = self.uri.clone();
+            let observer = self.observer.take();
             h.spawn(async move {
-                if let Err(e) = s.cancel_upload(&id, &uri).await {
+                let r = s.cancel_upload(&id, &uri).await;
+                if let Err(e) = &r {
                     tracing::warn!(error = %e, session_id = %id, "cancelling dropped upload failed");
+                }
+                if cancel_settled(&r)
+                    && let Some(o) = observer
+                {
+                    o.closed(&id);
                 }
             });
         } else {
@@ -348,12 +398,17 @@ impl Session {
             },
             metadata: opts.metadata,
         };
+        let observer = opts.observer;
         let sess = self.create_upload_session(&req).await?;
+        if let Some(o) = &observer {
+            o.opened(&sess.session_id, uri);
+        }
         let mut guard = CancelGuard {
             session: self.clone(),
             id: sess.session_id.clone(),
             uri: uri.clone(),
             armed: true,
+            observer,
         };
         let sent = match sess.storage_policy.as_ref() {
             // The server would refuse the first chunk with 40006; do not
@@ -376,16 +431,22 @@ impl Session {
         };
         match sent {
             Ok(()) => {
-                guard.armed = false;
+                guard.settle();
                 self.info(uri, false).await
             }
             Err(e) => {
                 // The guard stays armed while cancelling, so a drop during
                 // the cancel request still cancels.
-                if let Err(ce) = self.cancel_upload(&sess.session_id, uri).await {
+                let r = self.cancel_upload(&sess.session_id, uri).await;
+                if let Err(ce) = &r {
                     tracing::warn!(error = %ce, session_id = %sess.session_id, "cancelling failed upload failed");
                 }
-                guard.armed = false;
+                if cancel_settled(&r) {
+                    guard.settle();
+                } else {
+                    // Left to whoever journals the session.
+                    guard.armed = false;
+                }
                 Err(e)
             }
         }
@@ -423,9 +484,50 @@ impl Session {
         Ok(())
     }
 
-    /// Streams one chunk: a pump reads `len` bytes from the source into a
-    /// small channel that feeds the request body.
+    /// Streams one chunk; re-sends it once when the server refused it for
+    /// an expired token and every byte read so far is in the replay buffer.
     async fn pump_chunk<R>(&self, session_id: &str, c: ChunkSpec, source: &mut R) -> Result<()>
+    where
+        R: AsyncRead + Unpin + Send + ?Sized,
+    {
+        let mut replay = Replay::default();
+        let mut left = c.len;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let r = self
+                .chunk_attempt(session_id, c, source, &mut replay, &mut left)
+                .await;
+            match r {
+                Err(e)
+                    if attempt == 1
+                        && !replay.overflow
+                        && (e.is(ErrorCode::CheckLogin)
+                            || e.is(ErrorCode::UploadSessionExpired)) =>
+                {
+                    // A 401 already refreshed the token; a 40011 may be a
+                    // token the server now treats as anonymous.
+                    if e.is(ErrorCode::UploadSessionExpired) {
+                        self.refresh().await?;
+                    }
+                    tracing::info!(session_id, index = c.index, error = %e, "chunk refused for the token; re-sending after refresh");
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// One attempt at a chunk: a pump feeds the replayed bytes, then reads
+    /// the rest of the chunk from the source into a small channel that
+    /// feeds the request body.
+    async fn chunk_attempt<R>(
+        &self,
+        session_id: &str,
+        c: ChunkSpec,
+        source: &mut R,
+        replay: &mut Replay,
+        left: &mut u64,
+    ) -> Result<()>
     where
         R: AsyncRead + Unpin + Send + ?Sized,
     {
@@ -433,15 +535,19 @@ impl Session {
             std::result::Result<Bytes, std::io::Error>,
         >(CHANNEL_DEPTH);
         let pump = async move {
-            let mut left = c.len;
-            while left > 0 {
-                let want = left.min(READ_BUF as u64) as usize;
+            for b in replay.kept.clone() {
+                if tx.send(Ok(b)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            while *left > 0 {
+                let want = (*left).min(READ_BUF as u64) as usize;
                 let mut buf = BytesMut::zeroed(want);
                 let n = match source.read(&mut buf[..]).await {
                     Ok(0) => {
                         let e = Error::SourceLength {
                             expected: c.offset + c.len,
-                            actual: c.offset + c.len - left,
+                            actual: c.offset + c.len - *left,
                         };
                         let _ = tx
                             .send(Err(std::io::Error::other("upload source ended early")))
@@ -455,8 +561,10 @@ impl Session {
                     }
                 };
                 buf.truncate(n);
-                left -= n as u64;
-                if tx.send(Ok(buf.freeze())).await.is_err() {
+                *left -= n as u64;
+                let b = buf.freeze();
+                replay.keep(&b);
+                if tx.send(Ok(b)).await.is_err() {
                     // The request ended (failed); its error is reported.
                     return Ok(());
                 }
@@ -479,6 +587,29 @@ impl Session {
                 pump_res?;
                 req_res
             }
+        }
+    }
+}
+
+/// The bytes of the current chunk read so far, while they fit [`REPLAY_MAX`].
+#[derive(Default)]
+struct Replay {
+    kept: Vec<Bytes>,
+    len: u64,
+    overflow: bool,
+}
+
+impl Replay {
+    fn keep(&mut self, b: &Bytes) {
+        if self.overflow {
+            return;
+        }
+        self.len += b.len() as u64;
+        if self.len > REPLAY_MAX {
+            self.overflow = true;
+            self.kept.clear();
+        } else {
+            self.kept.push(b.clone());
         }
     }
 }

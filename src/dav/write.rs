@@ -76,9 +76,14 @@ impl std::fmt::Debug for WriteFile {
     }
 }
 
-fn opts() -> UploadOptions {
+fn opts(ctx: &RequestCtx) -> UploadOptions {
     UploadOptions {
         overwrite: true,
+        observer: ctx
+            .settings
+            .upload_journal
+            .as_ref()
+            .map(|j| j.observer(&ctx.principal.email)),
         ..UploadOptions::default()
     }
 }
@@ -90,9 +95,10 @@ fn spawn_stream_upload(
     uri: CrUri,
     n: u64,
     mut rx: mpsc::Receiver<Frame>,
+    opts: UploadOptions,
 ) -> UploadTask {
     tokio::spawn(async move {
-        match session.upload_stream(&uri, n, &mut rx, opts()).await {
+        match session.upload_stream(&uri, n, &mut rx, opts).await {
             Err(e) if e.is_policy_not_allowed() => {
                 tracing::info!(%uri, "policy refuses chunks; falling back to /file/content");
                 session.put_content(&uri, None, rx, n).await
@@ -117,7 +123,7 @@ impl WriteFile {
             Some(0) => Mode::Idle,
             Some(n) => {
                 let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-                let task = spawn_stream_upload(ctx.session.clone(), uri.clone(), n, rx);
+                let task = spawn_stream_upload(ctx.session.clone(), uri.clone(), n, rx, opts(&ctx));
                 Mode::Stream {
                     tx: Some(tx),
                     task: Some(task),
@@ -314,7 +320,7 @@ impl WriteFile {
                 // Size 0: an empty upload.
                 let (tx, rx) = mpsc::channel(1);
                 drop(tx);
-                spawn_stream_upload(session, uri, 0, rx)
+                spawn_stream_upload(session, uri, 0, rx, opts(&self.ctx))
                     .await
                     .map_err(|_| Error::InvalidArgument("upload task failed".into()))
                     .and_then(|r| r)
@@ -343,7 +349,7 @@ impl WriteFile {
                 }
             }
             Mode::Spool { file, path } => {
-                let r = upload_spool(&session, &uri, file, self.written).await;
+                let r = upload_spool(&session, &uri, file, self.written, opts(&self.ctx)).await;
                 let _ = tokio::fs::remove_file(&path).await;
                 r
             }
@@ -408,11 +414,12 @@ async fn upload_spool(
     uri: &CrUri,
     file: Option<tokio::fs::File>,
     n: u64,
+    opts: UploadOptions,
 ) -> Result<FileResponse, Error> {
     let mut f = file.ok_or_else(|| Error::InvalidArgument("spool file gone".into()))?;
     f.flush().await?;
     f.seek(SeekFrom::Start(0)).await?;
-    match session.upload(uri, n, &mut f, opts()).await {
+    match session.upload(uri, n, &mut f, opts).await {
         Err(e) if e.is_policy_not_allowed() => {
             f.seek(SeekFrom::Start(0)).await?;
             let s = tokio_util::io::ReaderStream::new(f);
