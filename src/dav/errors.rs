@@ -25,7 +25,7 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Operations whose `code: -1` means a refused name or value (Cloudreve's
 /// untyped validation errors: illegal file name or extension at upload,
 /// metadata value too long); elsewhere `-1` is an untyped server failure.
-const NAME_CHECKED_OPS: &[&str] = &["upload", "create", "rename", "metadata"];
+const NAME_CHECKED_OPS: &[&str] = &["upload", "metadata"];
 
 /// Maps `e` to an `FsError`, recording statuses `FsError` cannot carry in
 /// `ctx` and logging one line per upstream failure.
