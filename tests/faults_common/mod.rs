@@ -303,7 +303,7 @@ impl GwProc {
             .env("CLOUDREVE_DAV_SPOOL_DIR", spool)
             .env("CLOUDREVE_DAV_USER_EMAIL", EMAIL)
             .env("CLOUDREVE_DAV_USER_PASSWORD", LOGIN)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "warn")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
