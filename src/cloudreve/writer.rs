@@ -33,6 +33,24 @@ const CHANNEL_DEPTH: usize = 4;
 /// refresh (beyond it, a chunk refused for an expired token fails).
 pub const REPLAY_MAX: u64 = 1024 * 1024;
 
+/// Pauses before the further attempts of [`Session::cancel_retrying`].
+const CANCEL_RETRY_PAUSES: [std::time::Duration; 2] = [
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_secs(1),
+];
+/// Metadata naming the upload session pending on a file.
+const UPLOAD_SESSION_KEY: &str = "sys:upload_session_id";
+
+/// True when a failed call may still have been applied upstream (the
+/// answer was lost or the server failed after acting).
+fn outcome_unknown(e: &Error) -> bool {
+    match e {
+        Error::Transport(_) | Error::Decode { .. } => true,
+        Error::UnexpectedStatus { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
 /// Told about the upload sessions [`Session::upload`] opens and settles.
 pub trait UploadObserver: Send + Sync + std::fmt::Debug {
     /// A session was created and is about to be used.
@@ -215,15 +233,13 @@ pub struct UploadOptions {
     pub observer: Option<Arc<dyn UploadObserver>>,
 }
 
-/// True when a cancel's outcome means the session no longer exists upstream
-/// (cancelled now, or unknown there): only a transport failure or a 5xx
-/// leaves it possibly open.
+/// True when a cancel's outcome means the session no longer exists upstream:
+/// cancelled now, or the session or its file unknown there. Any other
+/// failure (transport, 5xx, an untyped `code: -1`…) leaves it possibly open.
 pub fn cancel_settled(r: &Result<()>) -> bool {
     match r {
         Ok(()) => true,
-        Err(Error::Transport(_)) | Err(Error::Io(_)) | Err(Error::SignInRequired) => false,
-        Err(Error::UnexpectedStatus { status, .. }) => *status < 500,
-        Err(e) => !e.is_login_required(),
+        Err(e) => e.is_not_found() || e.is(ErrorCode::UploadSessionExpired),
     }
 }
 
@@ -257,7 +273,7 @@ impl Drop for CancelGuard {
             let uri = self.uri.clone();
             let observer = self.observer.take();
             h.spawn(async move {
-                let r = s.cancel_upload(&id, &uri).await;
+                let r = s.cancel_retrying(&id, &uri).await;
                 if let Err(e) = &r {
                     tracing::warn!(error = %e, session_id = %id, "cancelling dropped upload failed");
                 }
@@ -343,6 +359,43 @@ impl Session {
             .map(drop)
     }
 
+    /// [`Session::cancel_upload`], tried again (after 0.2 s, then 1 s) while
+    /// the outcome leaves the session possibly open.
+    pub async fn cancel_retrying(&self, session_id: &str, uri: &CrUri) -> Result<()> {
+        let mut r = self.cancel_upload(session_id, uri).await;
+        for pause in CANCEL_RETRY_PAUSES {
+            if cancel_settled(&r) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            r = self.cancel_upload(session_id, uri).await;
+        }
+        r
+    }
+
+    /// After a session creation whose outcome is unknown (the answer was
+    /// lost), cancels the session it may have opened: the target then
+    /// carries `sys:upload_session_id`. Otherwise its upload lock would
+    /// block the file until the session expires (a day by default).
+    async fn cancel_orphan(&self, uri: &CrUri) {
+        let sid = match self.info(uri, false).await {
+            Ok(f) => f
+                .metadata
+                .and_then(|m| m.get(UPLOAD_SESSION_KEY).cloned())
+                .filter(|s| !s.is_empty()),
+            Err(_) => None,
+        };
+        let Some(sid) = sid else { return };
+        match self.cancel_retrying(&sid, uri).await {
+            Ok(()) => {
+                tracing::warn!(%uri, session_id = %sid, "cancelled the upload session a failed creation left open")
+            }
+            Err(e) => {
+                tracing::warn!(%uri, session_id = %sid, error = %e, "cannot cancel the upload session a failed creation left open")
+            }
+        }
+    }
+
     /// The storage policy id for uploads below `uri`: taken from the
     /// listing of the nearest existing ancestor folder.
     pub async fn policy_id_for(&self, uri: &CrUri) -> Result<String> {
@@ -399,7 +452,15 @@ impl Session {
             metadata: opts.metadata,
         };
         let observer = opts.observer;
-        let sess = self.create_upload_session(&req).await?;
+        let sess = match self.create_upload_session(&req).await {
+            Ok(s) => s,
+            Err(e) => {
+                if outcome_unknown(&e) {
+                    self.cancel_orphan(uri).await;
+                }
+                return Err(e);
+            }
+        };
         if let Some(o) = &observer {
             o.opened(&sess.session_id, uri);
         }
@@ -437,7 +498,7 @@ impl Session {
             Err(e) => {
                 // The guard stays armed while cancelling, so a drop during
                 // the cancel request still cancels.
-                let r = self.cancel_upload(&sess.session_id, uri).await;
+                let r = self.cancel_retrying(&sess.session_id, uri).await;
                 if let Err(ce) = &r {
                     tracing::warn!(error = %ce, session_id = %sess.session_id, "cancelling failed upload failed");
                 }
