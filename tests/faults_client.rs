@@ -58,7 +58,11 @@ async fn client_disconnect_mid_put_leaves_old_content_and_nothing_open() {
     assert_eq!(gw.put("/old.bin", "old").await, 201);
     let data = pattern(1_000_000, 9);
 
-    for (path, known) in [("/old.bin", true), ("/new.bin", true), ("/spooled.bin", false)] {
+    for (path, known) in [
+        ("/old.bin", true),
+        ("/new.bin", true),
+        ("/spooled.bin", false),
+    ] {
         let (tx, body) = fed_body();
         let mut rb = gw.req("PUT", path).body(body);
         if known {
@@ -105,7 +109,10 @@ async fn client_disconnect_mid_put_leaves_old_content_and_nothing_open() {
     assert!(missing(&up, "/new.bin").await, "no placeholder left");
     assert!(missing(&up, "/spooled.bin").await, "no placeholder left");
     assert!(
-        eventually(async || std::fs::read_dir(up.dir.path().join("spool")).is_ok_and(|d| d.count() == 0)).await,
+        eventually(
+            async || std::fs::read_dir(up.dir.path().join("spool")).is_ok_and(|d| d.count() == 0)
+        )
+        .await,
         "spool file removed"
     );
     gw.stop().await;
@@ -186,12 +193,15 @@ async fn sigkill_mid_upload_then_restart_cancels_the_journaled_session() {
     // new process has learnt the WebDAV accounts.
     assert!(
         eventually(async || {
-            http.request(reqwest::Method::from_bytes(b"PROPFIND").expect("m"), &gw2.url)
-                .basic_auth(EMAIL, Some(&up.dav_password))
-                .header("depth", "0")
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 207)
+            http.request(
+                reqwest::Method::from_bytes(b"PROPFIND").expect("m"),
+                &gw2.url,
+            )
+            .basic_auth(EMAIL, Some(&up.dav_password))
+            .header("depth", "0")
+            .send()
+            .await
+            .is_ok_and(|r| r.status().as_u16() == 207)
         })
         .await,
         "restarted gateway serves"
@@ -267,11 +277,17 @@ async fn sigterm_finishes_inflight_requests_then_cuts_and_cancels_the_rest() {
     );
     // …lets the request that goes on finish…
     for part in data[200_000..].chunks(100_000) {
-        tx_a.send(Bytes::copy_from_slice(part)).await.expect("feed a");
+        tx_a.send(Bytes::copy_from_slice(part))
+            .await
+            .expect("feed a");
     }
     drop(tx_a);
     let a = put_a.await.expect("join").expect("a answered");
-    assert!(a.status().is_success(), "in-flight PUT finished: {}", a.status());
+    assert!(
+        a.status().is_success(),
+        "in-flight PUT finished: {}",
+        a.status()
+    );
     // …and cuts the one that stalls once the grace period is over.
     let b = put_b.await.expect("join");
     assert!(

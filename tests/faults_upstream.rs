@@ -109,17 +109,32 @@ async fn upstream_5xx_and_code_minus_one_give_retryable_errors() {
     let cases = [
         (
             "PROPFIND on 500",
-            fault(Some(Method::GET), "/api/v4/file", FaultKind::HttpStatus(500), None),
+            fault(
+                Some(Method::GET),
+                "/api/v4/file",
+                FaultKind::HttpStatus(500),
+                None,
+            ),
             gw.req("PROPFIND", "/").header("depth", "1"),
         ),
         (
             "PROPFIND on code -1",
-            fault(Some(Method::GET), "/api/v4/file", FaultKind::CodeMinusOne, None),
+            fault(
+                Some(Method::GET),
+                "/api/v4/file",
+                FaultKind::CodeMinusOne,
+                None,
+            ),
             gw.req("PROPFIND", "/").header("depth", "1"),
         ),
         (
             "GET on 503",
-            fault(Some(Method::POST), "/api/v4/file/url", FaultKind::HttpStatus(503), None),
+            fault(
+                Some(Method::POST),
+                "/api/v4/file/url",
+                FaultKind::HttpStatus(503),
+                None,
+            ),
             gw.req("GET", "/a.txt"),
         ),
         (
@@ -134,18 +149,33 @@ async fn upstream_5xx_and_code_minus_one_give_retryable_errors() {
         ),
         (
             "PUT with a failing session",
-            fault(Some(Method::PUT), "/api/v4/file/upload", FaultKind::HttpStatus(500), None),
+            fault(
+                Some(Method::PUT),
+                "/api/v4/file/upload",
+                FaultKind::HttpStatus(500),
+                None,
+            ),
             gw.req("PUT", "/a.txt").body("new"),
         ),
         (
             "MOVE (rename) on code -1",
-            fault(Some(Method::POST), "/api/v4/file/rename", FaultKind::CodeMinusOne, None),
+            fault(
+                Some(Method::POST),
+                "/api/v4/file/rename",
+                FaultKind::CodeMinusOne,
+                None,
+            ),
             gw.req("MOVE", "/m.txt")
                 .header("destination", format!("{}/dir-m.txt", gw.url)),
         ),
         (
             "DELETE on 500",
-            fault(Some(Method::DELETE), "/api/v4/file", FaultKind::HttpStatus(500), None),
+            fault(
+                Some(Method::DELETE),
+                "/api/v4/file",
+                FaultKind::HttpStatus(500),
+                None,
+            ),
             gw.req("DELETE", "/m.txt"),
         ),
     ];
@@ -200,7 +230,10 @@ async fn download_cut_upstream_aborts_the_response() {
                     Err(e) => break Err(e),
                 }
             };
-            assert!(outcome.is_err(), "{what}: body ended cleanly after {got} bytes");
+            assert!(
+                outcome.is_err(),
+                "{what}: body ended cleanly after {got} bytes"
+            );
             assert!(got < data.len(), "{what}");
         } else {
             assert_retryable(&r, what);
@@ -315,7 +348,9 @@ async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
         })
         .await;
     assert_eq!(gw.put("/a.txt", "old").await, 201);
-    let tasks_before = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let tasks_before = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
     up.emu.add_fault(fault(
         None,
         "/api/v4/file",
@@ -340,12 +375,17 @@ async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
     // Nothing is left running in the gateway once the upstream calls ended.
     assert!(
         eventually(async || {
-            tokio::runtime::Handle::current().metrics().num_alive_tasks() <= tasks_before + 2
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+                <= tasks_before + 2
         })
         .await,
         "tasks: {} before, {} after",
         tasks_before,
-        tokio::runtime::Handle::current().metrics().num_alive_tasks()
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
     );
     assert_eq!(up.bytes("/a.txt").as_deref(), Some(&b"old"[..]));
     assert!(

@@ -359,6 +359,26 @@ impl Session {
             .map(drop)
     }
 
+    /// The new version's info once an upload completed, tried again (same
+    /// pauses as cancels) on failure. Its final failure is reported as an
+    /// upstream failure (HTTP 502 status), never as a refusal: the content
+    /// was written.
+    async fn info_after_upload(&self, uri: &CrUri) -> Result<FileResponse> {
+        let mut r = self.info(uri, false).await;
+        for pause in CANCEL_RETRY_PAUSES {
+            if r.is_ok() {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            r = self.info(uri, false).await;
+        }
+        r.map_err(|e| Error::UnexpectedStatus {
+            status: 502,
+            body: format!("upload completed, reading the new version failed: {e}"),
+            location: None,
+        })
+    }
+
     /// [`Session::cancel_upload`], tried again (after 0.2 s, then 1 s) while
     /// the outcome leaves the session possibly open.
     pub async fn cancel_retrying(&self, session_id: &str, uri: &CrUri) -> Result<()> {
@@ -493,7 +513,7 @@ impl Session {
         match sent {
             Ok(()) => {
                 guard.settle();
-                self.info(uri, false).await
+                self.info_after_upload(uri).await
             }
             Err(e) => {
                 // The guard stays armed while cancelling, so a drop during

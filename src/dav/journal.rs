@@ -163,7 +163,8 @@ impl UploadJournal {
     /// entries whose cancel failed for an unreachable upstream stay for the
     /// next start, the others are removed.
     pub async fn recover(&self, lookup: &SessionLookup) -> Recovered {
-        let entries = std::mem::take(&mut *self.leftovers.lock().unwrap_or_else(|p| p.into_inner()));
+        let entries =
+            std::mem::take(&mut *self.leftovers.lock().unwrap_or_else(|p| p.into_inner()));
         let mut out = Recovered::default();
         for entry in entries {
             if self.cancel_entry(lookup, &entry).await {

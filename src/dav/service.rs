@@ -31,8 +31,8 @@ use crate::front::{BoxBody, DavService, Principal, full_body};
 use super::conflicts::{self, locked_response};
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, RETRY_AFTER, classify};
-use super::journal::UploadJournal;
 use super::fs::{CloudreveFs, QuotaCache, lookup};
+use super::journal::UploadJournal;
 use super::kept;
 use super::locks::{JsonFileStore, LockLimits, MemLockSystem, RequestedTimeout};
 use super::propfix::{PropFixer, requested};
@@ -126,7 +126,10 @@ impl DavGateway {
             && let Some(dir) = &settings.state_dir
         {
             settings.upload_journal = Some(UploadJournal::open(dir).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("upload journal in {}: {e}", dir.display()))
+                std::io::Error::new(
+                    e.kind(),
+                    format!("upload journal in {}: {e}", dir.display()),
+                )
             })?);
         }
         let locks = match &settings.state_dir {

@@ -213,7 +213,13 @@ impl Upstream {
         };
         // The account list is learnt in the background.
         assert!(
-            eventually(async || gw.req("PROPFIND", "/").header("depth", "0").send().await.is_ok_and(|r| r.status().as_u16() == 207)).await,
+            eventually(async || gw
+                .req("PROPFIND", "/")
+                .header("depth", "0")
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 207))
+            .await,
             "gateway serves"
         );
         gw
@@ -274,7 +280,11 @@ pub fn fed_body() -> (tokio::sync::mpsc::Sender<bytes::Bytes>, reqwest::Body) {
 /// Deterministic test bytes.
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(u32::from(seed % 31)) as u8)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(u32::from(seed % 31)) as u8
+        })
         .collect()
 }
 
@@ -289,7 +299,12 @@ pub struct GwProc {
 impl GwProc {
     /// Starts `cloudreve-dav serve` against `upstream` with `state`, and
     /// waits until it accepts connections.
-    pub async fn spawn(upstream: &str, state: &Path, spool: &Path, extra_env: &[(&str, &str)]) -> GwProc {
+    pub async fn spawn(
+        upstream: &str,
+        state: &Path,
+        spool: &Path,
+        extra_env: &[(&str, &str)],
+    ) -> GwProc {
         let addr = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             l.local_addr().expect("addr")
@@ -320,7 +335,10 @@ impl GwProc {
             if TcpStream::connect(addr).await.is_ok() {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "gateway listens within 60 s");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gateway listens within 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         GwProc {
