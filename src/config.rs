@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// Seconds one upstream (Cloudreve) request may take (env: CLOUDREVE_DAV_UPSTREAM_TIMEOUT_SECS).
     #[arg(long, value_name = "SECS")]
     pub upstream_timeout_secs: Option<u64>,
+    /// Seconds a connection to the upstream may take to open (env: CLOUDREVE_DAV_UPSTREAM_CONNECT_TIMEOUT_SECS).
+    #[arg(long, value_name = "SECS")]
+    pub upstream_connect_timeout_secs: Option<u64>,
     /// Seconds in-flight requests get to finish on shutdown (env: CLOUDREVE_DAV_SHUTDOWN_GRACE_SECS).
     #[arg(long, value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
@@ -192,6 +195,8 @@ pub struct Timeouts {
     pub header_read: Duration,
     /// Time one upstream request may take.
     pub upstream: Duration,
+    /// Time a connection to the upstream may take to open.
+    pub upstream_connect: Duration,
     /// Time in-flight requests get to finish after a shutdown signal.
     pub shutdown_grace: Duration,
 }
@@ -245,6 +250,7 @@ struct FileConfig {
     lock_timeout_max_secs: Option<u64>,
     header_timeout_secs: Option<u64>,
     upstream_timeout_secs: Option<u64>,
+    upstream_connect_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     log_format: Option<LogFormat>,
 }
@@ -440,6 +446,17 @@ pub fn load_with_env(
             "upstream_timeout_secs",
             1,
             86_400,
+        )?,
+        upstream_connect: secs(
+            num(
+                args.upstream_connect_timeout_secs,
+                "UPSTREAM_CONNECT_TIMEOUT_SECS",
+                file.upstream_connect_timeout_secs,
+            )?
+            .unwrap_or(10),
+            "upstream_connect_timeout_secs",
+            1,
+            3600,
         )?,
         shutdown_grace: secs(
             num(

@@ -25,6 +25,10 @@ use crate::front::{
     self, AccountSource, Authenticator, Front, FrontSettings, RawAccount, SourceError,
 };
 
+/// How long shutdown waits for aborted uploads to cancel their sessions
+/// before cancelling the rest itself.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
+
 /// How many times a user's sign-in is tried at start-up before giving up.
 const SIGN_IN_ATTEMPTS: u32 = 5;
 
@@ -118,6 +122,7 @@ fn source_error(email: &str, e: CrError) -> SourceError {
 /// The client options the gateway uses towards `config.upstream`.
 pub fn client_options(config: &Config) -> ClientOptions {
     ClientOptions {
+        connect_timeout: config.timeouts.upstream_connect,
         read_timeout: Some(config.timeouts.upstream),
         ..ClientOptions::default()
     }
@@ -248,6 +253,12 @@ pub async fn start_with(
         sessions.lookup(),
         dav_settings(config),
     )?);
+    // Upload sessions a crash of the previous run left open: cancel them
+    // before serving (they hold upload locks on the users' files).
+    let journal = dav.upload_journal().cloned();
+    if let Some(j) = &journal {
+        j.recover(&sessions.lookup()).await;
+    }
     let front = Arc::new(Front::new(FrontSettings::from_config(config), auth, dav));
     let tls = config.tls.as_ref().map(front::load_tls).transpose()?;
     let has_tls = tls.is_some();
@@ -258,7 +269,17 @@ pub async fn start_with(
             _ = signal => {}
         }
     };
-    let server = tokio::spawn(front::serve(listener, tls, front.clone(), shutdown));
+    let serving = front::serve(listener, tls, front.clone(), shutdown);
+    let lookup = sessions.lookup();
+    let server = tokio::spawn(async move {
+        let r = serving.await;
+        // Requests cut at the end of the grace period cancel their upload
+        // sessions themselves; cancel whatever is still open after a while.
+        if let Some(j) = journal {
+            j.settle(&lookup, SETTLE_WAIT).await;
+        }
+        r
+    });
     Ok(RunningGateway {
         addr,
         tls: has_tls,

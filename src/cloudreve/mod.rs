@@ -46,4 +46,7 @@ pub use self::types::{
     StoragePolicy, Timestamp, Token, UploadSession, User,
 };
 pub use self::uri::{CrUri, build_query, escape_segment, query_escape};
-pub use self::writer::{ChunkSpec, Previous, UploadOptions, UploadRequest, chunk_plan};
+pub use self::writer::{
+    ChunkSpec, Previous, REPLAY_MAX, UploadObserver, UploadOptions, UploadRequest, cancel_settled,
+    chunk_plan,
+};

@@ -1,5 +1,12 @@
 //! Uploads (contract §5): upload sessions, chunk transfer and a high-level
 //! streaming writer that cancels its session on any failure or drop.
+//!
+//! An [`UploadObserver`] is told about every session the writer opens and
+//! settles (e.g. to journal them, so that sessions a crash left open can be
+//! cancelled later). A chunk refused because the access token expired on
+//! the server (401, or 40011 for a token that turned anonymous) is re-sent
+//! once after a token refresh, from a bounded replay buffer of the chunk's
+//! bytes ([`REPLAY_MAX`]); a longer chunk already partly consumed fails.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -22,6 +29,35 @@ use super::uri::CrUri;
 const READ_BUF: usize = 64 * 1024;
 /// Pieces buffered between the source and the HTTP body.
 const CHANNEL_DEPTH: usize = 4;
+/// Bytes of a chunk kept so that the chunk can be re-sent after a token
+/// refresh (beyond it, a chunk refused for an expired token fails).
+pub const REPLAY_MAX: u64 = 1024 * 1024;
+
+/// Pauses before the further attempts of [`Session::cancel_retrying`].
+const CANCEL_RETRY_PAUSES: [std::time::Duration; 2] = [
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_secs(1),
+];
+/// Metadata naming the upload session pending on a file.
+const UPLOAD_SESSION_KEY: &str = "sys:upload_session_id";
+
+/// True when a failed call may still have been applied upstream (the
+/// answer was lost or the server failed after acting).
+fn outcome_unknown(e: &Error) -> bool {
+    match e {
+        Error::Transport(_) | Error::Decode { .. } => true,
+        Error::UnexpectedStatus { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
+/// Told about the upload sessions [`Session::upload`] opens and settles.
+pub trait UploadObserver: Send + Sync + std::fmt::Debug {
+    /// A session was created and is about to be used.
+    fn opened(&self, session_id: &str, uri: &CrUri);
+    /// The session completed, was cancelled, or is known to be gone.
+    fn closed(&self, session_id: &str);
+}
 
 /// One chunk of an upload plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +237,8 @@ pub struct UploadOptions {
     /// before ours lands. A mismatch cancels the session and fails with
     /// 40076 ([`Error::is_stale_version`]).
     pub previous: Option<Previous>,
+    /// Told about the session opened for this upload.
+    pub observer: Option<Arc<dyn UploadObserver>>,
 }
 
 /// The version an overwrite expects to replace.
@@ -234,12 +272,33 @@ impl Previous {
     }
 }
 
+/// True when a cancel's outcome means the session no longer exists upstream:
+/// cancelled now, or the session or its file unknown there. Any other
+/// failure (transport, 5xx, an untyped `code: -1`…) leaves it possibly open.
+pub fn cancel_settled(r: &Result<()>) -> bool {
+    match r {
+        Ok(()) => true,
+        Err(e) => e.is_not_found() || e.is(ErrorCode::UploadSessionExpired),
+    }
+}
+
 /// Cancels an upload session when dropped while armed.
 struct CancelGuard {
     session: Session,
     id: String,
     uri: CrUri,
     armed: bool,
+    observer: Option<Arc<dyn UploadObserver>>,
+}
+
+impl CancelGuard {
+    /// The session is settled (completed or cancelled): disarm and tell.
+    fn settle(&mut self) {
+        self.armed = false;
+        if let Some(o) = &self.observer {
+            o.closed(&self.id);
+        }
+    }
 }
 
 impl Drop for CancelGuard {
@@ -251,9 +310,16 @@ impl Drop for CancelGuard {
             let s = self.session.clone();
             let id = std::mem::take(&mut self.id);
             let uri = self.uri.clone();
+            let observer = self.observer.take();
             h.spawn(async move {
-                if let Err(e) = s.cancel_upload(&id, &uri).await {
+                let r = s.cancel_retrying(&id, &uri).await;
+                if let Err(e) = &r {
                     tracing::warn!(error = %e, session_id = %id, "cancelling dropped upload failed");
+                }
+                if cancel_settled(&r)
+                    && let Some(o) = observer
+                {
+                    o.closed(&id);
                 }
             });
         } else {
@@ -332,6 +398,63 @@ impl Session {
             .map(drop)
     }
 
+    /// The new version's info once an upload completed, tried again (same
+    /// pauses as cancels) on failure. Its final failure is reported as an
+    /// upstream failure (HTTP 502 status), never as a refusal: the content
+    /// was written.
+    async fn info_after_upload(&self, uri: &CrUri) -> Result<FileResponse> {
+        let mut r = self.info(uri, false).await;
+        for pause in CANCEL_RETRY_PAUSES {
+            if r.is_ok() {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            r = self.info(uri, false).await;
+        }
+        r.map_err(|e| Error::UnexpectedStatus {
+            status: 502,
+            body: format!("upload completed, reading the new version failed: {e}"),
+            location: None,
+        })
+    }
+
+    /// [`Session::cancel_upload`], tried again (after 0.2 s, then 1 s) while
+    /// the outcome leaves the session possibly open.
+    pub async fn cancel_retrying(&self, session_id: &str, uri: &CrUri) -> Result<()> {
+        let mut r = self.cancel_upload(session_id, uri).await;
+        for pause in CANCEL_RETRY_PAUSES {
+            if cancel_settled(&r) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            r = self.cancel_upload(session_id, uri).await;
+        }
+        r
+    }
+
+    /// After a session creation whose outcome is unknown (the answer was
+    /// lost), cancels the session it may have opened: the target then
+    /// carries `sys:upload_session_id`. Otherwise its upload lock would
+    /// block the file until the session expires (a day by default).
+    async fn cancel_orphan(&self, uri: &CrUri) {
+        let sid = match self.info(uri, false).await {
+            Ok(f) => f
+                .metadata
+                .and_then(|m| m.get(UPLOAD_SESSION_KEY).cloned())
+                .filter(|s| !s.is_empty()),
+            Err(_) => None,
+        };
+        let Some(sid) = sid else { return };
+        match self.cancel_retrying(&sid, uri).await {
+            Ok(()) => {
+                tracing::warn!(%uri, session_id = %sid, "cancelled the upload session a failed creation left open")
+            }
+            Err(e) => {
+                tracing::warn!(%uri, session_id = %sid, error = %e, "cannot cancel the upload session a failed creation left open")
+            }
+        }
+    }
+
     /// The storage policy id for uploads below `uri`: taken from the
     /// listing of the nearest existing ancestor folder.
     pub async fn policy_id_for(&self, uri: &CrUri) -> Result<String> {
@@ -388,12 +511,25 @@ impl Session {
             metadata: opts.metadata,
         };
         let previous = opts.previous;
-        let sess = self.create_upload_session(&req).await?;
+        let observer = opts.observer;
+        let sess = match self.create_upload_session(&req).await {
+            Ok(s) => s,
+            Err(e) => {
+                if outcome_unknown(&e) {
+                    self.cancel_orphan(uri).await;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(o) = &observer {
+            o.opened(&sess.session_id, uri);
+        }
         let mut guard = CancelGuard {
             session: self.clone(),
             id: sess.session_id.clone(),
             uri: uri.clone(),
             armed: true,
+            observer,
         };
         let sent = match sess.storage_policy.as_ref() {
             // The server would refuse the first chunk with 40006; do not
@@ -419,16 +555,22 @@ impl Session {
         };
         match sent {
             Ok(()) => {
-                guard.armed = false;
-                self.info(uri, false).await
+                guard.settle();
+                self.info_after_upload(uri).await
             }
             Err(e) => {
                 // The guard stays armed while cancelling, so a drop during
                 // the cancel request still cancels.
-                if let Err(ce) = self.cancel_upload(&sess.session_id, uri).await {
+                let r = self.cancel_retrying(&sess.session_id, uri).await;
+                if let Err(ce) = &r {
                     tracing::warn!(error = %ce, session_id = %sess.session_id, "cancelling failed upload failed");
                 }
-                guard.armed = false;
+                if cancel_settled(&r) {
+                    guard.settle();
+                } else {
+                    // Left to whoever journals the session.
+                    guard.armed = false;
+                }
                 Err(e)
             }
         }
@@ -479,9 +621,50 @@ impl Session {
         Ok(())
     }
 
-    /// Streams one chunk: a pump reads `len` bytes from the source into a
-    /// small channel that feeds the request body.
+    /// Streams one chunk; re-sends it once when the server refused it for
+    /// an expired token and every byte read so far is in the replay buffer.
     async fn pump_chunk<R>(&self, session_id: &str, c: ChunkSpec, source: &mut R) -> Result<()>
+    where
+        R: AsyncRead + Unpin + Send + ?Sized,
+    {
+        let mut replay = Replay::default();
+        let mut left = c.len;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let r = self
+                .chunk_attempt(session_id, c, source, &mut replay, &mut left)
+                .await;
+            match r {
+                Err(e)
+                    if attempt == 1
+                        && !replay.overflow
+                        && (e.is(ErrorCode::CheckLogin)
+                            || e.is(ErrorCode::UploadSessionExpired)) =>
+                {
+                    // A 401 already refreshed the token; a 40011 may be a
+                    // token the server now treats as anonymous.
+                    if e.is(ErrorCode::UploadSessionExpired) {
+                        self.refresh().await?;
+                    }
+                    tracing::info!(session_id, index = c.index, error = %e, "chunk refused for the token; re-sending after refresh");
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// One attempt at a chunk: a pump feeds the replayed bytes, then reads
+    /// the rest of the chunk from the source into a small channel that
+    /// feeds the request body.
+    async fn chunk_attempt<R>(
+        &self,
+        session_id: &str,
+        c: ChunkSpec,
+        source: &mut R,
+        replay: &mut Replay,
+        left: &mut u64,
+    ) -> Result<()>
     where
         R: AsyncRead + Unpin + Send + ?Sized,
     {
@@ -489,15 +672,19 @@ impl Session {
             std::result::Result<Bytes, std::io::Error>,
         >(CHANNEL_DEPTH);
         let pump = async move {
-            let mut left = c.len;
-            while left > 0 {
-                let want = left.min(READ_BUF as u64) as usize;
+            for b in replay.kept.clone() {
+                if tx.send(Ok(b)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            while *left > 0 {
+                let want = (*left).min(READ_BUF as u64) as usize;
                 let mut buf = BytesMut::zeroed(want);
                 let n = match source.read(&mut buf[..]).await {
                     Ok(0) => {
                         let e = Error::SourceLength {
                             expected: c.offset + c.len,
-                            actual: c.offset + c.len - left,
+                            actual: c.offset + c.len - *left,
                         };
                         let _ = tx
                             .send(Err(std::io::Error::other("upload source ended early")))
@@ -511,8 +698,10 @@ impl Session {
                     }
                 };
                 buf.truncate(n);
-                left -= n as u64;
-                if tx.send(Ok(buf.freeze())).await.is_err() {
+                *left -= n as u64;
+                let b = buf.freeze();
+                replay.keep(&b);
+                if tx.send(Ok(b)).await.is_err() {
                     // The request ended (failed); its error is reported.
                     return Ok(());
                 }
@@ -535,6 +724,29 @@ impl Session {
                 pump_res?;
                 req_res
             }
+        }
+    }
+}
+
+/// The bytes of the current chunk read so far, while they fit [`REPLAY_MAX`].
+#[derive(Default)]
+struct Replay {
+    kept: Vec<Bytes>,
+    len: u64,
+    overflow: bool,
+}
+
+impl Replay {
+    fn keep(&mut self, b: &Bytes) {
+        if self.overflow {
+            return;
+        }
+        self.len += b.len() as u64;
+        if self.len > REPLAY_MAX {
+            self.overflow = true;
+            self.kept.clear();
+        } else {
+            self.kept.push(b.clone());
         }
     }
 }

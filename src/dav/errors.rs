@@ -3,6 +3,12 @@
 //! `FsError` has no 409/412/423/502/503: for those the wanted status is
 //! recorded in the [`RequestCtx`] and `GeneralFailure` (500) is returned;
 //! the gateway then rewrites the 500 into the wanted status.
+//!
+//! Upstream outages are answered so that clients retry: an unreachable
+//! or failing Cloudreve (connection refused or dropped, HTTP 5xx/429, an
+//! untyped `code: -1` outside the name checks) gives 503, an upstream
+//! request that timed out 504, an answer the gateway cannot use 502 —
+//! all three with `Retry-After`.
 
 use std::time::Duration;
 
@@ -13,13 +19,18 @@ use crate::cloudreve::{Error, ErrorCode};
 
 use super::ctx::RequestCtx;
 
-/// `Retry-After` sent with 503 answers.
+/// `Retry-After` sent with 502, 503 and 504 answers.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Operations whose `code: -1` means a refused name or value (Cloudreve's
+/// untyped validation errors: illegal file name or extension at upload,
+/// metadata value too long); elsewhere `-1` is an untyped server failure.
+const NAME_CHECKED_OPS: &[&str] = &["upload", "metadata"];
 
 /// Maps `e` to an `FsError`, recording statuses `FsError` cannot carry in
 /// `ctx` and logging one line per upstream failure.
 pub fn map_err(ctx: &RequestCtx, op: &str, e: &Error) -> FsError {
-    let fs = classify(e);
+    let fs = classify_in(op, e);
     if e.is_locked() {
         ctx.record_conflicts(e.lock_conflicts());
     }
@@ -49,9 +60,16 @@ pub enum Outcome {
     Status(StatusCode, Option<Duration>),
 }
 
-/// Classifies an upstream error.
+/// Classifies an upstream error of a call that checks names (`code: -1`
+/// is a refused name there).
 pub fn classify(e: &Error) -> Outcome {
+    classify_in("metadata", e)
+}
+
+/// Classifies an upstream error of operation `op` (`"list"`, `"upload"`…).
+pub fn classify_in(op: &str, e: &Error) -> Outcome {
     use Outcome::*;
+    let retry = Some(RETRY_AFTER);
     if e.is_not_found() {
         return Fs(FsError::NotFound);
     }
@@ -80,7 +98,10 @@ pub fn classify(e: &Error) -> Outcome {
         Error::Api(a) => match a.kind {
             // Invalid names / extensions (40052, -1 on name checks).
             ErrorCode::IllegalObjectName => Fs(FsError::Forbidden),
-            _ if a.code == -1 => Fs(FsError::Forbidden),
+            _ if a.code == -1 && NAME_CHECKED_OPS.iter().any(|o| op.starts_with(o)) => {
+                Fs(FsError::Forbidden)
+            }
+            _ if a.code == -1 => Status(StatusCode::SERVICE_UNAVAILABLE, retry),
             ErrorCode::PolicyNotAllowed => Fs(FsError::InsufficientStorage),
             ErrorCode::Conflict | ErrorCode::ConflictUploadOngoing => {
                 Status(StatusCode::CONFLICT, None)
@@ -92,19 +113,20 @@ pub fn classify(e: &Error) -> Outcome {
                     .as_ref()
                     .and_then(|g| g.entries.values().next())
                 {
-                    Some(inner) => classify(&Error::Api(Box::new(inner.clone()))),
-                    None => Status(StatusCode::BAD_GATEWAY, None),
+                    Some(inner) => classify_in(op, &Error::Api(Box::new(inner.clone()))),
+                    None => Status(StatusCode::BAD_GATEWAY, retry),
                 }
             }
-            _ => Status(StatusCode::BAD_GATEWAY, None),
+            _ => Status(StatusCode::BAD_GATEWAY, retry),
         },
+        Error::Transport(t) if t.is_timeout() => Status(StatusCode::GATEWAY_TIMEOUT, retry),
         Error::Transport(_) | Error::ShortBody { .. } => {
-            Status(StatusCode::SERVICE_UNAVAILABLE, Some(RETRY_AFTER))
+            Status(StatusCode::SERVICE_UNAVAILABLE, retry)
         }
         Error::UnexpectedStatus { status, .. } if *status >= 500 || *status == 429 => {
-            Status(StatusCode::SERVICE_UNAVAILABLE, Some(RETRY_AFTER))
+            Status(StatusCode::SERVICE_UNAVAILABLE, retry)
         }
         Error::InvalidUri(_) => Fs(FsError::Forbidden),
-        _ => Status(StatusCode::BAD_GATEWAY, None),
+        _ => Status(StatusCode::BAD_GATEWAY, retry),
     }
 }

@@ -364,8 +364,10 @@ fn parent_and_name(u: &CrUri) -> Result<(CrUri, String), FsError> {
 /// MOVE `src` to `dst` (the destination no longer exists). Cloudreve's move
 /// keeps names and its rename stays in the folder, so a move with a new name
 /// is: rename to a unique temporary name, move, rename to the final name —
-/// neither step can collide with an existing sibling; each failure is
-/// rolled back.
+/// neither step can collide with an existing sibling. When a step fails,
+/// the object is found again by its id (a lost answer may hide a step that
+/// was applied) and the move is completed if only the final rename is
+/// missing, else rolled back.
 async fn move_obj(ctx: &RequestCtx, src: &CrUri, dst: &CrUri) -> Result<(), FsError> {
     let s = &ctx.session;
     let (sp, sn) = parent_and_name(src)?;
@@ -383,35 +385,67 @@ async fn move_obj(ctx: &RequestCtx, src: &CrUri, dst: &CrUri) -> Result<(), FsEr
             .await
             .map_err(|e| map_err(ctx, "move", &e));
     }
+    let id = match lookup(ctx, src).await {
+        Ok(f) => f.id,
+        Err(e) => return Err(e),
+    };
     let tmp = format!(".cdav-mv-{}", uuid::Uuid::new_v4().simple());
-    s.rename(src, &tmp)
-        .await
-        .map_err(|e| map_err(ctx, "rename(tmp)", &e))?;
     let src_tmp = sp.join(&tmp).map_err(|_| FsError::GeneralFailure)?;
-    if let Err(e) = s
-        .move_or_copy(std::slice::from_ref(&src_tmp), &dp, false)
-        .await
-    {
-        if let Err(re) = s.rename(&src_tmp, &sn).await {
-            tracing::error!(uri = %src_tmp, error = %re, "MOVE rollback (rename back) failed");
-        }
-        return Err(map_err(ctx, "move", &e));
-    }
     let dst_tmp = dp.join(&tmp).map_err(|_| FsError::GeneralFailure)?;
-    if let Err(e) = s.rename(&dst_tmp, &dn).await {
-        let back = s
-            .move_or_copy(std::slice::from_ref(&dst_tmp), &sp, false)
-            .await;
-        let back = match back {
-            Ok(()) => s.rename(&src_tmp, &sn).await.map(drop),
-            Err(x) => Err(x),
-        };
-        if let Err(re) = back {
-            tracing::error!(uri = %dst_tmp, error = %re, "MOVE rollback failed");
+    let steps = async {
+        s.rename(src, &tmp).await.map_err(|e| ("rename(tmp)", e))?;
+        s.move_or_copy(std::slice::from_ref(&src_tmp), &dp, false)
+            .await
+            .map_err(|e| ("move", e))?;
+        s.rename(&dst_tmp, &dn).await.map_err(|e| ("rename", e))?;
+        Ok::<(), (&str, crate::cloudreve::Error)>(())
+    };
+    let Err((op, e)) = steps.await else {
+        return Ok(());
+    };
+    let fe = map_err(ctx, op, &e);
+    match settle_move(s, &id, src, dst, &src_tmp, &dst_tmp).await {
+        Ok(true) => {
+            tracing::info!(%src, %dst, "MOVE completed after a failed step");
+            ctx.forget_all();
+            Ok(())
         }
-        return Err(map_err(ctx, "rename", &e));
+        Ok(false) => Err(fe),
+        Err(re) => {
+            tracing::error!(%src, %dst, id, error = %re, "MOVE could not be completed or rolled back");
+            Err(fe)
+        }
     }
-    Ok(())
+}
+
+/// After a failed step of [`move_obj`]: where is object `id` now? At
+/// `dst` (done: true), at `dst_tmp` (renamed to the final name: true), at
+/// `src_tmp` (renamed back: false), at `src` (false).
+async fn settle_move(
+    s: &crate::cloudreve::Session,
+    id: &str,
+    src: &CrUri,
+    dst: &CrUri,
+    src_tmp: &CrUri,
+    dst_tmp: &CrUri,
+) -> Result<bool, crate::cloudreve::Error> {
+    let now = s.info_by_id(id, false).await?;
+    let here = |u: &CrUri| {
+        now.path
+            .as_deref()
+            .is_some_and(|p| CrUri::parse(p).is_ok_and(|x| &x == u))
+    };
+    if here(dst) {
+        return Ok(true);
+    }
+    if here(dst_tmp) {
+        s.rename(dst_tmp, dst.name()).await?;
+        return Ok(true);
+    }
+    if here(src_tmp) {
+        s.rename(src_tmp, src.name()).await?;
+    }
+    Ok(false)
 }
 
 /// COPY `src` (file or whole collection) to `dst` (which does not exist).
@@ -437,9 +471,12 @@ async fn copy_obj(ctx: &RequestCtx, src: &CrUri, dst: &CrUri) -> Result<(), FsEr
             uuid::Uuid::new_v4().simple()
         ))
         .map_err(|_| FsError::GeneralFailure)?;
-    s.create(&stage, CreateKind::Folder, true, None)
-        .await
-        .map_err(|e| map_err(ctx, "create(staging)", &e))?;
+    if let Err(e) = s.create(&stage, CreateKind::Folder, true, None).await {
+        // The folder may exist all the same (a lost answer).
+        let fe = map_err(ctx, "create(staging)", &e);
+        remove_staging(s, &stage).await;
+        return Err(fe);
+    }
     let r = async {
         s.move_or_copy(std::slice::from_ref(src), &stage, true)
             .await
@@ -456,11 +493,35 @@ async fn copy_obj(ctx: &RequestCtx, src: &CrUri, dst: &CrUri) -> Result<(), FsEr
             .map_err(|e| map_err(ctx, "move(staging)", &e))
     }
     .await;
-    if let Err(e) = s.delete(std::slice::from_ref(&stage), false, true).await {
-        tracing::warn!(uri = %stage, error = %e, "removing the staging folder failed");
-    }
+    remove_staging(s, &stage).await;
     ctx.forget_all();
     r
+}
+
+/// Removes a COPY staging folder, trying again (after 0.2 s, then 1 s)
+/// on failure; a folder already gone counts as removed.
+async fn remove_staging(s: &crate::cloudreve::Session, stage: &CrUri) {
+    let mut pauses = [
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(1),
+    ]
+    .into_iter();
+    loop {
+        match s.delete(std::slice::from_ref(stage), false, true).await {
+            Ok(()) => return,
+            Err(e) if e.is_not_found() => return,
+            Err(e) => match pauses.next() {
+                Some(p) => {
+                    tracing::info!(uri = %stage, error = %e, "removing the staging folder failed; trying again");
+                    tokio::time::sleep(p).await;
+                }
+                None => {
+                    tracing::warn!(uri = %stage, error = %e, "removing the staging folder failed");
+                    return;
+                }
+            },
+        }
+    }
 }
 
 impl GuardedFileSystem<Ctx> for CloudreveFs {

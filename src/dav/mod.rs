@@ -10,6 +10,7 @@
 //! * [`propfind`] — the gateway's own streaming PROPFIND writer for the
 //!   common request shapes;
 //! * [`read`](mod@read) / [`write`](mod@write) — the lazy download and the upload `DavFile`s;
+//! * [`journal`] — [`journal::UploadJournal`], open upload sessions, cancelled after a crash;
 //! * [`locks`] — [`MemLockSystem`], the expiring, persisted `DavLockSystem`;
 //! * [`conflicts`] — Cloudreve's own locks: 423 bodies, LOCK probe, force unlock;
 //! * [`service`] — [`DavGateway`], the front's `DavService` wrapping the
@@ -20,6 +21,7 @@ pub mod conflicts;
 pub mod ctx;
 pub mod errors;
 pub mod fs;
+pub mod journal;
 pub mod kept;
 pub mod locks;
 pub mod meta;

@@ -40,6 +40,7 @@ use super::conflicts::{self, locked_response};
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, RETRY_AFTER, classify};
 use super::fs::{CloudreveFs, QuotaCache, lookup};
+use super::journal::UploadJournal;
 use super::kept;
 use super::locks::{JsonFileStore, LockLimits, MemLockSystem, RequestedTimeout};
 use super::propfind;
@@ -75,6 +76,9 @@ pub struct DavSettings {
     /// writer ([`propfind`](super::propfind)); `false`: dav-server answers
     /// every PROPFIND (for comparisons).
     pub fast_propfind: bool,
+    /// The journal of open upload sessions; opened in `state_dir` by
+    /// [`DavGateway::try_new`] when `None`.
+    pub upload_journal: Option<Arc<UploadJournal>>,
 }
 
 impl Default for DavSettings {
@@ -89,6 +93,7 @@ impl Default for DavSettings {
             state_dir: None,
             lock_limits: LockLimits::default(),
             fast_propfind: true,
+            upload_journal: None,
         }
     }
 }
@@ -130,7 +135,17 @@ impl DavGateway {
 
     /// Like [`DavGateway::new`], failing when the state directory's lock
     /// table cannot be opened or read.
-    pub fn try_new(sessions: SessionLookup, settings: DavSettings) -> std::io::Result<Self> {
+    pub fn try_new(sessions: SessionLookup, mut settings: DavSettings) -> std::io::Result<Self> {
+        if settings.upload_journal.is_none()
+            && let Some(dir) = &settings.state_dir
+        {
+            settings.upload_journal = Some(UploadJournal::open(dir).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("upload journal in {}: {e}", dir.display()),
+                )
+            })?);
+        }
         let locks = match &settings.state_dir {
             Some(dir) => {
                 let store = JsonFileStore::in_dir(dir).map_err(|e| {
@@ -152,6 +167,11 @@ impl DavGateway {
             locks,
             quota: Arc::new(QuotaCache::default()),
         }
+    }
+
+    /// The journal of open upload sessions (with a state directory).
+    pub fn upload_journal(&self) -> Option<&Arc<UploadJournal>> {
+        self.settings.upload_journal.as_ref()
     }
 
     /// The lock store (for inspection).
@@ -227,7 +247,10 @@ fn text(status: StatusCode, msg: &str) -> Response<BoxBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    if matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    ) {
         r.headers_mut().insert(
             header::RETRY_AFTER,
             HeaderValue::from(RETRY_AFTER.as_secs()),
@@ -529,7 +552,7 @@ impl DavService for DavGateway {
                 // A file (or nothing): dav-server's metadata call decides.
                 Err(e) if e.is_not_found() => {}
                 Err(e) => {
-                    let o = classify(&e);
+                    let o = super::errors::classify_in("list", &e);
                     tracing::warn!(error = %e, "PROPFIND listing pre-flight failed");
                     let status = match o {
                         Outcome::Fs(f) => fs_status(f),

@@ -99,10 +99,15 @@ impl std::fmt::Debug for WriteFile {
     }
 }
 
-fn opts(guard: &WriteGuard) -> UploadOptions {
+fn opts(guard: &WriteGuard, ctx: &RequestCtx) -> UploadOptions {
     UploadOptions {
         overwrite: !guard.create_new,
         previous: guard.previous.clone(),
+        observer: ctx
+            .settings
+            .upload_journal
+            .as_ref()
+            .map(|j| j.observer(&ctx.principal.email)),
         ..UploadOptions::default()
     }
 }
@@ -143,9 +148,10 @@ fn spawn_stream_upload(
     n: u64,
     mut rx: mpsc::Receiver<Frame>,
     guard: WriteGuard,
+    opts: UploadOptions,
 ) -> UploadTask {
     tokio::spawn(async move {
-        match session.upload_stream(&uri, n, &mut rx, opts(&guard)).await {
+        match session.upload_stream(&uri, n, &mut rx, opts).await {
             Err(e) if e.is_policy_not_allowed() => {
                 tracing::info!(%uri, "policy refuses chunks; falling back to /file/content");
                 put_content_guarded(&session, &uri, &guard, rx, n).await
@@ -173,8 +179,14 @@ impl WriteFile {
             Some(0) => Mode::Idle,
             Some(n) => {
                 let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-                let task =
-                    spawn_stream_upload(ctx.session.clone(), uri.clone(), n, rx, guard.clone());
+                let task = spawn_stream_upload(
+                    ctx.session.clone(),
+                    uri.clone(),
+                    n,
+                    rx,
+                    guard.clone(),
+                    opts(&guard, &ctx),
+                );
                 Mode::Stream {
                     tx: Some(tx),
                     task: Some(task),
@@ -373,10 +385,17 @@ impl WriteFile {
                 // Size 0: an empty upload.
                 let (tx, rx) = mpsc::channel(1);
                 drop(tx);
-                spawn_stream_upload(session, uri, 0, rx, self.guard.clone())
-                    .await
-                    .map_err(|_| Error::InvalidArgument("upload task failed".into()))
-                    .and_then(|r| r)
+                spawn_stream_upload(
+                    session,
+                    uri,
+                    0,
+                    rx,
+                    self.guard.clone(),
+                    opts(&self.guard, &self.ctx),
+                )
+                .await
+                .map_err(|_| Error::InvalidArgument("upload task failed".into()))
+                .and_then(|r| r)
             }
             Mode::Stream { tx, task, held } => {
                 let Some(mut tx) = tx else {
@@ -402,7 +421,15 @@ impl WriteFile {
                 }
             }
             Mode::Spool { file, path } => {
-                let r = upload_spool(&session, &uri, file, self.written, &self.guard).await;
+                let r = upload_spool(
+                    &session,
+                    &uri,
+                    file,
+                    self.written,
+                    &self.guard,
+                    opts(&self.guard, &self.ctx),
+                )
+                .await;
                 let _ = tokio::fs::remove_file(&path).await;
                 r
             }
@@ -479,11 +506,12 @@ async fn upload_spool(
     file: Option<tokio::fs::File>,
     n: u64,
     guard: &WriteGuard,
+    opts: UploadOptions,
 ) -> Result<FileResponse, Error> {
     let mut f = file.ok_or_else(|| Error::InvalidArgument("spool file gone".into()))?;
     f.flush().await?;
     f.seek(SeekFrom::Start(0)).await?;
-    match session.upload(uri, n, &mut f, opts(guard)).await {
+    match session.upload(uri, n, &mut f, opts).await {
         Err(e) if e.is_policy_not_allowed() => {
             f.seek(SeekFrom::Start(0)).await?;
             let s = tokio_util::io::ReaderStream::new(f);

@@ -375,6 +375,11 @@ impl Emulator {
         }
     }
 
+    /// Number of fault rules not yet used up.
+    pub fn pending_faults(&self) -> usize {
+        self.inner.faults.lock().map(|f| f.len()).unwrap_or(0)
+    }
+
     /// Removes all fault rules.
     pub fn clear_faults(&self) {
         if let Ok(mut f) = self.inner.faults.lock() {

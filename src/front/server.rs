@@ -75,7 +75,9 @@ pub async fn shutdown_signal() {
 
 /// Serves `front` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets in-flight requests finish (idle keep-alive connections
-/// are closed) for up to `front.settings().shutdown_grace`, and returns.
+/// are closed) for up to `front.settings().shutdown_grace`, cuts the
+/// connections still open (dropping their requests, which cancels their
+/// uploads), and returns.
 ///
 /// With `tls`, every connection is a TLS connection.
 pub async fn serve(
@@ -85,6 +87,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, tls = tls.is_some(), "listening");
@@ -103,11 +106,13 @@ pub async fn serve(
                 }
             },
         };
+        // Reap finished connections so the set stays small.
+        while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
         let front = front.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             match tls {
                 None => serve_connection(stream, front, watcher, peer).await,
                 Some(acceptor) => {
@@ -129,8 +134,12 @@ pub async fn serve(
     );
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period elapsed; abandoning remaining connections"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(connections = connections.len(), "shutdown grace period elapsed; cutting the remaining connections");
+        }
     }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
     Ok(())
 }
 

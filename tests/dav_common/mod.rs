@@ -171,7 +171,8 @@ impl Gw {
     pub async fn extra_gateway(&self, tweak: impl FnOnce(&mut DavSettings)) -> ExtraGw {
         let mut settings = self.settings.clone();
         tweak(&mut settings);
-        let (_, url, stop, task) = serve(&self.session, &settings, &self.root_uri).await;
+        let (_, url, stop, task) =
+            serve(&self.session, &settings, &self.root_uri, &self.requests).await;
         ExtraGw {
             url,
             stop: Some(stop),
