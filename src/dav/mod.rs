@@ -2,6 +2,7 @@
 //!
 //! * [`ctx`] — [`RequestCtx`], the per-request credentials/hints/cache;
 //! * [`fs`] — [`CloudreveFs`], the `GuardedFileSystem` over Cloudreve;
+//! * [`junk`] — the junk-file policy (hide, park in the gateway, reject);
 //! * [`meta`] — metadata and directory entries built from `FileResponse`s;
 //! * [`props`] — dead properties stored as Cloudreve metadata;
 //! * [`kept`] — client mtimes/checksums kept per version (own `dav:` props);
@@ -16,6 +17,7 @@ pub mod conflicts;
 pub mod ctx;
 pub mod errors;
 pub mod fs;
+pub mod junk;
 pub mod kept;
 pub mod locks;
 pub mod meta;

@@ -32,6 +32,7 @@ use super::conflicts::{self, locked_response};
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, RETRY_AFTER, classify};
 use super::fs::{CloudreveFs, QuotaCache, lookup};
+use super::junk::{self, JunkAction, JunkPolicy};
 use super::kept;
 use super::locks::{JsonFileStore, LockLimits, MemLockSystem, RequestedTimeout};
 use super::propfix::{PropFixer, requested};
@@ -62,6 +63,8 @@ pub struct DavSettings {
     pub state_dir: Option<PathBuf>,
     /// The range lock timeouts are clamped to.
     pub lock_limits: LockLimits,
+    /// What happens to junk files (`.DS_Store`, `._*`, …; see [`junk`]).
+    pub junk: JunkPolicy,
 }
 
 impl Default for DavSettings {
@@ -75,6 +78,7 @@ impl Default for DavSettings {
             prefix: String::new(),
             state_dir: None,
             lock_limits: LockLimits::default(),
+            junk: JunkPolicy::default(),
         }
     }
 }
@@ -449,7 +453,59 @@ impl DavService for DavGateway {
             self.quota.clone(),
         );
         ctx.target = ctx.uri_of(&path);
-        ctx.destination = self.destination(&req).and_then(|d| ctx.uri_of(&d));
+        let dest_path = self.destination(&req);
+        ctx.destination = dest_path.as_ref().and_then(|d| ctx.uri_of(d));
+        ctx.junk = JunkAction::resolve(self.settings.junk, &principal);
+        if ctx.junk == JunkAction::Park {
+            let base = self
+                .settings
+                .state_dir
+                .as_deref()
+                .unwrap_or(&self.settings.spool_dir);
+            ctx.park = Some(junk::park_root(base, &principal));
+        }
+        let ns = format!("{}\n{}", principal.email, principal.root_uri);
+        let target_junk = junk::path_is_junk(&path);
+        let dest_junk = dest_path.as_ref().is_some_and(junk::path_is_junk);
+        match (ctx.junk, &ctx.park) {
+            (JunkAction::Reject, _)
+                if dest_junk
+                    || (target_junk
+                        && (method == Method::PUT
+                            || matches!(method.as_str(), "MKCOL" | "LOCK" | "PROPPATCH"))) =>
+            {
+                tracing::info!(method = %method, path = %raw_path, "junk file name refused");
+                return junk::rejected();
+            }
+            (JunkAction::Park, Some(park)) if target_junk || dest_junk => {
+                if dest_path.is_some() && target_junk != dest_junk {
+                    tracing::info!(method = %method, path = %raw_path, "move/copy between parked junk and Cloudreve refused");
+                    return text(
+                        StatusCode::FORBIDDEN,
+                        "junk files are kept by the gateway and cannot be copied or moved to or from other names",
+                    );
+                }
+                let ls = self
+                    .locks
+                    .for_user(ns, principal.email.clone())
+                    .with_requested_timeout(
+                        req.headers()
+                            .get("timeout")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(RequestedTimeout::parse),
+                    );
+                return junk::serve_parked(
+                    park.clone(),
+                    &self.settings.prefix,
+                    &path,
+                    Box::new(ls),
+                    req,
+                )
+                .await
+                .map(|b| b.boxed_unsync());
+            }
+            _ => {}
+        }
         let (req, taken) = match kept_hints(&mut ctx, req).await {
             Ok(x) => x,
             Err(r) => return r,
@@ -496,7 +552,6 @@ impl DavService for DavGateway {
             }
         }
 
-        let ns = format!("{}\n{}", principal.email, principal.root_uri);
         if method.as_str() == "UNLOCK"
             && let Some(r) = self
                 .force_unlock(
@@ -554,6 +609,12 @@ impl DavService for DavGateway {
             .handle_guarded(req, principal.email.clone(), ctx.clone())
             .await;
         let (mut parts, body) = resp.into_parts();
+        if parts.status.is_success()
+            && let Some(park) = &ctx.park
+            && (method == Method::DELETE || method.as_str() == "MOVE")
+        {
+            junk::follow(park, &path, dest_path.as_ref());
+        }
         if parts.status == StatusCode::INTERNAL_SERVER_ERROR
             && let Some(w) = ctx.wanted()
         {
