@@ -745,29 +745,40 @@ password = "file-secret"
         let text = format!("junk_files = \"hide\"\n{BASE}");
         let cfg_path = write_file(dir.path(), "c.toml", &text);
         let cfg = cfg_path.to_str().expect("utf8");
-        let c = load_with_env(&ServeArgs::default(), &env_of(&[("CLOUDREVE_DAV_CONFIG", cfg)]))
-            .expect("load");
+        let c = load_with_env(
+            &ServeArgs::default(),
+            &env_of(&[("CLOUDREVE_DAV_CONFIG", cfg)]),
+        )
+        .expect("load");
         assert_eq!(c.junk_files, JunkPolicy::Hide);
         let env = env_of(&[
             ("CLOUDREVE_DAV_CONFIG", cfg),
             ("CLOUDREVE_DAV_JUNK_FILES", "reject"),
         ]);
         assert_eq!(
-            load_with_env(&ServeArgs::default(), &env).expect("load").junk_files,
+            load_with_env(&ServeArgs::default(), &env)
+                .expect("load")
+                .junk_files,
             JunkPolicy::Reject
         );
         let args = ServeArgs {
             junk_files: Some("PARK".into()),
             ..ServeArgs::default()
         };
-        assert_eq!(load_with_env(&args, &env).expect("load").junk_files, JunkPolicy::Park);
+        assert_eq!(
+            load_with_env(&args, &env).expect("load").junk_files,
+            JunkPolicy::Park
+        );
         let args = ServeArgs {
             junk_files: Some("shred".into()),
             ..ServeArgs::default()
         };
         let e = load_with_env(&args, &env).expect_err("bad policy");
         assert!(e.to_string().contains("junk_files"), "{e}");
-        let c = load_with_env(&ServeArgs::default(), &env_of(&[("CLOUDREVE_DAV_CONFIG", cfg)]));
+        let c = load_with_env(
+            &ServeArgs::default(),
+            &env_of(&[("CLOUDREVE_DAV_CONFIG", cfg)]),
+        );
         assert_eq!(c.expect("load").junk_files, JunkPolicy::Hide);
     }
 

@@ -38,6 +38,13 @@ use crate::front::{BoxBody, Principal};
 
 use super::meta::{CrEntry, CrMeta};
 
+/// Bytes percent-encoded in a rewritten path segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// What happens to junk names for one account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum JunkAction {
@@ -196,13 +203,14 @@ pub fn follow(root: &Path, from: &DavPath, to: Option<&DavPath>) {
 pub async fn serve_parked(
     root: PathBuf,
     prefix: &str,
+    principal: &str,
     path: &DavPath,
     locks: Box<dyn dav_server::ls::DavLockSystem>,
     mut req: Request<BoxBody>,
 ) -> Response<dav_server::body::Body> {
     let m = req.method().clone();
-    let writes = m == Method::PUT
-        || matches!(m.as_str(), "LOCK" | "PROPPATCH" | "MKCOL" | "COPY" | "MOVE");
+    let writes =
+        m == Method::PUT || matches!(m.as_str(), "LOCK" | "PROPPATCH" | "MKCOL" | "COPY" | "MOVE");
     if let Some(local) = local_path(&root, path) {
         if writes {
             if let Some(parent) = local.parent()
@@ -215,10 +223,17 @@ pub async fn serve_parked(
             }
         }
         // The same NFC rule as upstream names: rewrite the target.
-        let nfc: String = path.as_url_string().nfc().collect();
-        let full = format!("{prefix}{nfc}");
-        if let Ok(uri) = full.parse::<http::Uri>() {
-            *req.uri_mut() = uri;
+        if let Ok(decoded) = std::str::from_utf8(path.as_bytes()) {
+            let enc: Vec<String> = decoded
+                .split('/')
+                .map(|seg| {
+                    let n: String = seg.nfc().collect();
+                    percent_encoding::utf8_percent_encode(&n, SEGMENT).to_string()
+                })
+                .collect();
+            if let Ok(uri) = format!("{prefix}{}", enc.join("/")).parse::<http::Uri>() {
+                *req.uri_mut() = uri;
+            }
         }
     }
     tracing::debug!(method = %m, path = %path, "junk name served from the parking directory");
@@ -227,6 +242,7 @@ pub async fn serve_parked(
             inner: LocalFs::new(&root, false, false, false),
         }))
         .locksystem(locks)
+        .principal(principal)
         .autoindex(false);
     if !prefix.is_empty() {
         cfg = cfg.strip_prefix(prefix.to_string());
@@ -299,7 +315,10 @@ impl DavFileSystem for ParkFs {
         _path: &'a DavPath,
         patch: Vec<(bool, DavProp)>,
     ) -> FsFuture<'a, Vec<(StatusCode, DavProp)>> {
-        let out = patch.into_iter().map(|(_, p)| (StatusCode::OK, p)).collect();
+        let out = patch
+            .into_iter()
+            .map(|(_, p)| (StatusCode::OK, p))
+            .collect();
         futures::future::ready(Ok(out)).boxed()
     }
     fn get_props<'a>(&'a self, _path: &'a DavPath, _c: bool) -> FsFuture<'a, Vec<DavProp>> {

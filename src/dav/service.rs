@@ -497,6 +497,7 @@ impl DavService for DavGateway {
                 return junk::serve_parked(
                     park.clone(),
                     &self.settings.prefix,
+                    &principal.email,
                     &path,
                     Box::new(ls),
                     req,

@@ -25,6 +25,7 @@ pub const DAV_PASSWORD: &str = "davpassworddavpassworddavpassword";
 
 struct Accounts {
     root: String,
+    sys_off: bool,
 }
 
 #[async_trait]
@@ -40,7 +41,7 @@ impl AccountSource for Accounts {
             password: DAV_PASSWORD.into(),
             readonly: false,
             proxy: true,
-            disable_sys_files: false,
+            disable_sys_files: self.sys_off,
         }])
     }
 }
@@ -63,6 +64,7 @@ pub struct Gw {
     pub state: std::path::PathBuf,
     settings: DavSettings,
     root_uri: String,
+    sys_off: bool,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -76,15 +78,25 @@ impl Gw {
 
     /// Starts everything; `tweak` may change the settings.
     pub async fn start_with(tweak: impl FnOnce(&mut DavSettings)) -> Gw {
-        Self::start_full(tweak, None).await
+        Self::start_full(tweak, None, false).await
+    }
+
+    /// Starts everything; the account has Cloudreve's "disable system
+    /// files" option on.
+    pub async fn start_sys_files_disabled(tweak: impl FnOnce(&mut DavSettings)) -> Gw {
+        Self::start_full(tweak, None, true).await
     }
 
     /// Starts everything with the account rooted at `/{root}` upstream.
     pub async fn start_rooted(root: &str) -> Gw {
-        Self::start_full(|_| {}, Some(root)).await
+        Self::start_full(|_| {}, Some(root), false).await
     }
 
-    async fn start_full(tweak: impl FnOnce(&mut DavSettings), root: Option<&str>) -> Gw {
+    async fn start_full(
+        tweak: impl FnOnce(&mut DavSettings),
+        root: Option<&str>,
+        sys_off: bool,
+    ) -> Gw {
         let dir = tempfile::tempdir().expect("tempdir");
         let emu = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
             .await
@@ -117,7 +129,8 @@ impl Gw {
             ..DavSettings::default()
         };
         tweak(&mut settings);
-        let (gateway, url, stop, task) = serve(&session, &settings, &root_uri.to_string()).await;
+        let (gateway, url, stop, task) =
+            serve(&session, &settings, &root_uri.to_string(), sys_off).await;
         Gw {
             url,
             emu,
@@ -131,6 +144,7 @@ impl Gw {
             state,
             settings,
             root_uri: root_uri.to_string(),
+            sys_off,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
@@ -146,7 +160,8 @@ impl Gw {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
-        let (gateway, url, stop, task) = serve(&self.session, &self.settings, &self.root_uri).await;
+        let (gateway, url, stop, task) =
+            serve(&self.session, &self.settings, &self.root_uri, self.sys_off).await;
         self.gateway = gateway;
         self.url = url;
         self.stop = Some(stop);
@@ -224,7 +239,7 @@ type Served = (
     JoinHandle<std::io::Result<()>>,
 );
 
-async fn serve(session: &Session, settings: &DavSettings, root_uri: &str) -> Served {
+async fn serve(session: &Session, settings: &DavSettings, root_uri: &str, sys_off: bool) -> Served {
     let s2 = session.clone();
     let gateway = Arc::new(
         DavGateway::try_new(
@@ -236,6 +251,7 @@ async fn serve(session: &Session, settings: &DavSettings, root_uri: &str) -> Ser
     let auth = Arc::new(Authenticator::new(
         Arc::new(Accounts {
             root: root_uri.to_string(),
+            sys_off,
         }),
         [EMAIL.to_owned()],
         AuthSettings {
