@@ -1,8 +1,3 @@
-    // Listed: the folder, its upstream member and the six parked files.
-    let got = listed(&gw).await;
-    assert_eq!(got.len(), JUNK.len() + 2, "{got:?}");
-    assert!(got.contains(&"/a/".to_string()), "{got:?}");
-    assert!(got.contains(&"/.DS_Store".to_string()), "{got:?}");
 //! The junk-file policy (issue 5 item 6): hide, park, reject, and `auto`
 //! following the account's "disable system files" option. Never a 405.
 
@@ -70,24 +65,17 @@ async fn hide_stores_upstream_but_does_not_list() {
 #[tokio::test]
 async fn park_keeps_junk_in_the_gateway() {
     let gw = Gw::start_with(|s| s.junk = JunkPolicy::Park).await;
-    assert_eq!(
-        gw.req("MKCOL", "/a").send().await.unwrap().status(),
-        201
-    );
+    assert_eq!(gw.req("MKCOL", "/a").send().await.unwrap().status(), 201);
     for j in JUNK {
         assert_eq!(gw.put(j, "junk").await, 201, "PUT {j}");
         assert_eq!(gw.put(&format!("/a{j}"), "deep").await, 201, "PUT /a{j}");
     }
     assert_eq!(upstream_names(&gw).await, ["a"]);
-    let mut want: Vec<String> = JUNK
-        .iter()
-        .map(|j| j.replace('~', "~").replace("%23", "%23"))
-        .collect();
-    want.push("/".into());
-    want.push("/a/".into());
-    want.sort();
+    // Listed: the folder, its upstream member and the six parked files.
     let got = listed(&gw).await;
-    assert_eq!(got.len(), want.len(), "{got:?}");
+    assert_eq!(got.len(), JUNK.len() + 2, "{got:?}");
+    assert!(got.contains(&"/a/".to_string()), "{got:?}");
+    assert!(got.contains(&"/.DS_Store".to_string()), "{got:?}");
     for j in JUNK {
         let (s, b) = gw.get(j).await;
         assert_eq!((s, &b[..]), (200, &b"junk"[..]), "GET {j}");
