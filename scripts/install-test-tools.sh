@@ -6,6 +6,8 @@ set -euo pipefail
 need=()
 # (Filled in as test suites that drive real programs are added.)
 command -v litmus >/dev/null || need+=(litmus)   # litmus/run.sh (WebDAV compliance)
+command -v rclone >/dev/null || need+=(rclone)   # tests/client_rclone.rs
+command -v cadaver >/dev/null || need+=(cadaver) # tests/client_cadaver.rs
 
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""
