@@ -176,3 +176,53 @@ async fn auto_parks_only_for_accounts_without_system_files() {
     assert_eq!(listed(&gw).await, ["/", "/.DS_Store", "/.gitignore"]);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn parked_files_are_capped_and_moves_create_local_folders() {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let gw = Gw::start_with(|s| s.junk = JunkPolicy::Park).await;
+    // A declared length above the cap: refused before any byte is read.
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(format!("{EMAIL}:{}", dav_common::DAV_PASSWORD));
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    tcp.write_all(
+        format!(
+            "PUT /._big HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {auth}\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n",
+            gw.addr()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = [0u8; 12];
+    tcp.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 413");
+    drop(tcp);
+    // A chunked body that grows past the cap: 413, nothing kept.
+    let chunk = bytes::Bytes::from(vec![7u8; 1 << 20]);
+    let chunks =
+        futures::stream::iter((0..65).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let r = gw
+        .req("PUT", "/._big")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(gw.get("/._big").await.0, 404);
+    // A parked MOVE into a folder that has no parked files yet.
+    assert_eq!(gw.req("MKCOL", "/d").send().await.unwrap().status(), 201);
+    assert_eq!(gw.put("/~$a.docx", "owner").await, 201);
+    let r = gw
+        .req("MOVE", "/~$a.docx")
+        .header("destination", format!("{}/d/~$b.docx", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (s, b) = gw.get("/d/~$b.docx").await;
+    assert_eq!((s, &b[..]), (200, &b"owner"[..]));
+    assert_eq!(upstream_names(&gw).await, ["d"]);
+    gw.stop().await;
+}

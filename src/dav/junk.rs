@@ -19,6 +19,8 @@
 //! "disable system files" is on and leaves it alone otherwise.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use dav_server::DavHandler;
@@ -196,46 +198,91 @@ pub fn follow(root: &Path, from: &DavPath, to: Option<&DavPath>) {
     }
 }
 
-/// Serves a request whose target is a junk name from the parking
-/// directory `root` (dav-server's local file system; `locks` is the
-/// gateway's lock system, so tokens work across both). Writes first create
-/// the parent folders locally.
+/// Largest parked file. Junk files are small (a `.DS_Store` is a few KiB,
+/// an AppleDouble file carries extended attributes and resource forks);
+/// the cap keeps the gateway's disk from becoming a free store.
+pub const PARK_MAX_FILE: u64 = 64 * 1024 * 1024;
+
+/// `prefix` + `path` percent-encoded, every segment in NFC.
+fn nfc_target(prefix: &str, path: &DavPath) -> Option<String> {
+    let decoded = std::str::from_utf8(path.as_bytes()).ok()?;
+    let enc: Vec<String> = decoded
+        .split('/')
+        .map(|seg| {
+            let n: String = seg.nfc().collect();
+            percent_encoding::utf8_percent_encode(&n, SEGMENT).to_string()
+        })
+        .collect();
+    Some(format!("{prefix}{}", enc.join("/")))
+}
+
+fn status_only(status: StatusCode, text: &'static str) -> Response<dav_server::body::Body> {
+    let mut r = Response::new(dav_server::body::Body::from(text));
+    *r.status_mut() = status;
+    r
+}
+
+/// Serves a request whose target (or destination) is a junk name from the
+/// parking directory `root` with dav-server's local file system; `locks`
+/// is the gateway's lock system, so tokens work across both. Writes first
+/// create the parent folders locally; names follow the NFC rule of
+/// upstream names; files above [`PARK_MAX_FILE`] are refused with 413.
 pub async fn serve_parked(
     root: PathBuf,
     prefix: &str,
     principal: &str,
-    path: &DavPath,
+    (path, dest): (&DavPath, Option<&DavPath>),
     locks: Box<dyn dav_server::ls::DavLockSystem>,
-    mut req: Request<BoxBody>,
+    req: Request<BoxBody>,
 ) -> Response<dav_server::body::Body> {
     let m = req.method().clone();
     let writes =
         m == Method::PUT || matches!(m.as_str(), "LOCK" | "PROPPATCH" | "MKCOL" | "COPY" | "MOVE");
-    if let Some(local) = local_path(&root, path) {
-        if writes {
-            if let Some(parent) = local.parent()
+    let declared = ["content-length", "x-expected-entity-length"]
+        .iter()
+        .filter_map(|h| {
+            req.headers()
+                .get(*h)?
+                .to_str()
+                .ok()?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .max();
+    if m == Method::PUT && declared.is_some_and(|n| n > PARK_MAX_FILE) {
+        tracing::info!(path = %path, "parked file too large");
+        return status_only(StatusCode::PAYLOAD_TOO_LARGE, "junk file too large\n");
+    }
+    if writes {
+        for p in std::iter::once(path).chain(dest) {
+            if let Some(parent) = local_path(&root, p).as_deref().and_then(Path::parent)
                 && let Err(e) = tokio::fs::create_dir_all(parent).await
             {
                 tracing::warn!(path = %parent.display(), error = %e, "parking directory unusable");
-                let mut r = Response::new(dav_server::body::Body::from("parking failed\n"));
-                *r.status_mut() = StatusCode::INSUFFICIENT_STORAGE;
-                return r;
-            }
-        }
-        // The same NFC rule as upstream names: rewrite the target.
-        if let Ok(decoded) = std::str::from_utf8(path.as_bytes()) {
-            let enc: Vec<String> = decoded
-                .split('/')
-                .map(|seg| {
-                    let n: String = seg.nfc().collect();
-                    percent_encoding::utf8_percent_encode(&n, SEGMENT).to_string()
-                })
-                .collect();
-            if let Ok(uri) = format!("{prefix}{}", enc.join("/")).parse::<http::Uri>() {
-                *req.uri_mut() = uri;
+                return status_only(StatusCode::INSUFFICIENT_STORAGE, "parking failed\n");
             }
         }
     }
+    let (mut parts, body) = req.into_parts();
+    if let Some(t) = nfc_target(prefix, path).and_then(|t| t.parse::<http::Uri>().ok()) {
+        parts.uri = t;
+    }
+    if let Some(d) = dest.and_then(|d| nfc_target(prefix, d))
+        && let Ok(v) = http::HeaderValue::from_str(&d)
+    {
+        parts.headers.insert("destination", v);
+    }
+    // Count the body; past the cap it fails, and the answer is 413.
+    let over = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(AtomicU64::new(0));
+    let (o2, s2) = (over.clone(), seen.clone());
+    let body = http_body_util::BodyExt::boxed_unsync(CappedBody {
+        inner: body,
+        seen: s2,
+        over: o2,
+    });
+    let req = Request::from_parts(parts, body);
     tracing::debug!(method = %m, path = %path, "junk name served from the parking directory");
     let mut cfg = DavHandler::builder()
         .filesystem(Box::new(ParkFs {
@@ -247,7 +294,46 @@ pub async fn serve_parked(
     if !prefix.is_empty() {
         cfg = cfg.strip_prefix(prefix.to_string());
     }
-    cfg.build_handler().handle(req).await
+    let resp = cfg.build_handler().handle(req).await;
+    if over.load(Ordering::SeqCst) {
+        if let Some(local) = local_path(&root, path) {
+            let _ = tokio::fs::remove_file(local).await;
+        }
+        tracing::info!(path = %path, bytes = seen.load(Ordering::SeqCst), "parked file too large");
+        return status_only(StatusCode::PAYLOAD_TOO_LARGE, "junk file too large\n");
+    }
+    resp
+}
+
+/// A request body that fails once more than [`PARK_MAX_FILE`] bytes passed.
+struct CappedBody {
+    inner: BoxBody,
+    seen: Arc<AtomicU64>,
+    over: Arc<AtomicBool>,
+}
+
+impl http_body::Body for CappedBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        let p = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(f))) = &p
+            && let Some(d) = f.data_ref()
+        {
+            let n = self.seen.fetch_add(d.len() as u64, Ordering::SeqCst) + d.len() as u64;
+            if n > PARK_MAX_FILE {
+                self.over.store(true, Ordering::SeqCst);
+                return std::task::Poll::Ready(Some(Err(std::io::Error::other(
+                    "parked file too large",
+                ))));
+            }
+        }
+        p
+    }
 }
 
 /// The response to a write of a junk name under [`JunkAction::Reject`].

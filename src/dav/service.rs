@@ -498,7 +498,7 @@ impl DavService for DavGateway {
                     park.clone(),
                     &self.settings.prefix,
                     &principal.email,
-                    &path,
+                    (&path, dest_path.as_ref()),
                     Box::new(ls),
                     req,
                 )
