@@ -12,6 +12,8 @@ command -v soffice >/dev/null || need+=(libreoffice-writer-nogui)
 /usr/bin/python3 -c 'import uno' 2>/dev/null || need+=(python3-uno)
 # tests/client_davfs2.rs: the davfs2 FUSE file system.
 command -v mount.davfs >/dev/null || need+=(davfs2)
+command -v rclone >/dev/null || need+=(rclone)   # tests/client_rclone.rs
+command -v cadaver >/dev/null || need+=(cadaver) # tests/client_cadaver.rs
 
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""

@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish on shutdown (env: CLOUDREVE_DAV_SHUTDOWN_GRACE_SECS).
     #[arg(long, value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Junk files (`.DS_Store`, `._*`, `Thumbs.db`, `desktop.ini`, `~$*`, `.~lock.*#`):
+    /// `auto`, `off`, `hide`, `park` or `reject` (env: CLOUDREVE_DAV_JUNK_FILES).
+    #[arg(long, value_name = "POLICY")]
+    pub junk_files: Option<String>,
     /// Log format: `human` or `json` (env: CLOUDREVE_DAV_LOG_FORMAT).
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -105,6 +109,40 @@ impl std::str::FromStr for DeleteMode {
             "trash" => Ok(Self::Trash),
             "permanent" => Ok(Self::Permanent),
             other => bail!("delete mode must be `trash` or `permanent`, not `{other}`"),
+        }
+    }
+}
+
+/// What the gateway does with junk files (see `dav::junk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JunkPolicy {
+    /// `park` for accounts with Cloudreve's "disable system files" option,
+    /// `off` for the others.
+    #[default]
+    Auto,
+    /// No special treatment.
+    Off,
+    /// Stored upstream but left out of listings.
+    Hide,
+    /// Kept in the gateway's state directory, never sent upstream.
+    Park,
+    /// Writes refused with 403.
+    Reject,
+}
+
+impl std::str::FromStr for JunkPolicy {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "off" => Ok(Self::Off),
+            "hide" => Ok(Self::Hide),
+            "park" => Ok(Self::Park),
+            "reject" => Ok(Self::Reject),
+            other => {
+                bail!("junk_files must be `auto`, `off`, `hide`, `park` or `reject`, not `{other}`")
+            }
         }
     }
 }
@@ -228,6 +266,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Log format.
     pub log_format: LogFormat,
+    /// Junk-file policy.
+    pub junk_files: JunkPolicy,
 }
 
 /// The TOML file layout. All keys are optional in the file itself.
@@ -253,6 +293,7 @@ struct FileConfig {
     upstream_connect_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     log_format: Option<LogFormat>,
+    junk_files: Option<JunkPolicy>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -372,6 +413,10 @@ pub fn load_with_env(
     let delete_mode = match args.delete_mode.clone().or_else(|| var("DELETE_MODE")) {
         Some(text) => text.parse()?,
         None => file.delete_mode.unwrap_or_default(),
+    };
+    let junk_files = match args.junk_files.clone().or_else(|| var("JUNK_FILES")) {
+        Some(text) => text.parse()?,
+        None => file.junk_files.unwrap_or_default(),
     };
     let log_format = match args.log_format.clone().or_else(|| var("LOG_FORMAT")) {
         Some(text) => text.parse()?,
@@ -521,6 +566,7 @@ pub fn load_with_env(
         lock_timeouts: (Duration::from_secs(lock_min), Duration::from_secs(lock_max)),
         timeouts,
         log_format,
+        junk_files,
     })
 }
 
@@ -667,6 +713,7 @@ password = "file-secret"
         assert_eq!(c.credential_cache_ttl, Duration::from_secs(300));
         assert_eq!(c.delete_mode, DeleteMode::Permanent);
         assert_eq!(c.log_format, LogFormat::Human);
+        assert_eq!(c.junk_files, JunkPolicy::Auto);
         assert_eq!(c.users.len(), 1);
         assert_eq!(
             c.users[0].secret,
@@ -706,6 +753,50 @@ password = "file-secret"
         assert_eq!(c.account_refresh, Duration::from_secs(30));
         assert_eq!(c.log_format, LogFormat::Human);
         assert_eq!(c.upstream, "http://other:5212");
+    }
+
+    #[test]
+    fn junk_policy_from_file_env_and_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Before `BASE`: it ends inside a `[[users]]` table.
+        let text = format!("junk_files = \"hide\"\n{BASE}");
+        let cfg_path = write_file(dir.path(), "c.toml", &text);
+        let cfg = cfg_path.to_str().expect("utf8");
+        let c = load_with_env(
+            &ServeArgs::default(),
+            &env_of(&[("CLOUDREVE_DAV_CONFIG", cfg)]),
+        )
+        .expect("load");
+        assert_eq!(c.junk_files, JunkPolicy::Hide);
+        let env = env_of(&[
+            ("CLOUDREVE_DAV_CONFIG", cfg),
+            ("CLOUDREVE_DAV_JUNK_FILES", "reject"),
+        ]);
+        assert_eq!(
+            load_with_env(&ServeArgs::default(), &env)
+                .expect("load")
+                .junk_files,
+            JunkPolicy::Reject
+        );
+        let args = ServeArgs {
+            junk_files: Some("PARK".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            load_with_env(&args, &env).expect("load").junk_files,
+            JunkPolicy::Park
+        );
+        let args = ServeArgs {
+            junk_files: Some("shred".into()),
+            ..ServeArgs::default()
+        };
+        let e = load_with_env(&args, &env).expect_err("bad policy");
+        assert!(e.to_string().contains("junk_files"), "{e}");
+        let c = load_with_env(
+            &ServeArgs::default(),
+            &env_of(&[("CLOUDREVE_DAV_CONFIG", cfg)]),
+        );
+        assert_eq!(c.expect("load").junk_files, JunkPolicy::Hide);
     }
 
     #[test]

@@ -177,6 +177,7 @@ pub fn dav_settings(config: &Config) -> DavSettings {
         spool_dir: config.spool.dir.clone(),
         spool_max: config.spool.max_bytes,
         state_dir: Some(config.state_dir.clone()),
+        junk: config.junk_files,
         lock_limits: crate::dav::locks::LockLimits {
             min: config.lock_timeouts.0,
             max: config.lock_timeouts.1,

@@ -254,9 +254,11 @@ async fn oc_checksum_verified_and_kept() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let body = checksums(&gw, "/c.txt").await;
+    // The client's SHA1, then the MD5 the gateway computed alongside.
+    let both = format!("{sha1} MD5:900150983cd24fb0d6963f7d28e17f72");
     assert!(
-        body.contains(&format!("<checksum>{sha1}</checksum>"))
-            || body.contains(&format!(":checksum>{sha1}</")),
+        body.contains(&format!("<checksum>{both}</checksum>"))
+            || body.contains(&format!(":checksum>{both}</")),
         "{body}"
     );
     assert!(body.contains("http://owncloud.org/ns"), "{body}");
@@ -315,7 +317,9 @@ async fn oc_checksum_verified_and_kept() {
     assert!(r.status().is_success());
     let body = checksums(&gw, "/c.txt").await;
     assert!(
-        body.contains("MD5:900150983cd24fb0d6963f7d28e17f72"),
+        body.contains(
+            "MD5:900150983cd24fb0d6963f7d28e17f72 SHA1:a9993e364706816aba3e25717850c26c9cd0d89d"
+        ),
         "{body}"
     );
     let uri = CrUri::my_path("/c.txt").unwrap();

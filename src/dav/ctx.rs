@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use dav_server::davpath::DavPath;
 use http::{Method, StatusCode};
+use unicode_normalization::UnicodeNormalization as _;
 
 use crate::cloudreve::{CrUri, FileResponse, ListPage, LockConflict, Session};
 use crate::front::Principal;
@@ -50,6 +51,10 @@ pub struct RequestCtx {
     pub oc_mtime: Option<std::time::SystemTime>,
     /// Times a PROPPATCH sets (kept with its dead properties).
     pub times: super::kept::Times,
+    /// What happens to junk names for this account.
+    pub junk: super::junk::JunkAction,
+    /// The account's parking directory (junk kept by the gateway).
+    pub park: Option<std::path::PathBuf>,
     /// Set once `oc_mtime` / `times` are stored upstream.
     pub(crate) times_kept: AtomicBool,
     /// The strong entity tags of `If-Match` (unquoted); `None` when absent
@@ -98,6 +103,8 @@ impl RequestCtx {
             quota,
             oc_mtime: None,
             times: super::kept::Times::default(),
+            junk: super::junk::JunkAction::Off,
+            park: None,
             times_kept: AtomicBool::new(false),
             if_match: None,
             cache: Mutex::new(HashMap::new()),
@@ -110,11 +117,19 @@ impl RequestCtx {
 
     /// Maps a dav-server path (prefix already stripped) to a Cloudreve URI
     /// below the account root. `None` for undecodable or invalid names.
+    ///
+    /// Every segment is put in Unicode normalization form C, so a name
+    /// macOS sends decomposed (NFD) and the same name composed (NFC, as
+    /// Windows and Linux send it) reach the same Cloudreve file.
     pub fn uri_of(&self, path: &DavPath) -> Option<CrUri> {
         let s = std::str::from_utf8(path.as_bytes()).ok()?;
         let mut u = self.root.clone();
         for seg in s.split('/').filter(|s| !s.is_empty()) {
-            u = u.join(seg).ok()?;
+            u = if unicode_normalization::is_nfc(seg) {
+                u.join(seg).ok()?
+            } else {
+                u.join(&seg.nfc().collect::<String>()).ok()?
+            };
         }
         Some(u)
     }

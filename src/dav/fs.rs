@@ -31,6 +31,7 @@ use crate::cloudreve::{CrUri, CreateKind, FileResponse};
 
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, classify, map_err};
+use super::junk;
 use super::kept;
 use super::meta::{CrEntry, CrMeta};
 use super::props;
@@ -90,9 +91,11 @@ fn uri_of(ctx: &RequestCtx, path: &DavPath) -> Result<CrUri, FsError> {
     ctx.uri_of(path).ok_or(FsError::NotFound)
 }
 
-/// True when `f` (listed in `parent`) must not be shown.
+/// True when `f` (listed in `parent`) must not be shown: the gateway's
+/// staging folders, junk names the account's junk policy hides.
 pub(crate) fn hidden(ctx: &RequestCtx, parent: &CrUri, f: &FileResponse) -> bool {
-    parent.is_root() && f.name.starts_with(STAGING_PREFIX) && ctx.root.is_root()
+    (parent.is_root() && f.name.starts_with(STAGING_PREFIX) && ctx.root.is_root())
+        || (ctx.junk.hides_upstream() && junk::is_junk(&f.name))
 }
 
 async fn parent_is_dir(ctx: &RequestCtx, uri: &CrUri) -> Result<(), FsError> {
@@ -110,12 +113,14 @@ fn read_dir_stream(
     ctx: Ctx,
     uri: CrUri,
     first: crate::cloudreve::ListPage,
+    parked: Vec<CrEntry>,
 ) -> FsStream<Box<dyn DavDirEntry>> {
     struct St {
         ctx: Ctx,
         uri: CrUri,
         items: std::vec::IntoIter<FileResponse>,
         next: Option<String>,
+        parked: std::vec::IntoIter<CrEntry>,
         done: bool,
     }
     let next = first.next_token().map(str::to_string);
@@ -124,6 +129,7 @@ fn read_dir_stream(
         uri,
         items: first.files.into_iter(),
         next,
+        parked: parked.into_iter(),
         done: false,
     };
     let s = futures::stream::unfold(st, |mut st| async move {
@@ -142,7 +148,11 @@ fn read_dir_stream(
                 let e: Box<dyn DavDirEntry> = Box::new(CrEntry { name: f.name, meta });
                 return Some((Ok(e), st));
             }
-            let token = st.next.take()?;
+            let Some(token) = st.next.take() else {
+                // Upstream members done: the junk parked in this folder.
+                let e = st.parked.next()?;
+                return Some((Ok(Box::new(e) as Box<dyn DavDirEntry>), st));
+            };
             let page_size = st.ctx.settings.page_size;
             match st
                 .ctx
@@ -194,7 +204,16 @@ impl CloudreveFs {
         if let Some(p) = &first.parent {
             ctx.remember(uri.clone(), p.clone());
         }
-        Ok(read_dir_stream(ctx.clone(), uri, first))
+        let parked = match &ctx.park {
+            Some(root) => match junk::local_path(root, path) {
+                Some(dir) => tokio::task::spawn_blocking(move || junk::parked_entries(&dir))
+                    .await
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        Ok(read_dir_stream(ctx.clone(), uri, first, parked))
     }
 
     async fn do_open(
@@ -214,9 +233,6 @@ impl CloudreveFs {
             return Ok(Box::new(r));
         }
         if uri == ctx.root {
-            return Err(FsError::Forbidden);
-        }
-        if ctx.principal.disable_sys_files && uri.name().starts_with('.') {
             return Err(FsError::Forbidden);
         }
         let existing = match lookup(ctx, &uri).await {
@@ -660,6 +676,10 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
         ctx: &'a Ctx,
     ) -> FsFuture<'a, Vec<DavProp>> {
         async move {
+            if ctx.park.is_some() && junk::path_is_junk(path) {
+                // A parked member of a listing: no dead properties.
+                return Ok(Vec::new());
+            }
             let uri = uri_of(ctx, path)?;
             let f = lookup(ctx, &uri).await?;
             let mut v = props::props_of(&f, do_content);

@@ -172,14 +172,44 @@ impl std::fmt::Debug for Hasher {
     }
 }
 
+impl Hasher {
+    fn update(&mut self, b: &[u8]) {
+        use sha2::Digest as _;
+        match self {
+            Hasher::Sha1(h) => h.update(b),
+            Hasher::Md5(h) => h.update(b),
+            Hasher::Sha256(h) => h.update(b),
+        }
+    }
+
+    /// `ALGO:hex` of the bytes fed so far.
+    fn value(&self) -> String {
+        use sha2::Digest as _;
+        let (algo, digest) = match self {
+            Hasher::Sha1(h) => ("SHA1", h.clone().finalize().to_vec()),
+            Hasher::Md5(h) => ("MD5", h.clone().finalize().to_vec()),
+            Hasher::Sha256(h) => ("SHA256", h.clone().finalize().to_vec()),
+        };
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{algo}:{hex}")
+    }
+}
+
 /// A parsed `OC-Checksum` header: the hasher to run and the expected
 /// value (`ALGO:hex`, algorithm upper case, hex lower case).
+///
+/// Like ownCloud, the gateway also computes the other common algorithm
+/// (MD5 next to SHA1, SHA1 next to MD5 or SHA256) while the bytes stream
+/// by, so `oc:checksums` offers both: rclone uploads with SHA1 but
+/// compares with MD5 when both sides have it.
 #[derive(Debug)]
 pub struct Expected {
     /// The running hash.
     pub hasher: Hasher,
     /// Normalised expected value.
     pub value: String,
+    /// The companion hash computed alongside.
+    pub companion: Hasher,
 }
 
 impl Expected {
@@ -190,38 +220,43 @@ impl Expected {
         let (algo, hex) = header.trim().split_once(':')?;
         let algo = algo.trim().to_ascii_uppercase();
         let hex = hex.trim().to_ascii_lowercase();
-        let hasher = match algo.as_str() {
-            "SHA1" => Hasher::Sha1(sha1::Sha1::new()),
-            "MD5" => Hasher::Md5(md5::Md5::new()),
-            "SHA256" => Hasher::Sha256(sha2::Sha256::new()),
+        let (hasher, companion) = match algo.as_str() {
+            "SHA1" => (
+                Hasher::Sha1(sha1::Sha1::new()),
+                Hasher::Md5(md5::Md5::new()),
+            ),
+            "MD5" => (
+                Hasher::Md5(md5::Md5::new()),
+                Hasher::Sha1(sha1::Sha1::new()),
+            ),
+            "SHA256" => (
+                Hasher::Sha256(sha2::Sha256::new()),
+                Hasher::Sha1(sha1::Sha1::new()),
+            ),
             _ => return None,
         };
         Some(Self {
             hasher,
             value: format!("{algo}:{hex}"),
+            companion,
         })
     }
 
     /// Feeds bytes.
     pub fn update(&mut self, b: &[u8]) {
-        use sha2::Digest as _;
-        match &mut self.hasher {
-            Hasher::Sha1(h) => h.update(b),
-            Hasher::Md5(h) => h.update(b),
-            Hasher::Sha256(h) => h.update(b),
-        }
+        self.hasher.update(b);
+        self.companion.update(b);
     }
 
     /// True when the bytes fed so far match.
     pub fn matches(&self) -> bool {
-        use sha2::Digest as _;
-        let (algo, digest) = match &self.hasher {
-            Hasher::Sha1(h) => ("SHA1", h.clone().finalize().to_vec()),
-            Hasher::Md5(h) => ("MD5", h.clone().finalize().to_vec()),
-            Hasher::Sha256(h) => ("SHA256", h.clone().finalize().to_vec()),
-        };
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{algo}:{hex}") == self.value
+        self.hasher.value() == self.value
+    }
+
+    /// The value to keep once verified: the client's checksum, then the
+    /// companion (`SHA1:… MD5:…`, ownCloud's space-separated form).
+    pub fn kept_value(&self) -> String {
+        format!("{} {}", self.value, self.companion.value())
     }
 }
 
@@ -369,6 +404,28 @@ pub fn fix_response(body: &str, taken: &[(String, String)], failed: Option<u16>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checksum_is_kept_with_its_companion() {
+        let mut e = Expected::parse("sha1:A9993E364706816ABA3E25717850C26C9CD0D89D").unwrap();
+        e.update(b"a");
+        e.update(b"bc");
+        assert!(e.matches());
+        assert_eq!(
+            e.kept_value(),
+            "SHA1:a9993e364706816aba3e25717850c26c9cd0d89d MD5:900150983cd24fb0d6963f7d28e17f72"
+        );
+        let mut e = Expected::parse("MD5:900150983cd24fb0d6963f7d28e17f72").unwrap();
+        e.update(b"abc");
+        assert!(e.matches());
+        assert!(
+            e.kept_value()
+                .ends_with(" SHA1:a9993e364706816aba3e25717850c26c9cd0d89d")
+        );
+        let mut e = Expected::parse("MD5:900150983cd24fb0d6963f7d28e17f72").unwrap();
+        e.update(b"abd");
+        assert!(!e.matches());
+    }
 
     #[test]
     fn kept_roundtrip_and_staleness() {

@@ -3,6 +3,7 @@
 //! * [`ctx`] — [`RequestCtx`], the per-request credentials/hints/cache;
 //! * [`conditions`] — conditional headers the gateway acts on itself;
 //! * [`fs`] — [`CloudreveFs`], the `GuardedFileSystem` over Cloudreve;
+//! * [`junk`] — the junk-file policy (hide, park in the gateway, reject);
 //! * [`meta`] — metadata and directory entries built from `FileResponse`s;
 //! * [`props`] — dead properties stored as Cloudreve metadata;
 //! * [`kept`] — client mtimes/checksums kept per version (own `dav:` props);
@@ -22,6 +23,7 @@ pub mod ctx;
 pub mod errors;
 pub mod fs;
 pub mod journal;
+pub mod junk;
 pub mod kept;
 pub mod locks;
 pub mod meta;

@@ -41,6 +41,7 @@ use super::ctx::RequestCtx;
 use super::errors::{Outcome, RETRY_AFTER, classify};
 use super::fs::{CloudreveFs, QuotaCache, lookup};
 use super::journal::UploadJournal;
+use super::junk::{self, JunkAction, JunkPolicy};
 use super::kept;
 use super::locks::{JsonFileStore, LockLimits, MemLockSystem, RequestedTimeout};
 use super::propfind;
@@ -79,6 +80,8 @@ pub struct DavSettings {
     /// The journal of open upload sessions; opened in `state_dir` by
     /// [`DavGateway::try_new`] when `None`.
     pub upload_journal: Option<Arc<UploadJournal>>,
+    /// What happens to junk files (`.DS_Store`, `._*`, …; see [`junk`]).
+    pub junk: JunkPolicy,
 }
 
 impl Default for DavSettings {
@@ -94,6 +97,7 @@ impl Default for DavSettings {
             lock_limits: LockLimits::default(),
             fast_propfind: true,
             upload_journal: None,
+            junk: JunkPolicy::default(),
         }
     }
 }
@@ -499,8 +503,61 @@ impl DavService for DavGateway {
             self.quota.clone(),
         );
         ctx.target = ctx.uri_of(&path);
-        ctx.destination = self.destination(&req).and_then(|d| ctx.uri_of(&d));
+        let dest_path = self.destination(&req);
+        ctx.destination = dest_path.as_ref().and_then(|d| ctx.uri_of(d));
         ctx.if_match = conditions::if_match_tags(req.headers());
+        ctx.junk = JunkAction::resolve(self.settings.junk, &principal);
+        if ctx.junk == JunkAction::Park {
+            let base = self
+                .settings
+                .state_dir
+                .as_deref()
+                .unwrap_or(&self.settings.spool_dir);
+            ctx.park = Some(junk::park_root(base, &principal));
+        }
+        let ns = format!("{}\n{}", principal.email, principal.root_uri);
+        let target_junk = junk::path_is_junk(&path);
+        let dest_junk = dest_path.as_ref().is_some_and(junk::path_is_junk);
+        match (ctx.junk, &ctx.park) {
+            (JunkAction::Reject, _)
+                if dest_junk
+                    || (target_junk
+                        && (method == Method::PUT
+                            || matches!(method.as_str(), "MKCOL" | "LOCK" | "PROPPATCH"))) =>
+            {
+                tracing::info!(method = %method, path = %raw_path, "junk file name refused");
+                return junk::rejected();
+            }
+            (JunkAction::Park, Some(park)) if target_junk || dest_junk => {
+                if dest_path.is_some() && target_junk != dest_junk {
+                    tracing::info!(method = %method, path = %raw_path, "move/copy between parked junk and Cloudreve refused");
+                    return text(
+                        StatusCode::FORBIDDEN,
+                        "junk files are kept by the gateway and cannot be copied or moved to or from other names",
+                    );
+                }
+                let ls = self
+                    .locks
+                    .for_user(ns, principal.email.clone())
+                    .with_requested_timeout(
+                        req.headers()
+                            .get("timeout")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(RequestedTimeout::parse),
+                    );
+                return junk::serve_parked(
+                    park.clone(),
+                    &self.settings.prefix,
+                    &principal.email,
+                    (&path, dest_path.as_ref()),
+                    Box::new(ls),
+                    req,
+                )
+                .await
+                .map(|b| b.boxed_unsync());
+            }
+            _ => {}
+        }
         let (req, taken) = match kept_hints(&mut ctx, req).await {
             Ok(x) => x,
             Err(r) => return r,
@@ -605,7 +662,10 @@ impl DavService for DavGateway {
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
+            // Parked junk files are listed by `CloudreveFs::read_dir` only,
+            // so a gateway that parks them answers through dav-server.
             if self.settings.fast_propfind
+                && ctx.park.is_none()
                 && let Some(uri) = ctx.target.clone()
                 && let Some(shape) = propfind::shape_of(&bytes, ua)
             {
@@ -632,6 +692,12 @@ impl DavService for DavGateway {
             .handle_guarded(req, principal.email.clone(), ctx.clone())
             .await;
         let (mut parts, body) = resp.into_parts();
+        if parts.status.is_success()
+            && let Some(park) = &ctx.park
+            && (method == Method::DELETE || method.as_str() == "MOVE")
+        {
+            junk::follow(park, &path, dest_path.as_ref());
+        }
         if parts.status == StatusCode::INTERNAL_SERVER_ERROR
             && let Some(w) = ctx.wanted()
         {

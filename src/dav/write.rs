@@ -475,7 +475,7 @@ impl WriteFile {
         }
         .patches(&entity);
         if let Some(c) = &self.checksum {
-            patches.push(kept::patch(kept::CHECKSUM, &entity, &c.value));
+            patches.push(kept::patch(kept::CHECKSUM, &entity, &c.kept_value()));
         }
         if patches.is_empty() {
             return false;

@@ -26,6 +26,7 @@ pub const DAV_PASSWORD: &str = "davpassworddavpassworddavpassword";
 
 struct Accounts {
     root: String,
+    sys_off: bool,
 }
 
 #[async_trait]
@@ -41,7 +42,7 @@ impl AccountSource for Accounts {
             password: DAV_PASSWORD.into(),
             readonly: false,
             proxy: true,
-            disable_sys_files: false,
+            disable_sys_files: self.sys_off,
         }])
     }
 }
@@ -66,6 +67,7 @@ pub struct Gw {
     pub requests: Arc<RequestLog>,
     settings: DavSettings,
     root_uri: String,
+    sys_off: bool,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -79,15 +81,25 @@ impl Gw {
 
     /// Starts everything; `tweak` may change the settings.
     pub async fn start_with(tweak: impl FnOnce(&mut DavSettings)) -> Gw {
-        Self::start_full(tweak, None).await
+        Self::start_full(tweak, None, false).await
+    }
+
+    /// Starts everything; the account has Cloudreve's "disable system
+    /// files" option on.
+    pub async fn start_sys_files_disabled(tweak: impl FnOnce(&mut DavSettings)) -> Gw {
+        Self::start_full(tweak, None, true).await
     }
 
     /// Starts everything with the account rooted at `/{root}` upstream.
     pub async fn start_rooted(root: &str) -> Gw {
-        Self::start_full(|_| {}, Some(root)).await
+        Self::start_full(|_| {}, Some(root), false).await
     }
 
-    async fn start_full(tweak: impl FnOnce(&mut DavSettings), root: Option<&str>) -> Gw {
+    async fn start_full(
+        tweak: impl FnOnce(&mut DavSettings),
+        root: Option<&str>,
+        sys_off: bool,
+    ) -> Gw {
         let dir = tempfile::tempdir().expect("tempdir");
         let emu = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
             .await
@@ -121,8 +133,14 @@ impl Gw {
         };
         tweak(&mut settings);
         let requests = Arc::new(RequestLog::default());
-        let (gateway, url, stop, task) =
-            serve(&session, &settings, &root_uri.to_string(), &requests).await;
+        let (gateway, url, stop, task) = serve(
+            &session,
+            &settings,
+            &root_uri.to_string(),
+            &requests,
+            sys_off,
+        )
+        .await;
         Gw {
             url,
             emu,
@@ -137,6 +155,7 @@ impl Gw {
             requests,
             settings,
             root_uri: root_uri.to_string(),
+            sys_off,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
@@ -157,6 +176,7 @@ impl Gw {
             &self.settings,
             &self.root_uri,
             &self.requests,
+            self.sys_off,
         )
         .await;
         self.gateway = gateway;
@@ -171,8 +191,14 @@ impl Gw {
     pub async fn extra_gateway(&self, tweak: impl FnOnce(&mut DavSettings)) -> ExtraGw {
         let mut settings = self.settings.clone();
         tweak(&mut settings);
-        let (_, url, stop, task) =
-            serve(&self.session, &settings, &self.root_uri, &self.requests).await;
+        let (_, url, stop, task) = serve(
+            &self.session,
+            &settings,
+            &self.root_uri,
+            &self.requests,
+            self.sys_off,
+        )
+        .await;
         ExtraGw {
             url,
             stop: Some(stop),
@@ -374,6 +400,7 @@ async fn serve(
     settings: &DavSettings,
     root_uri: &str,
     log: &Arc<RequestLog>,
+    sys_off: bool,
 ) -> Served {
     let s2 = session.clone();
     let gateway = Arc::new(
@@ -386,6 +413,7 @@ async fn serve(
     let auth = Arc::new(Authenticator::new(
         Arc::new(Accounts {
             root: root_uri.to_string(),
+            sys_off,
         }),
         [EMAIL.to_owned()],
         AuthSettings {

@@ -1,0 +1,308 @@
+//! macOS Finder (WebDAVFS) replay (issue 5 items 5 and 7): mounting,
+//! the volume probes, a copy of a file with a decomposed (NFD) name and its
+//! AppleDouble companion through a lock and chunked PUTs with
+//! `X-Expected-Entity-Length`, `.DS_Store`, a rename with `Overwrite: F`.
+//! Finder cannot run here; every response it depends on is asserted.
+
+mod dav_common;
+
+use bytes::Bytes;
+use cloudreve_dav::cloudreve::CrUri;
+use cloudreve_dav::dav::junk::JunkPolicy;
+use dav_common::{EMAIL, Gw, hrefs, values};
+
+const UA: &str = "WebDAVFS/3.0.0 (03008000) Darwin/22.6.0 (arm64)";
+/// "Résumé.txt" as macOS sends it (decomposed) and as Windows sends it.
+const NFD: &str = "Re\u{301}sume\u{301}.txt";
+const NFC: &str = "R\u{e9}sum\u{e9}.txt";
+
+fn enc(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn mac(gw: &Gw, method: &str, path: &str) -> reqwest::RequestBuilder {
+    gw.req(method, path).header("user-agent", UA)
+}
+
+/// A body sent with `Transfer-Encoding: chunked` (no length), in pieces.
+fn chunked(data: &[u8]) -> reqwest::Body {
+    let pieces: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(7)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    reqwest::Body::wrap_stream(futures::stream::iter(pieces))
+}
+
+/// Finder's chunked PUT (`X-Expected-Entity-Length`), optionally under a lock.
+async fn finder_put(gw: &Gw, path: &str, data: &[u8], token: Option<&str>) -> u16 {
+    let mut r = mac(gw, "PUT", path)
+        .header("x-expected-entity-length", data.len().to_string())
+        .body(chunked(data));
+    if let Some(t) = token {
+        r = r.header("if", format!("(<{t}>)"));
+    }
+    r.send().await.unwrap().status().as_u16()
+}
+
+async fn lock_new(gw: &Gw, path: &str) -> String {
+    let r = mac(gw, "LOCK", path)
+        .header("depth", "0")
+        .header("timeout", "Second-600")
+        .body(r#"<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner><D:href>http://www.apple.com/webdav_fs/</D:href></D:owner></D:lockinfo>"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(r.status().as_u16(), 200 | 201),
+        "LOCK {path}: {}",
+        r.status()
+    );
+    r.headers()["lock-token"]
+        .to_str()
+        .unwrap()
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_string()
+}
+
+async fn unlock(gw: &Gw, path: &str, token: &str) {
+    let r = mac(gw, "UNLOCK", path)
+        .header("lock-token", format!("<{token}>"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "UNLOCK {path}");
+}
+
+async fn names(gw: &Gw, folder: &str) -> Vec<String> {
+    let (_, list) = gw
+        .session
+        .list_all(&CrUri::my_path(folder).unwrap(), 100)
+        .await
+        .unwrap();
+    let mut v: Vec<String> = list.into_iter().map(|f| f.name).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn finder_mounts_probes_and_reads_quota() {
+    let gw = Gw::start().await;
+    let r = gw
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/", gw.url))
+        .header("user-agent", UA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["dav"].to_str().unwrap().contains('2'));
+    let r = mac(&gw, "PROPFIND", "/")
+        .header("depth", "0")
+        .body(r#"<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:getlastmodified/><D:getcontentlength/><D:creationdate/><D:resourcetype/><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("<D:collection/>") || body.contains("<D:collection></D:collection>"),
+        "{body}"
+    );
+    // dav-server zero-pads this for WebDAVFS (a Finder display quirk).
+    let used = values(&body, "D:quota-used-bytes");
+    assert_eq!(used.len(), 1, "{body}");
+    assert_eq!(used[0].parse::<u64>().unwrap(), 0, "{body}");
+    assert!(
+        values(&body, "D:quota-available-bytes")[0]
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    // The volume probes, answered 404.
+    for probe in [
+        "/.localized",
+        "/._.",
+        "/.DS_Store",
+        "/.metadata_never_index",
+        "/.metadata_never_index_unless_rootfs",
+        "/.ql_disablethumbnails",
+        "/Backups.backupdb",
+    ] {
+        let r = mac(&gw, "PROPFIND", probe)
+            .header("depth", "0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "PROPFIND {probe}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn finder_copies_a_decomposed_name_with_its_appledouble_file() {
+    // Junk policy off: AppleDouble files are ordinary files upstream.
+    let gw = Gw::start_with(|s| s.junk = JunkPolicy::Off).await;
+    assert_eq!(
+        mac(&gw, "MKCOL", "/Fotos").send().await.unwrap().status(),
+        201
+    );
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let path = format!("/Fotos/{}", enc(NFD));
+    let token = lock_new(&gw, &path).await;
+    assert_eq!(finder_put(&gw, &path, &data, Some(&token)).await, 204);
+    unlock(&gw, &path, &token).await;
+    let adouble = format!("/Fotos/._{}", enc(NFD));
+    let meta = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ";
+    assert_eq!(finder_put(&gw, &adouble, meta, None).await, 201);
+
+    // One file per name upstream, in NFC, with every byte.
+    assert_eq!(
+        names(&gw, "/Fotos").await,
+        [format!("._{NFC}"), NFC.to_string()]
+    );
+    assert_eq!(
+        gw.emu.file_bytes(EMAIL, &format!("/Fotos/{NFC}")).unwrap(),
+        data
+    );
+    // Either form reads the same file.
+    for form in [NFD, NFC] {
+        let (s, b) = gw.get(&format!("/Fotos/{}", enc(form))).await;
+        assert_eq!(s, 200, "{form:?}");
+        assert_eq!(b, data, "{form:?}");
+    }
+    let (s, b) = gw.get(&adouble).await;
+    assert_eq!((s, &b[..]), (200, &meta[..]));
+
+    // Rename with Overwrite: F, onto a taken name and a free one.
+    let r = mac(&gw, "MOVE", &path)
+        .header("destination", format!("{}/Fotos/._{}", gw.url, enc(NFC)))
+        .header("overwrite", "F")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    let r = mac(&gw, "MOVE", &path)
+        .header("destination", format!("{}/Fotos/CV.txt", gw.url))
+        .header("overwrite", "F")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        names(&gw, "/Fotos").await,
+        [format!("._{NFC}"), "CV.txt".to_string()]
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn nfd_and_nfc_writes_reach_one_cloudreve_file() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.put(&format!("/{}", enc(NFD)), "mac").await, 201);
+    assert_eq!(gw.put(&format!("/{}", enc(NFC)), "windows").await, 204);
+    assert_eq!(names(&gw, "/").await, [NFC]);
+    assert_eq!(
+        gw.emu.file_bytes(EMAIL, &format!("/{NFC}")).unwrap(),
+        b"windows"
+    );
+    // A folder named in NFD holds what is written below its NFC name.
+    let dir_nfd = enc("Cafe\u{301}");
+    let dir_nfc = enc("Caf\u{e9}");
+    assert_eq!(
+        gw.req("MKCOL", &format!("/{dir_nfd}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        gw.req("MKCOL", &format!("/{dir_nfc}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        405
+    );
+    assert_eq!(gw.put(&format!("/{dir_nfc}/a.txt"), "a").await, 201);
+    let (s, b) = gw.get(&format!("/{dir_nfd}/a.txt")).await;
+    assert_eq!((s, &b[..]), (200, &b"a"[..]));
+    // COPY and MOVE destinations are normalized too.
+    let r = gw
+        .req("COPY", &format!("/{dir_nfc}/a.txt"))
+        .header("destination", format!("{}/{dir_nfd}/{}", gw.url, enc(NFD)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        names(&gw, "/Caf\u{e9}").await,
+        [NFC.to_string(), "a.txt".to_string()]
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn finder_junk_is_parked_for_accounts_without_system_files() {
+    // Cloudreve's "disable system files": `.DS_Store` and AppleDouble files
+    // stay in the gateway; Finder still reads them back.
+    let gw = Gw::start_sys_files_disabled(|s| s.junk = JunkPolicy::Auto).await;
+    assert_eq!(
+        mac(&gw, "MKCOL", "/Fotos").send().await.unwrap().status(),
+        201
+    );
+    let path = format!("/Fotos/{}", enc(NFD));
+    let token = lock_new(&gw, &path).await;
+    assert_eq!(finder_put(&gw, &path, b"photo", Some(&token)).await, 204);
+    unlock(&gw, &path, &token).await;
+    let adouble = format!("/Fotos/._{}", enc(NFD));
+    let token = lock_new(&gw, &adouble).await;
+    assert_eq!(
+        finder_put(&gw, &adouble, b"appledouble", Some(&token)).await,
+        204
+    );
+    unlock(&gw, &adouble, &token).await;
+    assert_eq!(
+        finder_put(&gw, "/Fotos/.DS_Store", b"dsstore", None).await,
+        201
+    );
+
+    assert_eq!(names(&gw, "/Fotos").await, [NFC]);
+    let (s, body) = gw.propfind("/Fotos/", "1").await;
+    assert_eq!(s, 207);
+    let mut listed = hrefs(&body);
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "/Fotos/".to_string(),
+            "/Fotos/.DS_Store".to_string(),
+            format!("/Fotos/._{}", enc(NFC)).replace("%2E", "."),
+            format!("/Fotos/{}", enc(NFC)).replace("%2E", "."),
+        ],
+        "{body}"
+    );
+    assert_eq!(
+        values(&body, "D:getcontentlength")
+            .iter()
+            .filter(|v| *v == "11")
+            .count(),
+        1,
+        "{body}"
+    );
+    let (s, b) = gw.get(&adouble).await;
+    assert_eq!((s, &b[..]), (200, &b"appledouble"[..]));
+    let (s, b) = gw.get("/Fotos/.DS_Store").await;
+    assert_eq!((s, &b[..]), (200, &b"dsstore"[..]));
+    // Deleting the folder takes its parked files along.
+    assert_eq!(
+        mac(&gw, "DELETE", "/Fotos").send().await.unwrap().status(),
+        204
+    );
+    assert_eq!(
+        mac(&gw, "MKCOL", "/Fotos").send().await.unwrap().status(),
+        201
+    );
+    assert_eq!(gw.get("/Fotos/.DS_Store").await.0, 404);
+    gw.stop().await;
+}
