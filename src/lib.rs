@@ -13,3 +13,4 @@ pub mod emulator;
 pub mod front;
 pub mod gateway;
 pub mod lockcli;
+pub mod opscli;
