@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// Log format: `human` or `json` (env: CLOUDREVE_DAV_LOG_FORMAT).
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Address of the admin endpoints `/healthz`, `/readyz` and `/metrics`,
+    /// e.g. 127.0.0.1:9090; off when unset (env: CLOUDREVE_DAV_ADMIN_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
 }
 
 /// What a WebDAV DELETE does upstream.
@@ -223,6 +227,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Log format.
     pub log_format: LogFormat,
+    /// Address of the admin endpoints (health, readiness, metrics); `None` = off.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// The TOML file layout. All keys are optional in the file itself.
@@ -247,6 +253,7 @@ struct FileConfig {
     upstream_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     log_format: Option<LogFormat>,
+    admin_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -303,6 +310,21 @@ pub fn load_with_env(
     let listen: SocketAddr = listen_text.trim().parse().map_err(|_| {
         anyhow!("listen address `{listen_text}` is not an IP:port pair (e.g. 127.0.0.1:8080)")
     })?;
+
+    let admin_listen = match args
+        .admin_listen
+        .clone()
+        .or_else(|| var("ADMIN_LISTEN"))
+        .or(file.admin_listen)
+    {
+        Some(text) => Some(text.trim().parse::<SocketAddr>().map_err(|_| {
+            anyhow!("admin_listen address `{text}` is not an IP:port pair (e.g. 127.0.0.1:9090)")
+        })?),
+        None => None,
+    };
+    if admin_listen.is_some_and(|a| a == listen && a.port() != 0) {
+        bail!("admin_listen must differ from listen ({listen})");
+    }
 
     let upstream_text = args
         .upstream
@@ -504,6 +526,7 @@ pub fn load_with_env(
         lock_timeouts: (Duration::from_secs(lock_min), Duration::from_secs(lock_max)),
         timeouts,
         log_format,
+        admin_listen,
     })
 }
 

@@ -241,6 +241,12 @@ pub async fn start_with(
     signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<RunningGateway> {
     let addr = listener.local_addr()?;
+    std::fs::create_dir_all(&config.spool.dir).with_context(|| {
+        format!(
+            "cannot create spool directory {}",
+            config.spool.dir.display()
+        )
+    })?;
     let source = Arc::new(ClientAccountSource::new(sessions.clone()));
     let auth = Arc::new(Authenticator::from_config(source, config));
     let refresher = auth.spawn_refresh_loop();
