@@ -164,6 +164,13 @@ struct DemoArgs {
     /// across runs (default: a temporary directory removed at exit).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Address of the admin endpoints `/healthz`, `/readyz`, `/metrics`
+    /// (port 0 = a free port; the JSON line's `admin_url` tells it).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    admin_listen: SocketAddr,
+    /// Log format: `human` or `json`.
+    #[arg(long, default_value = "human")]
+    log_format: cloudreve_dav::config::LogFormat,
 }
 
 /// Arguments of `cloudreve-dav emulator`.
@@ -206,10 +213,11 @@ async fn main() -> anyhow::Result<()> {
             cloudreve_dav::gateway::run(config).await
         }
         Command::Demo(args) => {
-            init_logging(false);
+            init_logging(args.log_format == cloudreve_dav::config::LogFormat::Json);
             cloudreve_dav::demo::run(cloudreve_dav::demo::DemoOptions {
                 listen: args.listen,
                 data: args.data,
+                admin_listen: args.admin_listen,
             })
             .await
         }
