@@ -128,13 +128,15 @@ pub fn load_tls(paths: &TlsPaths) -> anyhow::Result<TlsAcceptor> {
 }
 
 /// Calls [`TlsReloader::reload`] on every SIGHUP (Unix); without TLS a
-/// SIGHUP is logged and ignored (instead of ending the process).
+/// SIGHUP is logged and ignored (instead of ending the process). The
+/// handler is in place when this returns.
 pub fn spawn_sighup_reload(tls: Option<Arc<TlsReloader>>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let hup = signal(SignalKind::hangup());
+        tokio::spawn(async move {
+            let Ok(mut hup) = hup else {
                 tracing::warn!("cannot listen for SIGHUP; TLS reload disabled");
                 return;
             };
@@ -147,10 +149,13 @@ pub fn spawn_sighup_reload(tls: Option<Arc<TlsReloader>>) -> tokio::task::JoinHa
                     None => tracing::info!("SIGHUP: no TLS configured, nothing to reload"),
                 }
             }
-        }
-        #[cfg(not(unix))]
+        })
+    }
+    #[cfg(not(unix))]
+    {
         let _ = tls;
-    })
+        tokio::spawn(async {})
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
