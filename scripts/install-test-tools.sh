@@ -6,6 +6,7 @@ set -euo pipefail
 need=()
 # (Filled in as test suites that drive real programs are added.)
 command -v litmus >/dev/null || need+=(litmus)   # litmus/run.sh (WebDAV compliance)
+command -v chromium >/dev/null || need+=(chromium)   # tests/browser_index.rs (HTML listing)
 
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""

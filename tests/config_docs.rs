@@ -130,3 +130,53 @@ fn admin_listen_from_env_and_validated() {
     let e = load_with_env(&args, &env).unwrap_err();
     assert!(format!("{e:#}").contains("must differ from listen"));
 }
+
+#[test]
+fn systemd_unit_matches_the_sample_config() {
+    let unit = read("packaging/cloudreve-dav.service");
+    let sample = read("packaging/cloudreve-dav.toml");
+    let value = |key: &str| -> Vec<String> {
+        unit.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        value("ExecStart"),
+        ["/usr/local/bin/cloudreve-dav serve --config /etc/cloudreve-dav/cloudreve-dav.toml"]
+    );
+    assert_eq!(value("ExecReload"), ["/bin/kill -HUP $MAINPID"]);
+    // The directories systemd creates are the ones the sample config uses.
+    assert_eq!(value("StateDirectory"), ["cloudreve-dav"]);
+    assert!(sample.contains("state_dir = \"/var/lib/cloudreve-dav\""));
+    assert_eq!(value("CacheDirectory"), ["cloudreve-dav"]);
+    assert!(sample.contains("spool_dir = \"/var/cache/cloudreve-dav/spool\""));
+    // Hardening that must not silently disappear.
+    for opt in [
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+    ] {
+        assert!(unit.lines().any(|l| l == opt), "{opt} missing");
+    }
+    // The shutdown grace fits in systemd's stop timeout (default grace 30 s).
+    let stop: u64 = value("TimeoutStopSec")[0]
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
+    assert!(stop > 30);
+    if let Ok(out) = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(Path::new(ROOT).join("packaging/cloudreve-dav.service"))
+        .output()
+    {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("Unknown key") && !err.contains("Failed to parse"),
+            "systemd-analyze: {err}"
+        );
+    }
+}
