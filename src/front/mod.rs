@@ -171,13 +171,8 @@ impl Front {
             let start = Instant::now();
             let metrics = crate::metrics::global();
             let req = req.map(|body| {
-                body.map_frame(|f| {
-                    if let Some(d) = f.data_ref() {
-                        crate::metrics::global().bytes_in(d.len());
-                    }
-                    f
-                })
-                .boxed_unsync()
+                crate::metrics::CountingBody::new(body, crate::metrics::Direction::In)
+                    .boxed_unsync()
             });
             let method = req.method().clone();
             let path = req.uri().path().to_owned();
@@ -212,13 +207,8 @@ impl Front {
                 start.elapsed().as_secs_f64(),
             );
             resp.map(|body| {
-                body.map_frame(|f| {
-                    if let Some(d) = f.data_ref() {
-                        crate::metrics::global().bytes_out(d.len());
-                    }
-                    f
-                })
-                .boxed_unsync()
+                crate::metrics::CountingBody::new(body, crate::metrics::Direction::Out)
+                    .boxed_unsync()
             })
         }
         .instrument(span)
