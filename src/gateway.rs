@@ -269,6 +269,9 @@ pub async fn start_with(
     })?;
     let source = Arc::new(ClientAccountSource::new(sessions.clone()));
     let auth = Arc::new(Authenticator::from_config(source, config));
+    // Serve only once the accounts are known: a client arriving right after
+    // start-up would otherwise get 401 for a valid password.
+    auth.refresh_all().await;
     let refresher = auth.spawn_refresh_loop();
     let dav = Arc::new(DavGateway::try_new(
         sessions.lookup(),
