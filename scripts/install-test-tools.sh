@@ -14,6 +14,7 @@ command -v soffice >/dev/null || need+=(libreoffice-writer-nogui)
 command -v mount.davfs >/dev/null || need+=(davfs2)
 command -v rclone >/dev/null || need+=(rclone)   # tests/client_rclone.rs
 command -v cadaver >/dev/null || need+=(cadaver) # tests/client_cadaver.rs
+command -v chromium >/dev/null || need+=(chromium)   # tests/browser_index.rs (HTML listing)
 
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""

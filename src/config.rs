@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// Log format: `human` or `json` (env: CLOUDREVE_DAV_LOG_FORMAT).
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Address of the admin endpoints `/healthz`, `/readyz` and `/metrics`,
+    /// e.g. 127.0.0.1:9090; off when unset (env: CLOUDREVE_DAV_ADMIN_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
 }
 
 /// What a WebDAV DELETE does upstream.
@@ -268,6 +272,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Junk-file policy.
     pub junk_files: JunkPolicy,
+    /// Address of the admin endpoints (health, readiness, metrics); `None` = off.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// The TOML file layout. All keys are optional in the file itself.
@@ -294,6 +300,7 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     log_format: Option<LogFormat>,
     junk_files: Option<JunkPolicy>,
+    admin_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -350,6 +357,21 @@ pub fn load_with_env(
     let listen: SocketAddr = listen_text.trim().parse().map_err(|_| {
         anyhow!("listen address `{listen_text}` is not an IP:port pair (e.g. 127.0.0.1:8080)")
     })?;
+
+    let admin_listen = match args
+        .admin_listen
+        .clone()
+        .or_else(|| var("ADMIN_LISTEN"))
+        .or(file.admin_listen)
+    {
+        Some(text) => Some(text.trim().parse::<SocketAddr>().map_err(|_| {
+            anyhow!("admin_listen address `{text}` is not an IP:port pair (e.g. 127.0.0.1:9090)")
+        })?),
+        None => None,
+    };
+    if admin_listen.is_some_and(|a| a == listen && a.port() != 0) {
+        bail!("admin_listen must differ from listen ({listen})");
+    }
 
     let upstream_text = args
         .upstream
@@ -567,6 +589,7 @@ pub fn load_with_env(
         timeouts,
         log_format,
         junk_files,
+        admin_listen,
     })
 }
 

@@ -4,7 +4,7 @@
 //!
 //! When ready it prints exactly one JSON line on stdout (`webdav_url`,
 //! `upstream_url`, `username`, `password`, `readonly_password`,
-//! `login_password`) and mount instructions on stderr, then serves until
+//! `login_password`, `admin_url`) and mount instructions on stderr, then serves until
 //! SIGINT/SIGTERM. With `--data DIR` the files, the sign-in password and
 //! the WebDAV accounts survive restarts; without it everything lives in a
 //! temporary directory removed at exit.
@@ -48,6 +48,8 @@ pub struct DemoInfo {
     pub readonly_password: String,
     /// The Cloudreve sign-in password of the user.
     pub login_password: String,
+    /// Base URL of the admin endpoints (`/healthz`, `/readyz`, `/metrics`).
+    pub admin_url: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -62,6 +64,8 @@ pub struct DemoOptions {
     pub listen: SocketAddr,
     /// Data directory kept across runs; `None` = a temporary one.
     pub data: Option<PathBuf>,
+    /// Admin endpoints' listen address (port 0 = a free port).
+    pub admin_listen: SocketAddr,
 }
 
 /// A running demo: emulator plus gateway.
@@ -157,7 +161,11 @@ async fn ensure_account(session: &Session, name: &str, readonly: bool) -> anyhow
 }
 
 /// Starts the emulator, seeds it and starts the gateway on `listener`.
-pub async fn start(data: Option<PathBuf>, listener: TcpListener) -> anyhow::Result<RunningDemo> {
+pub async fn start(
+    data: Option<PathBuf>,
+    listener: TcpListener,
+    admin_listen: SocketAddr,
+) -> anyhow::Result<RunningDemo> {
     let temp = match data {
         Some(_) => None,
         None => Some(tempdir::TempDir::new("cloudreve-dav-demo")?),
@@ -187,6 +195,7 @@ pub async fn start(data: Option<PathBuf>, listener: TcpListener) -> anyhow::Resu
         listen: Some(addr.to_string()),
         spool_dir: Some(dir.join("spool")),
         state_dir: Some(dir.join("state")),
+        admin_listen: Some(admin_listen.to_string()),
         ..ServeArgs::default()
     };
     let env_password = login_password.clone();
@@ -206,6 +215,9 @@ pub async fn start(data: Option<PathBuf>, listener: TcpListener) -> anyhow::Resu
         password,
         readonly_password,
         login_password,
+        admin_url: gateway
+            .admin_url()
+            .context("the admin endpoints are configured")?,
     };
     Ok(RunningDemo {
         info,
@@ -228,6 +240,7 @@ cloudreve-dav demo is running.\n\
   password   : {pass}   (read-write account)\n\
   read-only  : {ro}\n\
   Cloudreve  : {up} (sign in with {user} / {login})\n\
+  admin      : {admin}healthz, {admin}readyz, {admin}metrics\n\
 \n\
 Mount it:\n\
   Linux (davfs2): sudo mount -t davfs {url} /mnt/cloudreve\n\
@@ -242,6 +255,7 @@ Press Ctrl-C to stop.\n",
         ro = info.readonly_password,
         up = info.upstream_url,
         login = info.login_password,
+        admin = info.admin_url,
         dav = url.replacen("http", "dav", 1),
     )
 }
@@ -251,7 +265,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
-    let demo = start(options.data, listener).await?;
+    let demo = start(options.data, listener, options.admin_listen).await?;
     println!("{}", serde_json::to_string(&demo.info)?);
     eprint!("{}", mount_instructions(&demo.info));
     front::shutdown_signal().await;

@@ -4,8 +4,8 @@
 //! ([`crate::front`]).
 //!
 //! [`start`] is used by `serve`, by `demo` and by the end-to-end tests;
-//! [`run`] is `cloudreve-dav serve`: it binds, serves and stops on
-//! SIGINT/SIGTERM.
+//! [`run`] is `cloudreve-dav serve`: it binds, serves, reloads its TLS
+//! certificate on SIGHUP and stops on SIGINT/SIGTERM.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -196,6 +196,8 @@ pub struct RunningGateway {
     server: JoinHandle<std::io::Result<()>>,
     refresher: JoinHandle<()>,
     front: Arc<Front>,
+    admin: Option<(SocketAddr, JoinHandle<()>)>,
+    tls_reloader: Option<Arc<front::TlsReloader>>,
 }
 
 impl RunningGateway {
@@ -210,6 +212,16 @@ impl RunningGateway {
         format!("{scheme}://{}/", self.addr)
     }
 
+    /// The admin endpoints' base URL (`http://ADDR/`), when `admin_listen` is set.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin.as_ref().map(|(a, _)| format!("http://{a}/"))
+    }
+
+    /// The reloadable TLS certificate, when serving TLS.
+    pub fn tls_reloader(&self) -> Option<Arc<front::TlsReloader>> {
+        self.tls_reloader.clone()
+    }
+
     /// The front layer (for inspection in tests).
     pub fn front(&self) -> &Arc<Front> {
         &self.front
@@ -222,7 +234,11 @@ impl RunningGateway {
             let _ = stop.send(());
         }
         self.refresher.abort();
-        match (&mut self.server).await {
+        let result = (&mut self.server).await;
+        if let Some((_, admin)) = self.admin.take() {
+            admin.abort();
+        }
+        match result {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e)),
         }
@@ -231,7 +247,11 @@ impl RunningGateway {
     /// Waits until the server ends by itself (e.g. after a signal).
     pub async fn wait(mut self) -> std::io::Result<()> {
         self.refresher.abort();
-        match (&mut self.server).await {
+        let result = (&mut self.server).await;
+        if let Some((_, admin)) = self.admin.take() {
+            admin.abort();
+        }
+        match result {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e)),
         }
@@ -247,8 +267,17 @@ pub async fn start_with(
     signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<RunningGateway> {
     let addr = listener.local_addr()?;
+    std::fs::create_dir_all(&config.spool.dir).with_context(|| {
+        format!(
+            "cannot create spool directory {}",
+            config.spool.dir.display()
+        )
+    })?;
     let source = Arc::new(ClientAccountSource::new(sessions.clone()));
     let auth = Arc::new(Authenticator::from_config(source, config));
+    // Serve only once the accounts are known: a client arriving right after
+    // start-up would otherwise get 401 for a valid password.
+    auth.refresh_all().await;
     let refresher = auth.spawn_refresh_loop();
     let dav = Arc::new(DavGateway::try_new(
         sessions.lookup(),
@@ -260,8 +289,21 @@ pub async fn start_with(
     if let Some(j) = &journal {
         j.recover(&sessions.lookup()).await;
     }
+    let admin = match config.admin_listen {
+        Some(addr) => {
+            let locks = dav.locks().clone();
+            let client = Client::with_options(&config.upstream, client_options(config))?;
+            Some(crate::admin::start(addr, client, Arc::new(move || locks.count())).await?)
+        }
+        None => None,
+    };
     let front = Arc::new(Front::new(FrontSettings::from_config(config), auth, dav));
-    let tls = config.tls.as_ref().map(front::load_tls).transpose()?;
+    let tls_reloader = config
+        .tls
+        .as_ref()
+        .map(front::TlsReloader::load)
+        .transpose()?;
+    let tls = tls_reloader.as_ref().map(|t| t.acceptor()).transpose()?;
     let has_tls = tls.is_some();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let shutdown = async move {
@@ -288,6 +330,8 @@ pub async fn start_with(
         server,
         refresher,
         front,
+        admin,
+        tls_reloader,
     })
 }
 
@@ -305,8 +349,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let gateway = start_with(&config, sessions, listener, front::shutdown_signal()).await?;
-    tracing::info!(url = %gateway.url(), upstream = %config.upstream, "serving WebDAV");
-    gateway.wait().await?;
+    let hup = front::spawn_sighup_reload(gateway.tls_reloader());
+    tracing::info!(url = %gateway.url(), upstream = %config.upstream, admin = gateway.admin_url().as_deref().unwrap_or("off"), "serving WebDAV");
+    let result = gateway.wait().await;
+    hup.abort();
+    result?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! The [`emulator`] is an independent Cloudreve v4 server used by `demo`
 //! and by the tests; it shares no wire types or URI code with the client.
 
+pub mod admin;
 pub mod bench;
 pub mod cloudreve;
 pub mod config;
@@ -13,3 +14,5 @@ pub mod emulator;
 pub mod front;
 pub mod gateway;
 pub mod lockcli;
+pub mod metrics;
+pub mod opscli;

@@ -6,6 +6,8 @@
 //! - `emulator`: run the Cloudreve v4 emulator stand-alone;
 //! - `bench`: measure the gateway against the direct upstream (and peers).
 //! - `locks list|unlock`: the gateway's WebDAV locks and Cloudreve's own.
+//! - `check`: validate a configuration against its upstream and users.
+//! - `accounts list|create|update|delete`: a Cloudreve user's WebDAV accounts.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +52,81 @@ enum Command {
     /// (force unlock with the token shown in a 423 answer). Settings flags
     /// go before the action: `locks --config FILE list`.
     Locks(Box<LocksArgs>),
+    /// Check a configuration: validate it, reach the upstream (print its
+    /// version from `/site/ping`), sign in each configured user and count
+    /// their WebDAV accounts. Exits non-zero with a message on any failure.
+    Check(Box<cloudreve_dav::config::ServeArgs>),
+    /// List, create, update or delete a Cloudreve user's WebDAV accounts
+    /// (the accounts whose passwords WebDAV clients use with this gateway).
+    /// The sign-in password comes from the environment variable
+    /// `CLOUDREVE_PASSWORD`.
+    Accounts(AccountsArgs),
+}
+
+/// Arguments of `cloudreve-dav accounts`.
+#[derive(clap::Args, Debug)]
+struct AccountsArgs {
+    /// Base URL of the Cloudreve server.
+    #[arg(long, value_name = "URL", env = "CLOUDREVE_DAV_UPSTREAM")]
+    upstream: String,
+    /// The Cloudreve user's e-mail (sign-in name).
+    #[arg(long, value_name = "EMAIL")]
+    email: String,
+    /// Print JSON instead of a table (one array for `list`, one object otherwise).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: AccountsAction,
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountsAction {
+    /// Print every WebDAV account of the user (with its password).
+    List,
+    /// Create a WebDAV account and print it (with its generated password).
+    Create {
+        /// The account's name.
+        #[arg(long)]
+        name: String,
+        /// Root folder: a path in the user's space (`/Documents`) or a
+        /// `cloudreve://` URI.
+        #[arg(long, default_value = "/")]
+        root: String,
+        /// Read-only account.
+        #[arg(long)]
+        readonly: bool,
+        /// Proxy downloads through Cloudreve.
+        #[arg(long)]
+        proxy: bool,
+        /// Refuse uploads of system files (dot files).
+        #[arg(long)]
+        disable_sys_files: bool,
+    },
+    /// Change a WebDAV account; options not given keep their value.
+    Update {
+        /// The account's id (see `list`).
+        id: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New root folder (path or `cloudreve://` URI).
+        #[arg(long)]
+        root: Option<String>,
+        /// Read-only (`true`/`false`).
+        #[arg(long, value_name = "BOOL")]
+        readonly: Option<bool>,
+        /// Proxy downloads (`true`/`false`).
+        #[arg(long, value_name = "BOOL")]
+        proxy: Option<bool>,
+        /// Refuse system files (`true`/`false`).
+        #[arg(long, value_name = "BOOL")]
+        disable_sys_files: Option<bool>,
+    },
+    /// Delete a WebDAV account.
+    Delete {
+        /// The account's id (see `list`).
+        id: String,
+    },
 }
 
 /// Arguments of `cloudreve-dav locks`.
@@ -87,6 +164,13 @@ struct DemoArgs {
     /// across runs (default: a temporary directory removed at exit).
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Address of the admin endpoints `/healthz`, `/readyz`, `/metrics`
+    /// (port 0 = a free port; the JSON line's `admin_url` tells it).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    admin_listen: SocketAddr,
+    /// Log format: `human` or `json`.
+    #[arg(long, default_value = "human")]
+    log_format: cloudreve_dav::config::LogFormat,
 }
 
 /// Arguments of `cloudreve-dav emulator`.
@@ -129,10 +213,11 @@ async fn main() -> anyhow::Result<()> {
             cloudreve_dav::gateway::run(config).await
         }
         Command::Demo(args) => {
-            init_logging(false);
+            init_logging(args.log_format == cloudreve_dav::config::LogFormat::Json);
             cloudreve_dav::demo::run(cloudreve_dav::demo::DemoOptions {
                 listen: args.listen,
                 data: args.data,
+                admin_listen: args.admin_listen,
             })
             .await
         }
@@ -157,6 +242,16 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Check(args) => {
+            let config = cloudreve_dav::config::load(&args)?;
+            init_logging(config.log_format == cloudreve_dav::config::LogFormat::Json);
+            print!("{}", cloudreve_dav::opscli::check(&config).await?);
+            Ok(())
+        }
+        Command::Accounts(args) => {
+            init_logging(false);
+            accounts(args).await
+        }
         Command::Emulator(args) => {
             init_logging(false);
             let mut users = Vec::new();
@@ -169,4 +264,66 @@ async fn main() -> anyhow::Result<()> {
             cloudreve_dav::emulator::run_cli(args.listen, args.data, users).await
         }
     }
+}
+
+async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
+    use cloudreve_dav::opscli;
+    let session = opscli::sign_in(&args.upstream, &args.email).await?;
+    let one = match args.action {
+        AccountsAction::List => {
+            let all = opscli::list(&session).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                print!("{}", opscli::table(&all));
+            }
+            return Ok(());
+        }
+        AccountsAction::Create {
+            name,
+            root,
+            readonly,
+            proxy,
+            disable_sys_files,
+        } => {
+            let options = cloudreve_dav::cloudreve::DavAccountOptions {
+                readonly,
+                proxy,
+                disable_sys_files,
+            };
+            opscli::create(&session, &name, &opscli::parse_root(&root)?, options).await?
+        }
+        AccountsAction::Update {
+            id,
+            name,
+            root,
+            readonly,
+            proxy,
+            disable_sys_files,
+        } => {
+            let changes = opscli::AccountChanges {
+                name,
+                root: root.as_deref().map(opscli::parse_root).transpose()?,
+                readonly,
+                proxy,
+                disable_sys_files,
+            };
+            opscli::update(&session, &id, changes).await?
+        }
+        AccountsAction::Delete { id } => {
+            opscli::delete(&session, &id).await?;
+            if args.json {
+                println!("{}", serde_json::json!({ "deleted": id }));
+            } else {
+                println!("deleted WebDAV account {id}");
+            }
+            return Ok(());
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&one)?);
+    } else {
+        print!("{}", opscli::table(std::slice::from_ref(&one)));
+    }
+    Ok(())
 }

@@ -13,7 +13,9 @@ use tokio::net::TcpListener;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn litmus_all_suites_pass_with_no_warnings() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let demo = demo::start(None, listener).await.expect("demo starts");
+    let demo = demo::start(None, listener, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("demo starts");
     let info = demo.info.clone();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/litmus/run.sh");
     let run = tokio::process::Command::new("bash")

@@ -193,7 +193,10 @@ impl Client {
             rb = rb.timeout(t);
         }
         tracing::trace!(%method, path, correlation_id = %cid, "cloudreve request");
-        Ok(rb.send().await?)
+        let result = rb.send().await;
+        crate::metrics::global()
+            .upstream_call(path, result.as_ref().ok().map(|r| r.status().as_u16()));
+        Ok(result?)
     }
 
     /// Reads a JSON route's answer into a raw envelope (any code).

@@ -47,7 +47,7 @@ use tracing::Instrument as _;
 pub use accounts::{AccountSource, RawAccount, SourceError};
 pub use auth::{AuthError, AuthSettings, AuthStats, Authenticator, Principal};
 pub use guard::Rejection;
-pub use server::{load_tls, serve, shutdown_signal};
+pub use server::{TlsReloader, load_tls, serve, shutdown_signal, spawn_sighup_reload};
 
 use crate::config::Config;
 
@@ -169,6 +169,11 @@ impl Front {
         let span = tracing::info_span!("request", id = %rid);
         async move {
             let start = Instant::now();
+            let metrics = crate::metrics::global();
+            let req = req.map(|body| {
+                crate::metrics::CountingBody::new(body, crate::metrics::Direction::In)
+                    .boxed_unsync()
+            });
             let method = req.method().clone();
             let path = req.uri().path().to_owned();
             let mut user: Option<Arc<Principal>> = None;
@@ -196,7 +201,15 @@ impl Front {
                 user = user.as_ref().map(|p| p.email.as_str()).unwrap_or("-"),
                 account = user.as_ref().map(|p| p.account_id.as_str()).unwrap_or("-"),
             );
-            resp
+            metrics.request(
+                &method,
+                resp.status().as_u16(),
+                start.elapsed().as_secs_f64(),
+            );
+            resp.map(|body| {
+                crate::metrics::CountingBody::new(body, crate::metrics::Direction::Out)
+                    .boxed_unsync()
+            })
         }
         .instrument(span)
         .await
@@ -225,6 +238,11 @@ impl Front {
             Ok(p) => p,
             Err(_) if is_options => return options_response(),
             Err(e) => {
+                crate::metrics::global().auth_failure(match e {
+                    AuthError::Missing => "missing",
+                    AuthError::Malformed => "malformed",
+                    AuthError::Invalid => "invalid",
+                });
                 if e != AuthError::Missing {
                     tracing::info!(reason = %e, "authentication failed");
                 }

@@ -1,6 +1,12 @@
 //! The HTTP/1.1 server (optionally behind TLS) with graceful shutdown.
 
-use std::{convert::Infallible, future::Future, io, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    io,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use anyhow::{Context, anyhow};
 use http_body_util::BodyExt as _;
@@ -13,7 +19,11 @@ use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpListener,
 };
-use tokio_rustls::{TlsAcceptor, rustls};
+use tokio_rustls::{
+    TlsAcceptor, rustls,
+    rustls::server::{ClientHello, ResolvesServerCert},
+    rustls::sign::CertifiedKey,
+};
 
 use super::{Front, wire::FragmentFilter};
 use crate::config::TlsPaths;
@@ -21,9 +31,12 @@ use crate::config::TlsPaths;
 /// Upper bound of hyper's per-connection read buffer (also bounds the request head).
 const MAX_BUF_SIZE: usize = 256 * 1024;
 
-/// Builds a TLS acceptor from PEM files (ring provider, TLS 1.2 and 1.3,
-/// ALPN `http/1.1`).
-pub fn load_tls(paths: &TlsPaths) -> anyhow::Result<TlsAcceptor> {
+/// Reads a certificate chain and its private key from PEM files and checks
+/// that they fit together.
+fn read_certified_key(
+    paths: &TlsPaths,
+    provider: &rustls::crypto::CryptoProvider,
+) -> anyhow::Result<CertifiedKey> {
     let cert_pem = std::fs::read(&paths.cert)
         .with_context(|| format!("cannot read TLS certificate {}", paths.cert.display()))?;
     let key_pem = std::fs::read(&paths.key)
@@ -37,15 +50,112 @@ pub fn load_tls(paths: &TlsPaths) -> anyhow::Result<TlsAcceptor> {
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .with_context(|| format!("invalid PEM in {}", paths.key.display()))?
         .ok_or_else(|| anyhow!("no private key found in {}", paths.key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("TLS certificate and key do not fit together")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    CertifiedKey::from_der(certs, key, provider)
+        .context("TLS certificate and key do not fit together")
+}
+
+/// The server certificate, replaceable while serving: every new TLS
+/// handshake uses the certificate loaded last. [`TlsReloader::reload`]
+/// re-reads the files and keeps the current certificate when they are
+/// unreadable or invalid.
+pub struct TlsReloader {
+    paths: TlsPaths,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl std::fmt::Debug for TlsReloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsReloader")
+            .field("cert", &self.paths.cert)
+            .field("key", &self.paths.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for TlsReloader {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.read().ok().map(|c| c.clone())
+    }
+}
+
+impl TlsReloader {
+    /// Loads the certificate and key once (errors are fatal here).
+    pub fn load(paths: &TlsPaths) -> anyhow::Result<Arc<Self>> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = read_certified_key(paths, &provider)?;
+        Ok(Arc::new(Self {
+            paths: paths.clone(),
+            provider,
+            current: RwLock::new(Arc::new(key)),
+        }))
+    }
+
+    /// Re-reads the files; on success new handshakes use the new
+    /// certificate, on failure the current one stays. Logs either way.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        match read_certified_key(&self.paths, &self.provider) {
+            Ok(key) => {
+                if let Ok(mut c) = self.current.write() {
+                    *c = Arc::new(key);
+                }
+                tracing::info!(cert = %self.paths.cert.display(), "TLS certificate reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(cert = %self.paths.cert.display(), error = %format!("{e:#}"), "TLS reload failed; keeping the current certificate");
+                Err(e)
+            }
+        }
+    }
+
+    /// A TLS acceptor (TLS 1.2 and 1.3, ALPN `http/1.1`) resolving through this reloader.
+    pub fn acceptor(self: &Arc<Self>) -> anyhow::Result<TlsAcceptor> {
+        let mut config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// Builds a TLS acceptor from PEM files (ring provider, TLS 1.2 and 1.3,
+/// ALPN `http/1.1`), without reloading.
+pub fn load_tls(paths: &TlsPaths) -> anyhow::Result<TlsAcceptor> {
+    TlsReloader::load(paths)?.acceptor()
+}
+
+/// Calls [`TlsReloader::reload`] on every SIGHUP (Unix); without TLS a
+/// SIGHUP is logged and ignored (instead of ending the process). The
+/// handler is in place when this returns.
+pub fn spawn_sighup_reload(tls: Option<Arc<TlsReloader>>) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let hup = signal(SignalKind::hangup());
+        tokio::spawn(async move {
+            let Ok(mut hup) = hup else {
+                tracing::warn!("cannot listen for SIGHUP; TLS reload disabled");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match &tls {
+                    Some(t) => {
+                        tracing::info!("SIGHUP: reloading the TLS certificate");
+                        let _ = t.reload();
+                    }
+                    None => tracing::info!("SIGHUP: no TLS configured, nothing to reload"),
+                }
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tls;
+        tokio::spawn(async {})
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
