@@ -61,7 +61,7 @@ const ROUTES: [(&str, &str); 11] = [
 ];
 
 /// Most single-shot faults waiting for their route at once.
-const MAX_PENDING_FAULTS: usize = 10;
+const MAX_PENDING_FAULTS: usize = 4;
 
 type Model = BTreeMap<String, Vec<u8>>;
 
