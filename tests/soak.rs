@@ -61,9 +61,11 @@ const ROUTES: [(&str, &str); 11] = [
 ];
 
 /// Most single-shot faults waiting for their route at once.
-const MAX_PENDING_FAULTS: usize = 10;
+const MAX_PENDING_FAULTS: usize = 4;
 
 type Model = BTreeMap<String, Vec<u8>>;
+/// The contents of two paths (`None`: absent).
+type PairState<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// What a client learnt from an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,13 +171,7 @@ impl Client {
     }
 
     /// Like [`Client::adopt`] for the joint state of two paths.
-    fn adopt_pair(
-        &mut self,
-        a: &str,
-        b: &str,
-        allowed: &[(Option<&[u8]>, Option<&[u8]>)],
-        what: &str,
-    ) {
+    fn adopt_pair(&mut self, a: &str, b: &str, allowed: &[PairState<'_>], what: &str) {
         let (ua, ub) = (self.upstream(a), self.upstream(b));
         assert!(
             allowed.contains(&(ua.as_deref(), ub.as_deref())),

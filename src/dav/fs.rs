@@ -420,7 +420,18 @@ async fn move_obj(ctx: &RequestCtx, src: &CrUri, dst: &CrUri) -> Result<(), FsEr
         return Ok(());
     };
     let fe = map_err(ctx, op, &e);
-    match settle_move(s, &id, src, dst, &src_tmp, &dst_tmp).await {
+    let mut settled = settle_move(s, &id, src, dst, &src_tmp, &dst_tmp).await;
+    for pause in [
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(1),
+    ] {
+        if settled.is_ok() {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        settled = settle_move(s, &id, src, dst, &src_tmp, &dst_tmp).await;
+    }
+    match settled {
         Ok(true) => {
             tracing::info!(%src, %dst, "MOVE completed after a failed step");
             ctx.forget_all();
