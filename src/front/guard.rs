@@ -3,13 +3,32 @@
 //! [`check_syntax`] runs before authentication and rejects malformed or
 //! dangerous requests (path traversal, encoded separators, control characters,
 //! broken percent-encoding, absolute-form targets, oversized headers, and the
-//! conditional headers that make dav-server 0.11 panic). [`check_policy`] runs
+//! conditional headers that make dav-server 0.11 panic, malformed `Depth`,
+//! `Overwrite`, `Timeout`, `Lock-Token`, `Destination` and byte `Range`
+//! headers, names longer than [`MAX_NAME_BYTES`] and paths longer or deeper
+//! than [`MAX_PATH_BYTES`] / [`MAX_PATH_SEGMENTS`]). [`check_policy`] runs
 //! after authentication and enforces the PROPFIND depth policy.
+//!
+//! Malformed headers are refused rather than ignored because dav-server
+//! silently drops headers it cannot parse: an `Overwrite: f` would become the
+//! default `T` and overwrite, a garbled `Timeout` the default lock timeout.
 
 use http::{HeaderMap, Method, Request, StatusCode, header};
 
 /// Upper bound of the summed size of all request header names and values.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Longest name (one decoded path segment), in bytes, as Cloudreve allows.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Longest raw (percent-encoded) request path; 414 above.
+pub const MAX_PATH_BYTES: usize = 8 * 1024;
+
+/// Most segments in a request path; 414 above.
+pub const MAX_PATH_SEGMENTS: usize = 128;
+
+/// Most ranges in one `Range: bytes=` header.
+pub const MAX_RANGES: usize = 64;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +37,11 @@ pub enum Rejection {
     BadRequest(&'static str),
     /// 431 Request Header Fields Too Large.
     HeadersTooLarge,
+    /// 414 URI Too Long: a path longer than [`MAX_PATH_BYTES`] or deeper
+    /// than [`MAX_PATH_SEGMENTS`].
+    UriTooLong,
+    /// 413 Content Too Large: an XML request body above the limit.
+    PayloadTooLarge,
     /// 502 Bad Gateway: `Destination` names another server (RFC 4918 §9.8.5).
     ForeignDestination,
     /// 403 with `<D:propfind-finite-depth/>` (RFC 4918 §9.1): PROPFIND with
@@ -31,6 +55,8 @@ impl Rejection {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ForeignDestination => StatusCode::BAD_GATEWAY,
             Self::FiniteDepth => StatusCode::FORBIDDEN,
         }
@@ -41,6 +67,8 @@ impl Rejection {
         match self {
             Self::BadRequest(r) => r,
             Self::HeadersTooLarge => "request headers too large",
+            Self::UriTooLong => "request path too long or too deep",
+            Self::PayloadTooLarge => "request body too large",
             Self::ForeignDestination => "destination on another server",
             Self::FiniteDepth => "PROPFIND without finite Depth",
         }
@@ -145,6 +173,144 @@ pub fn check_syntax<B>(req: &Request<B>, max_header_bytes: usize) -> Result<(), 
             .map_err(|_| Rejection::BadRequest("non-ASCII Destination"))?;
         check_destination(text, headers)?;
     }
+    if let Some(v) = single(headers, "overwrite")? {
+        match v.as_bytes().trim_ascii() {
+            b"T" | b"F" => {}
+            _ => return Err(Rejection::BadRequest("Overwrite is neither T nor F")),
+        }
+    }
+    if let Some(v) = single(headers, "timeout")? {
+        let text = v
+            .to_str()
+            .map_err(|_| Rejection::BadRequest("non-ASCII Timeout"))?;
+        check_timeout(text)?;
+    }
+    if let Some(v) = single(headers, "lock-token")? {
+        let text = v
+            .to_str()
+            .map_err(|_| Rejection::BadRequest("non-ASCII Lock-Token"))?;
+        check_coded_url(text.trim())?;
+    }
+    if let Some(v) = single(headers, header::RANGE.as_str())? {
+        let text = v
+            .to_str()
+            .map_err(|_| Rejection::BadRequest("non-ASCII Range"))?;
+        check_range(text)?;
+    }
+    Ok(())
+}
+
+/// The value of a header that may appear at most once.
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a http::HeaderValue>, Rejection> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if first.is_some() && values.next().is_some() {
+        return Err(Rejection::BadRequest("repeated single-valued header"));
+    }
+    Ok(first)
+}
+
+/// Validates `Timeout` (RFC 4918 §10.7): a comma-separated list of
+/// `Infinite` and `Second-N`.
+fn check_timeout(text: &str) -> Result<(), Rejection> {
+    let bad = Err(Rejection::BadRequest("malformed Timeout"));
+    let items: Vec<&str> = text.split(',').map(str::trim).collect();
+    if items.len() > 16 {
+        return bad;
+    }
+    for item in items {
+        if item.eq_ignore_ascii_case("infinite") {
+            continue;
+        }
+        let digits = match item.get(..7) {
+            Some(p) if p.eq_ignore_ascii_case("second-") => &item[7..],
+            _ => return bad,
+        };
+        if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return bad;
+        }
+    }
+    Ok(())
+}
+
+/// Validates a Coded-URL `<...>` (`Lock-Token`): closed, non-empty, no
+/// whitespace, quotes or angle brackets inside.
+fn check_coded_url(text: &str) -> Result<(), Rejection> {
+    let inner = text
+        .strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .ok_or(Rejection::BadRequest("Lock-Token is not a Coded-URL"))?;
+    if inner.is_empty()
+        || inner
+            .bytes()
+            .any(|b| b <= b' ' || b == 0x7f || b"<>\"".contains(&b))
+    {
+        return Err(Rejection::BadRequest("Lock-Token is not a Coded-URL"));
+    }
+    Ok(())
+}
+
+/// Validates `Range` (RFC 9110 §14.2). Other units than `bytes` are left
+/// alone (the server ignores them); a `bytes` range set must be well
+/// formed (`a-b` with a <= b, `a-`, `-n`) and hold at most [`MAX_RANGES`]
+/// ranges. Unsatisfiable ranges are the file system's business (416).
+pub fn check_range(text: &str) -> Result<(), Rejection> {
+    let bad = Err(Rejection::BadRequest("malformed Range"));
+    let t = text.trim();
+    let Some((unit, set)) = t.split_once('=') else {
+        return bad;
+    };
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
+        return if unit.is_empty() || !unit.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            bad
+        } else {
+            Ok(())
+        };
+    }
+    let number = |s: &str| -> Option<u64> {
+        if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let mut count = 0;
+    for spec in set.split(',') {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            // RFC 9110 allows empty list elements; a set of only those is not.
+            continue;
+        }
+        count += 1;
+        if count > MAX_RANGES {
+            return bad;
+        }
+        let Some((first, last)) = spec.split_once('-') else {
+            return bad;
+        };
+        match (first.is_empty(), last.is_empty()) {
+            (true, true) => return bad,
+            (true, false) => {
+                if number(last).is_none() {
+                    return bad;
+                }
+            }
+            (false, true) => {
+                if number(first).is_none() {
+                    return bad;
+                }
+            }
+            (false, false) => match (number(first), number(last)) {
+                (Some(a), Some(b)) if a <= b => {}
+                _ => return bad,
+            },
+        }
+    }
+    if count == 0 {
+        return bad;
+    }
     Ok(())
 }
 
@@ -183,6 +349,10 @@ pub fn check_path(raw: &str) -> Result<(), Rejection> {
     if !raw.starts_with('/') {
         return bad("request target is not an absolute path");
     }
+    if raw.len() > MAX_PATH_BYTES || raw.bytes().filter(|b| *b == b'/').count() > MAX_PATH_SEGMENTS
+    {
+        return Err(Rejection::UriTooLong);
+    }
     let bytes = raw.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -216,6 +386,9 @@ pub fn check_path(raw: &str) -> Result<(), Rejection> {
     };
     if text.split('/').any(|seg| seg == "." || seg == "..") {
         return bad("dot segment in path");
+    }
+    if text.split('/').any(|seg| seg.len() > MAX_NAME_BYTES) {
+        return bad("name longer than 255 bytes");
     }
     Ok(())
 }
@@ -351,7 +524,9 @@ fn check_destination(text: &str, headers: &HeaderMap) -> Result<(), Rejection> {
         path
     };
     check_path(path).map_err(|e| match e {
-        Rejection::BadRequest(_) => Rejection::BadRequest("bad Destination path"),
+        Rejection::BadRequest(_) | Rejection::UriTooLong => {
+            Rejection::BadRequest("bad Destination path")
+        }
         other => other,
     })
 }
