@@ -11,5 +11,7 @@ pub mod dav;
 pub mod demo;
 pub mod emulator;
 pub mod front;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod lockcli;

@@ -157,6 +157,16 @@ pub fn check_syntax<B>(req: &Request<B>, max_header_bytes: usize) -> Result<(), 
             check_etag_list(text)?;
         }
     }
+    if let Some(v) = single(headers, header::IF_RANGE.as_str())? {
+        // An entity tag or an HTTP-date; dav-server 0.11 panics on a lone `"`.
+        let text = v
+            .to_str()
+            .map_err(|_| Rejection::BadRequest("non-ASCII If-Range"))?;
+        let t = text.trim();
+        if t.contains('"') && (t.contains(',') || check_etag_list(t).is_err()) {
+            return Err(Rejection::BadRequest("malformed If-Range"));
+        }
+    }
     for v in headers.get_all("if") {
         let text = v
             .to_str()
@@ -653,6 +663,11 @@ mod tests {
         assert!(syntax("/", &[("if", "(<urn:a b>)")]).is_err());
         assert!(syntax("/", &[("if", "(Not urn:uuid:1)")]).is_ok());
         assert!(syntax("/", &[("if", "(<")]).is_err());
+        // Found by fuzzing: dav-server 0.11 panics on these.
+        assert!(syntax("/", &[("if-range", "\"")]).is_err());
+        assert!(syntax("/", &[("if-range", "W/\"")]).is_err());
+        assert!(syntax("/", &[("if-range", "\"a\"")]).is_ok());
+        assert!(syntax("/", &[("if-range", "Wed, 21 Oct 2015 07:28:00 GMT")]).is_ok());
     }
 
     #[test]

@@ -10,8 +10,13 @@ use cloudreve_dav::cloudreve::{Client, CrUri, Session};
 use cloudreve_dav::dav::{DavGateway, DavSettings};
 use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
 use cloudreve_dav::front::{
-    self, AccountSource, AuthSettings, Authenticator, Front, FrontSettings, RawAccount, SourceError,
+    self, AccountSource, AuthSettings, Authenticator, DavService, Front, FrontSettings, RawAccount,
+    SourceError,
 };
+
+/// Wraps the gateway's WebDAV service before the front layer sees it
+/// (test hooks that act after the front layer's checks).
+pub type Wrap = fn(Arc<DavGateway>) -> Arc<dyn DavService>;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -63,6 +68,7 @@ pub struct Gw {
     pub state: std::path::PathBuf,
     settings: DavSettings,
     root_uri: String,
+    wrap: Option<Wrap>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -84,7 +90,20 @@ impl Gw {
         Self::start_full(|_| {}, Some(root)).await
     }
 
+    /// Starts everything with the WebDAV service wrapped by `wrap`.
+    pub async fn start_wrapped(wrap: Wrap) -> Gw {
+        Self::start_full_wrapped(|_| {}, None, Some(wrap)).await
+    }
+
     async fn start_full(tweak: impl FnOnce(&mut DavSettings), root: Option<&str>) -> Gw {
+        Self::start_full_wrapped(tweak, root, None).await
+    }
+
+    async fn start_full_wrapped(
+        tweak: impl FnOnce(&mut DavSettings),
+        root: Option<&str>,
+        wrap: Option<Wrap>,
+    ) -> Gw {
         let dir = tempfile::tempdir().expect("tempdir");
         let emu = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
             .await
@@ -117,7 +136,8 @@ impl Gw {
             ..DavSettings::default()
         };
         tweak(&mut settings);
-        let (gateway, url, stop, task) = serve(&session, &settings, &root_uri.to_string()).await;
+        let (gateway, url, stop, task) =
+            serve(&session, &settings, &root_uri.to_string(), wrap).await;
         Gw {
             url,
             emu,
@@ -131,6 +151,7 @@ impl Gw {
             state,
             settings,
             root_uri: root_uri.to_string(),
+            wrap,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
@@ -146,7 +167,8 @@ impl Gw {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
-        let (gateway, url, stop, task) = serve(&self.session, &self.settings, &self.root_uri).await;
+        let (gateway, url, stop, task) =
+            serve(&self.session, &self.settings, &self.root_uri, self.wrap).await;
         self.gateway = gateway;
         self.url = url;
         self.stop = Some(stop);
@@ -224,7 +246,12 @@ type Served = (
     JoinHandle<std::io::Result<()>>,
 );
 
-async fn serve(session: &Session, settings: &DavSettings, root_uri: &str) -> Served {
+async fn serve(
+    session: &Session,
+    settings: &DavSettings,
+    root_uri: &str,
+    wrap: Option<Wrap>,
+) -> Served {
     let s2 = session.clone();
     let gateway = Arc::new(
         DavGateway::try_new(
@@ -253,7 +280,10 @@ async fn serve(session: &Session, settings: &DavSettings, root_uri: &str) -> Ser
             ..FrontSettings::default()
         },
         auth,
-        gateway.clone(),
+        match wrap {
+            Some(w) => w(gateway.clone()),
+            None => gateway.clone(),
+        },
     ));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
