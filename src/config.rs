@@ -978,14 +978,23 @@ refresh_token_env = "B_TOKEN"
         assert!(load_with_env(&args, &env_of(&[])).is_ok());
         for mode in [0o640, 0o604, 0o660, 0o644] {
             std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(mode)).expect("chmod");
-            let e = format!("{:#}", load_with_env(&args, &env_of(&[])).expect_err("loose"));
-            assert!(e.contains("chmod 600") && e.contains(&format!("{mode:04o}")), "{e}");
+            let e = format!(
+                "{:#}",
+                load_with_env(&args, &env_of(&[])).expect_err("loose")
+            );
+            assert!(
+                e.contains("chmod 600") && e.contains(&format!("{mode:04o}")),
+                "{e}"
+            );
         }
         // The same for the env-named file and for a config file holding a secret.
         let env = env_of(&[
             ("CLOUDREVE_DAV_UPSTREAM", "https://c.example"),
             ("CLOUDREVE_DAV_USER_EMAIL", "b@x"),
-            ("CLOUDREVE_DAV_USER_REFRESH_TOKEN_FILE", pw.to_str().expect("utf8")),
+            (
+                "CLOUDREVE_DAV_USER_REFRESH_TOKEN_FILE",
+                pw.to_str().expect("utf8"),
+            ),
         ]);
         assert!(load_with_env(&ServeArgs::default(), &env).is_err());
         std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o400)).expect("chmod");

@@ -40,7 +40,15 @@ pub const HEADER_NAMES: [&str; 14] = [
 
 /// Methods the `headers` target picks from (second input byte).
 const METHODS: [&str; 9] = [
-    "GET", "PUT", "PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "COPY", "MOVE", "DELETE",
+    "GET",
+    "PUT",
+    "PROPFIND",
+    "PROPPATCH",
+    "LOCK",
+    "UNLOCK",
+    "COPY",
+    "MOVE",
+    "DELETE",
 ];
 
 /// dav-server over an in-memory file system holding `/a` (a file) and `/d/`.

@@ -283,7 +283,9 @@ async fn trace_logs_never_hold_passwords_credentials_or_tokens() {
         assert_eq!(propfind(&http, &url, EMAIL, w).await.status(), 401);
     }
     assert_eq!(
-        propfind(&http, &url, "nobody@example.com", wrong[0]).await.status(),
+        propfind(&http, &url, "nobody@example.com", wrong[0])
+            .await
+            .status(),
         401
     );
     let put = |path: &str, body: Vec<u8>| {
@@ -292,16 +294,31 @@ async fn trace_logs_never_hold_passwords_credentials_or_tokens() {
             .body(body)
             .send()
     };
-    assert_eq!(put("small.txt", b"hello".to_vec()).await.expect("put").status(), 201);
     assert_eq!(
-        put("big.bin", vec![7u8; 3 * 1024 * 1024]).await.expect("put").status(),
+        put("small.txt", b"hello".to_vec())
+            .await
+            .expect("put")
+            .status(),
+        201
+    );
+    assert_eq!(
+        put("big.bin", vec![7u8; 3 * 1024 * 1024])
+            .await
+            .expect("put")
+            .status(),
         201
     );
     // Expire the gateway's upstream access token: the next requests make
     // it refresh (and use the new token).
     let issued_before = s.emu.issued_tokens().len();
     s.emu.advance_clock(Duration::from_secs(3 * 3600));
-    assert_eq!(put("after.txt", b"again".to_vec()).await.expect("put").status(), 201);
+    assert_eq!(
+        put("after.txt", b"again".to_vec())
+            .await
+            .expect("put")
+            .status(),
+        201
+    );
     let r = http
         .get(format!("{url}small.txt"))
         .basic_auth(EMAIL, Some(&good))
@@ -348,7 +365,10 @@ async fn trace_logs_never_hold_passwords_credentials_or_tokens() {
     ];
     for w in wrong {
         secrets.push(("wrong password".into(), w.into()));
-        secrets.push(("wrong Basic credentials".into(), b64(&format!("{EMAIL}:{w}"))));
+        secrets.push((
+            "wrong Basic credentials".into(),
+            b64(&format!("{EMAIL}:{w}")),
+        ));
     }
     let tokens = s.emu.issued_tokens();
     assert!(tokens.len() >= 4, "sign-in and refresh tokens recorded");

@@ -118,7 +118,10 @@ fn run(target: &str, f: fn(&[u8])) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let seeds = files(&root.join("seeds").join(target));
     assert!(!seeds.is_empty(), "no seeds for {target}");
-    for (p, b) in seeds.iter().chain(files(&root.join("regressions").join(target)).iter()) {
+    for (p, b) in seeds
+        .iter()
+        .chain(files(&root.join("regressions").join(target)).iter())
+    {
         let r = std::panic::catch_unwind(|| f(b));
         assert!(r.is_ok(), "{target}: {} crashes", p.display());
     }
@@ -134,7 +137,9 @@ fn run(target: &str, f: fn(&[u8])) {
     for i in 0..iters {
         let input = mutate(&mut rng, &seeds);
         if std::panic::catch_unwind(|| f(&input)).is_err() {
-            panic!("{target}: mutation {i} (seed {seed}) crashes; input (save it under fuzz/regressions/{target}/): {input:?}");
+            panic!(
+                "{target}: mutation {i} (seed {seed}) crashes; input (save it under fuzz/regressions/{target}/): {input:?}"
+            );
         }
     }
 }

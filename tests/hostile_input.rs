@@ -95,7 +95,11 @@ async fn still_serving(gw: &Gw) {
     let (s, _) = gw.propfind("/", "1").await;
     assert_eq!(s, 207, "PROPFIND after hostile input");
     let (s, body) = gw.get("/ok.txt").await;
-    assert_eq!((s, body.as_slice()), (200, &b"fine"[..]), "GET after hostile input");
+    assert_eq!(
+        (s, body.as_slice()),
+        (200, &b"fine"[..]),
+        "GET after hostile input"
+    );
 }
 
 async fn started() -> Gw {
@@ -261,13 +265,33 @@ async fn malformed_webdav_headers_get_400() {
         ("PROPFIND", "/", "Depth: 1\r\nDepth: 0\r\n"),
         ("LOCK", "/ok.txt", "Timeout: Second-abc\r\n"),
         ("LOCK", "/ok.txt", "Timeout: Minute-5\r\n"),
-        ("LOCK", "/ok.txt", "Timeout: Second-99999999999999999999999\r\n"),
+        (
+            "LOCK",
+            "/ok.txt",
+            "Timeout: Second-99999999999999999999999\r\n",
+        ),
         ("COPY", "/ok.txt", "Destination: ftp://localhost/x\r\n"),
-        ("COPY", "/ok.txt", "Destination: http://localhost/a/../../x\r\n"),
+        (
+            "COPY",
+            "/ok.txt",
+            "Destination: http://localhost/a/../../x\r\n",
+        ),
         ("MOVE", "/ok.txt", "Destination: /b%2fc\r\n"),
-        ("MOVE", "/ok.txt", "Destination: /b.txt\r\nDestination: /c.txt\r\n"),
-        ("COPY", "/ok.txt", "Destination: /copy.txt\r\nOverwrite: f\r\n"),
-        ("COPY", "/ok.txt", "Destination: /copy.txt\r\nOverwrite: yes\r\n"),
+        (
+            "MOVE",
+            "/ok.txt",
+            "Destination: /b.txt\r\nDestination: /c.txt\r\n",
+        ),
+        (
+            "COPY",
+            "/ok.txt",
+            "Destination: /copy.txt\r\nOverwrite: f\r\n",
+        ),
+        (
+            "COPY",
+            "/ok.txt",
+            "Destination: /copy.txt\r\nOverwrite: yes\r\n",
+        ),
         ("GET", "/ok.txt", "Range: bytes=abc\r\n"),
         ("GET", "/ok.txt", "Range: bytes=5-1\r\n"),
         ("GET", "/ok.txt", "Range: bytes=-\r\n"),
@@ -318,7 +342,11 @@ async fn bad_bytes_long_names_and_deep_paths_get_4xx() {
     let long_utf8 = "%C3%A9".repeat(128); // 256 bytes decoded
     let deep = "/d".repeat(200);
     let cases: Vec<(String, Vec<u8>, u16)> = vec![
-        ("invalid UTF-8, encoded".into(), b"/a%ff%fe.txt".to_vec(), 400),
+        (
+            "invalid UTF-8, encoded".into(),
+            b"/a%ff%fe.txt".to_vec(),
+            400,
+        ),
         ("invalid UTF-8, raw".into(), b"/a\xff\xfe.txt".to_vec(), 400),
         ("overlong UTF-8".into(), b"/%C0%AF".to_vec(), 400),
         ("encoded NUL".into(), b"/a%00b".to_vec(), 400),
@@ -328,10 +356,22 @@ async fn bad_bytes_long_names_and_deep_paths_get_4xx() {
         ("encoded newline".into(), b"/a%0d%0ab".to_vec(), 400),
         ("raw tab".into(), b"/a\tb".to_vec(), 400),
         ("raw escape".into(), b"/a\x1bb".to_vec(), 400),
-        ("name of 256 bytes".into(), format!("/{long_name}").into_bytes(), 400),
-        ("UTF-8 name of 256 bytes".into(), format!("/{long_utf8}").into_bytes(), 400),
+        (
+            "name of 256 bytes".into(),
+            format!("/{long_name}").into_bytes(),
+            400,
+        ),
+        (
+            "UTF-8 name of 256 bytes".into(),
+            format!("/{long_utf8}").into_bytes(),
+            400,
+        ),
         ("200 levels".into(), deep.clone().into_bytes(), 414),
-        ("path of 9 KiB".into(), format!("/{}", "x/".repeat(4600)).into_bytes(), 414),
+        (
+            "path of 9 KiB".into(),
+            format!("/{}", "x/".repeat(4600)).into_bytes(),
+            414,
+        ),
     ];
     for (what, target, want) in &cases {
         for method in ["PUT", "GET", "MKCOL", "PROPFIND"] {
@@ -396,10 +436,7 @@ async fn a_panic_in_dav_server_answers_500_for_that_request_only() {
         if method == "PUT" {
             rb = rb.body("changed");
         }
-        let r = rb
-            .send()
-            .await
-            .expect("answered");
+        let r = rb.send().await.expect("answered");
         assert_eq!(r.status(), 500, "{method}: the panic becomes a 500");
         assert!(r.headers().contains_key("x-request-id"));
     }

@@ -239,7 +239,10 @@ impl Front {
             .extensions()
             .get::<throttle::ClientAddr>()
             .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        let credentials = req.headers().get(header::AUTHORIZATION).map(auth::parse_basic);
+        let credentials = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(auth::parse_basic);
         let result = match &credentials {
             None => Err(AuthError::Missing),
             Some(None) => {
@@ -366,9 +369,7 @@ impl http_body::Body for CatchPanicBody {
             Err(_) => {
                 tracing::error!("response body panicked; aborting the response");
                 self.inner = empty_body();
-                std::task::Poll::Ready(Some(Err(std::io::Error::other(
-                    "response body panicked",
-                ))))
+                std::task::Poll::Ready(Some(Err(std::io::Error::other("response body panicked"))))
             }
         }
     }

@@ -143,7 +143,8 @@ where
         let front = front.clone();
         async move {
             let mut req = req.map(|body| body.map_err(io::Error::other).boxed_unsync());
-            req.extensions_mut().insert(super::throttle::ClientAddr(peer));
+            req.extensions_mut()
+                .insert(super::throttle::ClientAddr(peer));
             Ok::<_, Infallible>(front.handle(req).await)
         }
     });

@@ -260,7 +260,11 @@ mod tests {
         let t = Throttle::new(limits());
         let now = Instant::now();
         for i in 0..10 {
-            t.failed_at(ip(&format!("2001:db8::{i:x}")), Some(&format!("u{i}@x")), now);
+            t.failed_at(
+                ip(&format!("2001:db8::{i:x}")),
+                Some(&format!("u{i}@x")),
+                now,
+            );
         }
         assert!(t.check_at(ip("2001:db8::ffff"), None, now).is_err());
         assert!(t.check_at(ip("2001:db8:0:1::1"), None, now).is_ok());

@@ -80,8 +80,11 @@ impl DtdScanner {
 
 fn contains_marker(hay: &[u8]) -> bool {
     MARKERS.iter().any(|m| {
-        hay.windows(m.len())
-            .any(|w| w.iter().zip(m.iter()).all(|(a, b)| a.to_ascii_lowercase() == *b))
+        hay.windows(m.len()).any(|w| {
+            w.iter()
+                .zip(m.iter())
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+        })
     })
 }
 
