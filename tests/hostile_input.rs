@@ -456,3 +456,33 @@ async fn a_panic_in_dav_server_answers_500_for_that_request_only() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn move_or_copy_onto_the_root_is_refused_and_loses_nothing() {
+    let gw = started().await;
+    assert_eq!(gw.put("/b.txt", "keep").await, 201);
+    for (method, dest) in [
+        ("MOVE", "/"),
+        ("COPY", "/"),
+        ("MOVE", "//"),
+        ("MOVE", "http://localhost/"),
+    ] {
+        let r = raw(
+            &gw,
+            &request(
+                method,
+                b"/ok.txt",
+                format!("Destination: {dest}\r\nOverwrite: T\r\n").as_bytes(),
+                b"",
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{method} onto {dest}: {}", r.head);
+    }
+    assert_eq!(
+        upstream_names(&gw).await,
+        vec!["b.txt".to_owned(), "ok.txt".to_owned()]
+    );
+    still_serving(&gw).await;
+    gw.stop().await;
+}

@@ -44,6 +44,8 @@ pub enum Rejection {
     PayloadTooLarge,
     /// 502 Bad Gateway: `Destination` names another server (RFC 4918 §9.8.5).
     ForeignDestination,
+    /// 403 Forbidden, with a reason for the log.
+    Forbidden(&'static str),
     /// 403 with `<D:propfind-finite-depth/>` (RFC 4918 §9.1): PROPFIND with
     /// a missing or `infinity` Depth.
     FiniteDepth,
@@ -58,7 +60,7 @@ impl Rejection {
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ForeignDestination => StatusCode::BAD_GATEWAY,
-            Self::FiniteDepth => StatusCode::FORBIDDEN,
+            Self::FiniteDepth | Self::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -71,6 +73,7 @@ impl Rejection {
             Self::PayloadTooLarge => "request body too large",
             Self::ForeignDestination => "destination on another server",
             Self::FiniteDepth => "PROPFIND without finite Depth",
+            Self::Forbidden(r) => r,
         }
     }
 }
@@ -538,7 +541,13 @@ fn check_destination(text: &str, headers: &HeaderMap) -> Result<(), Rejection> {
             Rejection::BadRequest("bad Destination path")
         }
         other => other,
-    })
+    })?;
+    if path.split('/').all(str::is_empty) {
+        // MOVE/COPY onto the root would replace the whole drive (found by
+        // fuzzing: dav-server deletes the destination first).
+        return Err(Rejection::Forbidden("Destination is the root"));
+    }
+    Ok(())
 }
 
 /// Whether `authority` names this server, judged by `Host` and

@@ -419,6 +419,7 @@ fn rejection_response(rej: Rejection) -> Response<BoxBody> {
             StatusCode::PAYLOAD_TOO_LARGE,
             "request body too large\n",
         )),
+        Rejection::Forbidden(_) => simple(StatusCode::FORBIDDEN, "forbidden\n"),
         Rejection::ForeignDestination => simple(
             StatusCode::BAD_GATEWAY,
             "destination is on another server\n",
