@@ -243,6 +243,32 @@ pub struct Timeouts {
     pub shutdown_grace: Duration,
 }
 
+/// Limits of the failed-login throttle (see `front::throttle` for the policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginThrottle {
+    /// Length of a counting window, from a key's first failure.
+    pub window: Duration,
+    /// Failures from one client address (any user) before it gets 429.
+    pub max_failures_per_address: u32,
+    /// Failures of one user from one address before that pair gets 429.
+    pub max_failures_per_user_address: u32,
+    /// Failures of one user from all addresses after which every address
+    /// that failed for this user gets 429 (addresses that never failed
+    /// for this user are not affected).
+    pub max_failures_per_user: u32,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(600),
+            max_failures_per_address: 50,
+            max_failures_per_user_address: 10,
+            max_failures_per_user: 100,
+        }
+    }
+}
+
 /// The validated gateway configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -274,6 +300,8 @@ pub struct Config {
     pub junk_files: JunkPolicy,
     /// Address of the admin endpoints (health, readiness, metrics); `None` = off.
     pub admin_listen: Option<SocketAddr>,
+    /// Failed-login throttle.
+    pub login_throttle: LoginThrottle,
 }
 
 /// The TOML file layout. All keys are optional in the file itself.
@@ -301,6 +329,10 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     junk_files: Option<JunkPolicy>,
     admin_listen: Option<String>,
+    login_failure_window_secs: Option<u64>,
+    login_max_failures_per_address: Option<u64>,
+    login_max_failures_per_user_address: Option<u64>,
+    login_max_failures_per_user: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -336,8 +368,17 @@ pub fn load_with_env(
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read configuration file {}", path.display()))?;
-            parse_file(&text)
-                .with_context(|| format!("invalid configuration file {}", path.display()))?
+            let file = parse_file(&text)
+                .with_context(|| format!("invalid configuration file {}", path.display()))?;
+            if file
+                .users
+                .iter()
+                .any(|u| u.password.is_some() || u.refresh_token.is_some())
+            {
+                // The file itself holds secrets.
+                check_private(path)?;
+            }
+            file
         }
         None => FileConfig::default(),
     };
@@ -538,6 +579,43 @@ pub fn load_with_env(
         )?,
     };
 
+    let default_throttle = LoginThrottle::default();
+    let count = |name: &str, file: Option<u64>, default: u32| -> anyhow::Result<u32> {
+        let v = num(None, &name.to_ascii_uppercase(), file)?.unwrap_or(u64::from(default));
+        if !(1..=1_000_000).contains(&v) {
+            bail!("{name} must be between 1 and 1000000, not {v}");
+        }
+        Ok(v as u32)
+    };
+    let login_throttle = LoginThrottle {
+        window: secs(
+            num(
+                None,
+                "LOGIN_FAILURE_WINDOW_SECS",
+                file.login_failure_window_secs,
+            )?
+            .unwrap_or(default_throttle.window.as_secs()),
+            "login_failure_window_secs",
+            1,
+            86_400,
+        )?,
+        max_failures_per_address: count(
+            "login_max_failures_per_address",
+            file.login_max_failures_per_address,
+            default_throttle.max_failures_per_address,
+        )?,
+        max_failures_per_user_address: count(
+            "login_max_failures_per_user_address",
+            file.login_max_failures_per_user_address,
+            default_throttle.max_failures_per_user_address,
+        )?,
+        max_failures_per_user: count(
+            "login_max_failures_per_user",
+            file.login_max_failures_per_user,
+            default_throttle.max_failures_per_user,
+        )?,
+    };
+
     // Users: the file's list, plus an optional single user from the environment
     // (which replaces a file entry with the same e-mail).
     let mut users = Vec::with_capacity(file.users.len() + 1);
@@ -590,7 +668,31 @@ pub fn load_with_env(
         log_format,
         junk_files,
         admin_listen,
+        login_throttle,
     })
+}
+
+/// Refuses a secrets file that its group or others may read or write
+/// (mode & 0o077 != 0): the secret may already have leaked, and the
+/// operator should know.
+fn check_private(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(path)
+            .with_context(|| format!("cannot read the permissions of {}", path.display()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "{} holds secrets but is accessible to group or others (mode {mode:04o}); restrict it with `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// `$XDG_STATE_HOME/cloudreve-dav`, else `$HOME/.local/state/cloudreve-dav`,
@@ -648,6 +750,7 @@ fn resolve_user(
     };
     let from_file = |p: &Path| -> anyhow::Result<String> {
         let path = base_dir.join(p);
+        check_private(&path)?;
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read secret file {}", path.display()))?;
         let secret = text.trim_end_matches(['\r', '\n']).to_owned();
@@ -706,8 +809,10 @@ mod tests {
     }
 
     fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
         let p = dir.join(name);
         std::fs::write(&p, text).expect("write test file");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         p
     }
 
@@ -985,5 +1090,69 @@ refresh_token_env = "B_TOKEN"
             c.lock_timeouts,
             (Duration::from_secs(600), Duration::from_secs(7200))
         );
+    }
+
+    #[test]
+    fn loose_secret_files_are_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pw = write_file(dir.path(), "pw", "s3cret\n");
+        let cfg = write_file(
+            dir.path(),
+            "c.toml",
+            "upstream = \"https://c.example\"\n[[users]]\nemail = \"a@x\"\npassword_file = \"pw\"\n",
+        );
+        let args = ServeArgs {
+            config: Some(cfg.clone()),
+            ..ServeArgs::default()
+        };
+        assert!(load_with_env(&args, &env_of(&[])).is_ok());
+        for mode in [0o640, 0o604, 0o660, 0o644] {
+            std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            let e = format!(
+                "{:#}",
+                load_with_env(&args, &env_of(&[])).expect_err("loose")
+            );
+            assert!(
+                e.contains("chmod 600") && e.contains(&format!("{mode:04o}")),
+                "{e}"
+            );
+        }
+        // The same for the env-named file and for a config file holding a secret.
+        let env = env_of(&[
+            ("CLOUDREVE_DAV_UPSTREAM", "https://c.example"),
+            ("CLOUDREVE_DAV_USER_EMAIL", "b@x"),
+            (
+                "CLOUDREVE_DAV_USER_REFRESH_TOKEN_FILE",
+                pw.to_str().expect("utf8"),
+            ),
+        ]);
+        assert!(load_with_env(&ServeArgs::default(), &env).is_err());
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+        assert!(load_with_env(&ServeArgs::default(), &env).is_ok());
+        let inline = write_file(
+            dir.path(),
+            "inline.toml",
+            "upstream = \"https://c.example\"\n[[users]]\nemail = \"a@x\"\npassword = \"p\"\n",
+        );
+        std::fs::set_permissions(&inline, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let args = ServeArgs {
+            config: Some(inline),
+            ..ServeArgs::default()
+        };
+        assert!(load_with_env(&args, &env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn login_throttle_limits() {
+        let c = load_text(BASE).expect("base");
+        assert_eq!(c.login_throttle, LoginThrottle::default());
+        let c = load_text(&format!(
+            "login_failure_window_secs = 30\nlogin_max_failures_per_user_address = 2\n{BASE}"
+        ))
+        .expect("file keys");
+        assert_eq!(c.login_throttle.window, Duration::from_secs(30));
+        assert_eq!(c.login_throttle.max_failures_per_user_address, 2);
+        assert!(load_text(&format!("login_max_failures_per_address = 0\n{BASE}")).is_err());
     }
 }

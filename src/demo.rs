@@ -139,6 +139,13 @@ fn login_password(dir: &Path) -> anyhow::Result<String> {
         login_password: login_password.clone(),
     })?;
     std::fs::write(&file, text).with_context(|| format!("cannot write {}", file.display()))?;
+    #[cfg(unix)]
+    {
+        // It holds a password: owner only.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", file.display()))?;
+    }
     Ok(login_password)
 }
 

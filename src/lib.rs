@@ -12,6 +12,8 @@ pub mod dav;
 pub mod demo;
 pub mod emulator;
 pub mod front;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod lockcli;
 pub mod metrics;

@@ -211,6 +211,11 @@ async fn serve_reads_toml_and_secret_file_serves_tls_and_stops_on_sigterm() {
     // command line.
     let secret = dir.path().join("login.password");
     std::fs::write(&secret, "srv-login-password\n").unwrap();
+    // Secrets files must not be readable by group or others.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");

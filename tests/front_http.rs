@@ -148,6 +148,14 @@ async fn start_with(
     let front = Arc::new(Front::new(
         FrontSettings {
             shutdown_grace: WAIT,
+            // These tests send storms of wrong passwords from one address;
+            // the throttle has its own tests (auth_security.rs).
+            login_throttle: cloudreve_dav::config::LoginThrottle {
+                max_failures_per_address: 1_000_000,
+                max_failures_per_user_address: 1_000_000,
+                max_failures_per_user: 1_000_000,
+                ..Default::default()
+            },
             ..FrontSettings::default()
         },
         auth.clone(),

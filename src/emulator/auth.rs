@@ -86,6 +86,10 @@ pub fn issue(
                 "state_hash":state_hash(user),"root_token_id":root,
                 "jti": uuid::Uuid::new_v4().to_string()}),
     );
+    if let Ok(mut issued) = inner.issued_tokens.lock() {
+        issued.push(access.clone());
+        issued.push(refresh.clone());
+    }
     let fmt = |secs: i64| super::clock::fmt_time(&(now + chrono::Duration::seconds(secs)));
     json!({"access_token":access,"refresh_token":refresh,
            "access_expires":fmt(access_ttl),"refresh_expires":fmt(refresh_ttl)})

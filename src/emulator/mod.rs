@@ -165,6 +165,7 @@ impl Emulator {
             dirty: Notify::new(),
             base_url: format!("http://{addr}"),
             save_guard: Mutex::new(()),
+            issued_tokens: Mutex::new(Vec::new()),
         });
         let (stop, rx) = watch::channel(false);
         let app = server::router(inner.clone());
@@ -257,6 +258,15 @@ impl Emulator {
     /// Requires a sign-in captcha (answer: [`CAPTCHA_ANSWER`]).
     pub fn set_captcha_required(&self, on: bool) {
         self.with(|st| st.settings.captcha = on);
+    }
+
+    /// Every access and refresh token this emulator has issued, oldest first.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.inner
+            .issued_tokens
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
     }
 
     /// Advances the clock used for tokens, URLs, sessions, locks and trash.

@@ -40,6 +40,8 @@ pub struct Inner {
     pub base_url: String,
     /// Serialises snapshot writes.
     pub save_guard: Mutex<()>,
+    /// Every access and refresh token issued (test control: secret scans).
+    pub issued_tokens: Mutex<Vec<String>>,
 }
 
 impl Inner {

@@ -12,7 +12,11 @@
 //!
 //! To keep argon2 off the per-request path, a credential that argon2 has
 //! verified is cached for `cache_ttl`, keyed by a keyed digest (HMAC-SHA256
-//! under a random per-process key) of e-mail and password. A credential not
+//! under a random per-process key) of e-mail and password. The map is indexed
+//! by one such digest and an entry is accepted only if a second digest
+//! (under another key) matches the stored one in constant time
+//! (`subtle`), so lookups leak nothing about the secret through timing;
+//! argon2's own verification is constant-time. A credential not
 //! in the cache is argon2-verified against the user's accounts (single-flight
 //! per credential, bounded concurrency); if none matches, the user's accounts
 //! are refetched (rate-limited) and the accounts that are new or whose
@@ -200,6 +204,8 @@ impl UserState {
 /// A credential that argon2 has verified, valid until `expires` or until a
 /// refresh replaces or removes its account.
 struct CacheEntry {
+    /// Second keyed digest of the credential, compared in constant time.
+    check: Digest,
     user: String,
     account: Arc<StoredAccount>,
     expires: Instant,
@@ -270,6 +276,8 @@ pub struct Authenticator {
     settings: AuthSettings,
     /// Key of the credential digests that index the cache.
     key: Digest,
+    /// Key of the credential digests that cache entries are checked against.
+    check_key: Digest,
     cache: Mutex<HashMap<Digest, CacheEntry>>,
     /// Permits for argon2 runs; a permit moves into the blocking task, so a
     /// cancelled request cannot free its slot while argon2 still runs.
@@ -298,6 +306,8 @@ impl Authenticator {
     ) -> Self {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
+        let mut check_key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut check_key);
         let users = emails
             .into_iter()
             .map(|email| {
@@ -315,6 +325,7 @@ impl Authenticator {
             source,
             users,
             key,
+            check_key,
             cache: Mutex::new(HashMap::new()),
             argon2_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.max_concurrent_argon2.max(1),
@@ -370,8 +381,9 @@ impl Authenticator {
         let Some(user) = self.users.get(&lower) else {
             return Err(AuthError::Invalid);
         };
-        let digest = self.digest(&lower, password);
-        if let Some(p) = self.cached(&digest) {
+        let digest = self.digest(&self.key, &lower, password);
+        let check = self.digest(&self.check_key, &lower, password);
+        if let Some(p) = self.cached(&digest, &check) {
             return Ok(p);
         }
         // Single flight per credential: concurrent first uses share one
@@ -381,10 +393,11 @@ impl Authenticator {
             .flight()
             .get_or_init(|| async {
                 // A flight that ended just before this one may have cached it.
-                if let Some(p) = self.cached(&digest) {
+                if let Some(p) = self.cached(&digest, &check) {
                     return Ok(p);
                 }
-                self.verify_uncached(user, &lower, password, digest).await
+                self.verify_uncached(user, &lower, password, (digest, check))
+                    .await
             })
             .await
             .clone()
@@ -416,10 +429,20 @@ impl Authenticator {
         })
     }
 
-    /// Key of the verified-credential cache. Never stored with an account.
-    fn digest(&self, lower_email: &str, password: &str) -> Digest {
+    /// Whether `email` and `password` are a credential verified and still
+    /// cached (such credentials are never throttled).
+    pub fn is_cached(&self, email: &str, password: &str) -> bool {
+        let lower = email.to_lowercase();
+        let digest = self.digest(&self.key, &lower, password);
+        let check = self.digest(&self.check_key, &lower, password);
+        self.cached(&digest, &check).is_some()
+    }
+
+    /// A keyed digest of a credential (cache index or check value). Never
+    /// stored with an account.
+    fn digest(&self, key: &Digest, lower_email: &str, password: &str) -> Digest {
         // HMAC accepts keys of any length; this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(lower_email.as_bytes());
         mac.update(&[0]);
@@ -427,26 +450,27 @@ impl Authenticator {
         mac.finalize().into_bytes().into()
     }
 
-    fn cached(&self, digest: &Digest) -> Option<Arc<Principal>> {
+    fn cached(&self, digest: &Digest, check: &Digest) -> Option<Arc<Principal>> {
+        use subtle::ConstantTimeEq as _;
         let cache = self.cache.lock().ok()?;
         let entry = cache.get(digest)?;
-        (entry.expires > Instant::now()).then(|| entry.account.principal.clone())
+        let same: bool = entry.check.ct_eq(check).into();
+        (same && entry.expires > Instant::now()).then(|| entry.account.principal.clone())
     }
 
     /// Verifies a credential that is not in the cache: argon2 against the
     /// user's accounts; on no match, a rate-limited refetch and argon2
     /// against the accounts that are new or whose password changed.
     ///
-    /// Brute-force throttling (a later issue) hooks in here, before the first
-    /// argon2 run: a budget of failed verifications per user and per client
-    /// would be checked and charged at this point, so that cached credentials
-    /// are never throttled. Until then `max_concurrent_argon2` bounds the cost.
+    /// Brute-force throttling happens before this, in the front layer
+    /// (`front::throttle`, per client address and user), and only for
+    /// credentials not in the cache; `max_concurrent_argon2` bounds the cost.
     async fn verify_uncached(
         &self,
         user: &UserState,
         lower: &str,
         password: &str,
-        digest: Digest,
+        digest: (Digest, Digest),
     ) -> Result<Arc<Principal>, AuthError> {
         let tried = user.snapshot();
         if let Some(account) = self.verify_against(&tried, password).await {
@@ -500,7 +524,7 @@ impl Authenticator {
         &self,
         user: &UserState,
         lower: &str,
-        digest: Digest,
+        (digest, check): (Digest, Digest),
         account: Arc<StoredAccount>,
     ) -> Arc<Principal> {
         if !self.settings.cache_ttl.is_zero()
@@ -517,6 +541,7 @@ impl Authenticator {
             cache.insert(
                 digest,
                 CacheEntry {
+                    check,
                     user: lower.to_owned(),
                     account: account.clone(),
                     expires: now + self.settings.cache_ttl,

@@ -3,13 +3,32 @@
 //! [`check_syntax`] runs before authentication and rejects malformed or
 //! dangerous requests (path traversal, encoded separators, control characters,
 //! broken percent-encoding, absolute-form targets, oversized headers, and the
-//! conditional headers that make dav-server 0.11 panic). [`check_policy`] runs
+//! conditional headers that make dav-server 0.11 panic, malformed `Depth`,
+//! `Overwrite`, `Timeout`, `Lock-Token`, `Destination` and byte `Range`
+//! headers, names longer than [`MAX_NAME_BYTES`] and paths longer or deeper
+//! than [`MAX_PATH_BYTES`] / [`MAX_PATH_SEGMENTS`]). [`check_policy`] runs
 //! after authentication and enforces the PROPFIND depth policy.
+//!
+//! Malformed headers are refused rather than ignored because dav-server
+//! silently drops headers it cannot parse: an `Overwrite: f` would become the
+//! default `T` and overwrite, a garbled `Timeout` the default lock timeout.
 
 use http::{HeaderMap, Method, Request, StatusCode, header};
 
 /// Upper bound of the summed size of all request header names and values.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Longest name (one decoded path segment), in bytes, as Cloudreve allows.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Longest raw (percent-encoded) request path; 414 above.
+pub const MAX_PATH_BYTES: usize = 8 * 1024;
+
+/// Most segments in a request path; 414 above.
+pub const MAX_PATH_SEGMENTS: usize = 128;
+
+/// Most ranges in one `Range: bytes=` header.
+pub const MAX_RANGES: usize = 64;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,8 +37,15 @@ pub enum Rejection {
     BadRequest(&'static str),
     /// 431 Request Header Fields Too Large.
     HeadersTooLarge,
+    /// 414 URI Too Long: a path longer than [`MAX_PATH_BYTES`] or deeper
+    /// than [`MAX_PATH_SEGMENTS`].
+    UriTooLong,
+    /// 413 Content Too Large: an XML request body above the limit.
+    PayloadTooLarge,
     /// 502 Bad Gateway: `Destination` names another server (RFC 4918 §9.8.5).
     ForeignDestination,
+    /// 403 Forbidden, with a reason for the log.
+    Forbidden(&'static str),
     /// 403 with `<D:propfind-finite-depth/>` (RFC 4918 §9.1): PROPFIND with
     /// a missing or `infinity` Depth.
     FiniteDepth,
@@ -31,8 +57,10 @@ impl Rejection {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ForeignDestination => StatusCode::BAD_GATEWAY,
-            Self::FiniteDepth => StatusCode::FORBIDDEN,
+            Self::FiniteDepth | Self::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -41,8 +69,11 @@ impl Rejection {
         match self {
             Self::BadRequest(r) => r,
             Self::HeadersTooLarge => "request headers too large",
+            Self::UriTooLong => "request path too long or too deep",
+            Self::PayloadTooLarge => "request body too large",
             Self::ForeignDestination => "destination on another server",
             Self::FiniteDepth => "PROPFIND without finite Depth",
+            Self::Forbidden(r) => r,
         }
     }
 }
@@ -129,6 +160,16 @@ pub fn check_syntax<B>(req: &Request<B>, max_header_bytes: usize) -> Result<(), 
             check_etag_list(text)?;
         }
     }
+    if let Some(v) = single(headers, header::IF_RANGE.as_str())? {
+        // An entity tag or an HTTP-date; dav-server 0.11 panics on a lone `"`.
+        let text = v
+            .to_str()
+            .map_err(|_| Rejection::BadRequest("non-ASCII If-Range"))?;
+        let t = text.trim();
+        if t.contains('"') && (t.contains(',') || check_etag_list(t).is_err()) {
+            return Err(Rejection::BadRequest("malformed If-Range"));
+        }
+    }
     for v in headers.get_all("if") {
         let text = v
             .to_str()
@@ -144,6 +185,144 @@ pub fn check_syntax<B>(req: &Request<B>, max_header_bytes: usize) -> Result<(), 
             .to_str()
             .map_err(|_| Rejection::BadRequest("non-ASCII Destination"))?;
         check_destination(text, headers)?;
+    }
+    if let Some(v) = single(headers, "overwrite")? {
+        match v.as_bytes().trim_ascii() {
+            b"T" | b"F" => {}
+            _ => return Err(Rejection::BadRequest("Overwrite is neither T nor F")),
+        }
+    }
+    if let Some(v) = single(headers, "timeout")? {
+        let text = v
+            .to_str()
+            .map_err(|_| Rejection::BadRequest("non-ASCII Timeout"))?;
+        check_timeout(text)?;
+    }
+    if let Some(v) = single(headers, "lock-token")? {
+        let text = v
+            .to_str()
+            .map_err(|_| Rejection::BadRequest("non-ASCII Lock-Token"))?;
+        check_coded_url(text.trim())?;
+    }
+    if let Some(v) = single(headers, header::RANGE.as_str())? {
+        let text = v
+            .to_str()
+            .map_err(|_| Rejection::BadRequest("non-ASCII Range"))?;
+        check_range(text)?;
+    }
+    Ok(())
+}
+
+/// The value of a header that may appear at most once.
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a http::HeaderValue>, Rejection> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if first.is_some() && values.next().is_some() {
+        return Err(Rejection::BadRequest("repeated single-valued header"));
+    }
+    Ok(first)
+}
+
+/// Validates `Timeout` (RFC 4918 §10.7): a comma-separated list of
+/// `Infinite` and `Second-N`.
+fn check_timeout(text: &str) -> Result<(), Rejection> {
+    let bad = Err(Rejection::BadRequest("malformed Timeout"));
+    let items: Vec<&str> = text.split(',').map(str::trim).collect();
+    if items.len() > 16 {
+        return bad;
+    }
+    for item in items {
+        if item.eq_ignore_ascii_case("infinite") {
+            continue;
+        }
+        let digits = match item.get(..7) {
+            Some(p) if p.eq_ignore_ascii_case("second-") => &item[7..],
+            _ => return bad,
+        };
+        if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return bad;
+        }
+    }
+    Ok(())
+}
+
+/// Validates a Coded-URL `<...>` (`Lock-Token`): closed, non-empty, no
+/// whitespace, quotes or angle brackets inside.
+fn check_coded_url(text: &str) -> Result<(), Rejection> {
+    let inner = text
+        .strip_prefix('<')
+        .and_then(|t| t.strip_suffix('>'))
+        .ok_or(Rejection::BadRequest("Lock-Token is not a Coded-URL"))?;
+    if inner.is_empty()
+        || inner
+            .bytes()
+            .any(|b| b <= b' ' || b == 0x7f || b"<>\"".contains(&b))
+    {
+        return Err(Rejection::BadRequest("Lock-Token is not a Coded-URL"));
+    }
+    Ok(())
+}
+
+/// Validates `Range` (RFC 9110 §14.2). Other units than `bytes` are left
+/// alone (the server ignores them); a `bytes` range set must be well
+/// formed (`a-b` with a <= b, `a-`, `-n`) and hold at most [`MAX_RANGES`]
+/// ranges. Unsatisfiable ranges are the file system's business (416).
+pub fn check_range(text: &str) -> Result<(), Rejection> {
+    let bad = Err(Rejection::BadRequest("malformed Range"));
+    let t = text.trim();
+    let Some((unit, set)) = t.split_once('=') else {
+        return bad;
+    };
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
+        return if unit.is_empty() || !unit.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            bad
+        } else {
+            Ok(())
+        };
+    }
+    let number = |s: &str| -> Option<u64> {
+        if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let mut count = 0;
+    for spec in set.split(',') {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            // RFC 9110 allows empty list elements; a set of only those is not.
+            continue;
+        }
+        count += 1;
+        if count > MAX_RANGES {
+            return bad;
+        }
+        let Some((first, last)) = spec.split_once('-') else {
+            return bad;
+        };
+        match (first.is_empty(), last.is_empty()) {
+            (true, true) => return bad,
+            (true, false) => {
+                if number(last).is_none() {
+                    return bad;
+                }
+            }
+            (false, true) => {
+                if number(first).is_none() {
+                    return bad;
+                }
+            }
+            (false, false) => match (number(first), number(last)) {
+                (Some(a), Some(b)) if a <= b => {}
+                _ => return bad,
+            },
+        }
+    }
+    if count == 0 {
+        return bad;
     }
     Ok(())
 }
@@ -183,6 +362,10 @@ pub fn check_path(raw: &str) -> Result<(), Rejection> {
     if !raw.starts_with('/') {
         return bad("request target is not an absolute path");
     }
+    if raw.len() > MAX_PATH_BYTES || raw.bytes().filter(|b| *b == b'/').count() > MAX_PATH_SEGMENTS
+    {
+        return Err(Rejection::UriTooLong);
+    }
     let bytes = raw.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -216,6 +399,9 @@ pub fn check_path(raw: &str) -> Result<(), Rejection> {
     };
     if text.split('/').any(|seg| seg == "." || seg == "..") {
         return bad("dot segment in path");
+    }
+    if text.split('/').any(|seg| seg.len() > MAX_NAME_BYTES) {
+        return bad("name longer than 255 bytes");
     }
     Ok(())
 }
@@ -351,9 +537,17 @@ fn check_destination(text: &str, headers: &HeaderMap) -> Result<(), Rejection> {
         path
     };
     check_path(path).map_err(|e| match e {
-        Rejection::BadRequest(_) => Rejection::BadRequest("bad Destination path"),
+        Rejection::BadRequest(_) | Rejection::UriTooLong => {
+            Rejection::BadRequest("bad Destination path")
+        }
         other => other,
-    })
+    })?;
+    if path.split('/').all(str::is_empty) {
+        // MOVE/COPY onto the root would replace the whole drive (found by
+        // fuzzing: dav-server deletes the destination first).
+        return Err(Rejection::Forbidden("Destination is the root"));
+    }
+    Ok(())
 }
 
 /// Whether `authority` names this server, judged by `Host` and
@@ -478,6 +672,11 @@ mod tests {
         assert!(syntax("/", &[("if", "(<urn:a b>)")]).is_err());
         assert!(syntax("/", &[("if", "(Not urn:uuid:1)")]).is_ok());
         assert!(syntax("/", &[("if", "(<")]).is_err());
+        // Found by fuzzing: dav-server 0.11 panics on these.
+        assert!(syntax("/", &[("if-range", "\"")]).is_err());
+        assert!(syntax("/", &[("if-range", "W/\"")]).is_err());
+        assert!(syntax("/", &[("if-range", "\"a\"")]).is_ok());
+        assert!(syntax("/", &[("if-range", "Wed, 21 Oct 2015 07:28:00 GMT")]).is_ok());
     }
 
     #[test]

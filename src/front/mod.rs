@@ -5,10 +5,19 @@
 //! Before hyper parses a request, [`wire::FragmentFilter`] makes request
 //! targets with a raw `#` unparsable, so hyper refuses them with 400.
 //!
-//! Order per request: [`guard::check_syntax`] (400/431/502, before
-//! authentication) → authentication (401; unauthenticated OPTIONS is answered
-//! here) → [`guard::check_policy`] (403 for PROPFIND without finite Depth) →
-//! read-only check (403) → the inner service, inside a panic guard (500).
+//! Order per request: [`guard::check_syntax`] (400/414/431/502, before
+//! authentication) → the failed-login throttle ([`throttle`], 429 with
+//! `Retry-After`, for credentials not already verified) → authentication
+//! (401; unauthenticated OPTIONS is answered here) → [`guard::check_policy`]
+//! (403 for PROPFIND without finite Depth) → read-only check (403) → XML
+//! body screening ([`xmlbody`]: 400 for DTDs and entities, 413 above 64 KiB)
+//! → the inner service. Everything from the syntax check on runs inside a
+//! panic guard: a panic in our code or a dependency (dav-server) answers 500
+//! for that request only, and a panic while a response body streams aborts
+//! that response only.
+//!
+//! Logging: the `Authorization` header, passwords and tokens are never
+//! logged; the access log names the user (e-mail) and account id only.
 //!
 //! Wiring (in `main`):
 //!
@@ -26,7 +35,9 @@ pub mod accounts;
 pub mod auth;
 pub mod guard;
 pub mod server;
+pub mod throttle;
 pub mod wire;
+pub mod xmlbody;
 
 use std::{
     panic::AssertUnwindSafe,
@@ -49,7 +60,7 @@ pub use auth::{AuthError, AuthSettings, AuthStats, Authenticator, Principal};
 pub use guard::Rejection;
 pub use server::{TlsReloader, load_tls, serve, shutdown_signal, spawn_sighup_reload};
 
-use crate::config::Config;
+use crate::config::{Config, LoginThrottle};
 
 /// The streaming body type used on both sides of the front layer.
 pub type BoxBody = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -86,6 +97,8 @@ pub struct FrontSettings {
     pub tls_handshake_timeout: Duration,
     /// Upper bound of the summed request header size (431 above).
     pub max_header_bytes: usize,
+    /// Limits of the failed-login throttle.
+    pub login_throttle: LoginThrottle,
 }
 
 impl Default for FrontSettings {
@@ -95,6 +108,7 @@ impl Default for FrontSettings {
             shutdown_grace: Duration::from_secs(30),
             tls_handshake_timeout: Duration::from_secs(10),
             max_header_bytes: guard::DEFAULT_MAX_HEADER_BYTES,
+            login_throttle: LoginThrottle::default(),
         }
     }
 }
@@ -105,6 +119,7 @@ impl FrontSettings {
         Self {
             header_read_timeout: config.timeouts.header_read,
             shutdown_grace: config.timeouts.shutdown_grace,
+            login_throttle: config.login_throttle,
             ..Self::default()
         }
     }
@@ -122,6 +137,7 @@ pub struct Front {
     settings: FrontSettings,
     auth: Arc<Authenticator>,
     inner: Arc<dyn DavService>,
+    throttle: throttle::Throttle,
     id_prefix: u32,
     next_id: AtomicU64,
 }
@@ -142,6 +158,7 @@ impl Front {
         inner: Arc<dyn DavService>,
     ) -> Self {
         Self {
+            throttle: throttle::Throttle::new(settings.login_throttle),
             settings,
             auth,
             inner,
@@ -180,7 +197,7 @@ impl Front {
             let outcome = AssertUnwindSafe(self.dispatch(req, &mut user))
                 .catch_unwind()
                 .await;
-            let mut resp = outcome.unwrap_or_else(|panic| {
+            let resp = outcome.unwrap_or_else(|panic| {
                 let msg = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
@@ -189,6 +206,7 @@ impl Front {
                 tracing::error!(panic = %msg, "request handler panicked");
                 simple(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
             });
+            let mut resp = resp.map(|body| CatchPanicBody { inner: body }.boxed_unsync());
             if let Ok(v) = HeaderValue::from_str(&rid) {
                 resp.headers_mut().insert("x-request-id", v);
             }
@@ -230,11 +248,40 @@ impl Front {
             return rejection_response(rej);
         }
         let is_options = req.method() == Method::OPTIONS;
-        let principal = match self
-            .auth
-            .authenticate_header(req.headers().get(header::AUTHORIZATION))
-            .await
-        {
+        let peer = req
+            .extensions()
+            .get::<throttle::ClientAddr>()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        let credentials = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(auth::parse_basic);
+        let result = match &credentials {
+            None => Err(AuthError::Missing),
+            Some(None) => {
+                if let Err(wait) = self.throttle.check(peer, None) {
+                    return throttled(wait, is_options);
+                }
+                self.throttle.failed(peer, None);
+                Err(AuthError::Malformed)
+            }
+            Some(Some((name, password))) => {
+                if !self.auth.is_cached(name, password)
+                    && let Err(wait) = self.throttle.check(peer, Some(name))
+                {
+                    tracing::warn!(%peer, user = ?name, "login throttled after repeated failures");
+                    return throttled(wait, is_options);
+                }
+                let r = self.auth.authenticate(name, password).await;
+                match &r {
+                    Ok(_) => self.throttle.succeeded(peer, name),
+                    Err(_) => self.throttle.failed(peer, Some(name)),
+                }
+                r
+            }
+        };
+        drop(credentials);
+        let principal = match result {
             Ok(p) => p,
             Err(_) if is_options => return options_response(),
             Err(e) => {
@@ -244,7 +291,7 @@ impl Front {
                     AuthError::Invalid => "invalid",
                 });
                 if e != AuthError::Missing {
-                    tracing::info!(reason = %e, "authentication failed");
+                    tracing::info!(reason = %e, %peer, "authentication failed");
                 }
                 return unauthorized();
             }
@@ -259,6 +306,13 @@ impl Front {
             return simple(StatusCode::FORBIDDEN, "read-only account\n");
         }
         req.headers_mut().remove(header::AUTHORIZATION);
+        let req = match xmlbody::screen(req).await {
+            Ok(r) => r,
+            Err(rej) => {
+                tracing::warn!(reason = rej.reason(), "XML request body refused");
+                return rejection_response(rej);
+            }
+        };
         let readonly = principal.readonly;
         let mut resp = self.inner.handle(req, principal).await;
         if is_options && readonly {
@@ -296,6 +350,57 @@ fn unauthorized() -> Response<BoxBody> {
     resp
 }
 
+/// 429 with `Retry-After` (whole seconds, at least 1). An OPTIONS request
+/// still gets the unauthenticated OPTIONS answer.
+fn throttled(wait: Duration, is_options: bool) -> Response<BoxBody> {
+    if is_options {
+        return options_response();
+    }
+    let mut resp = simple(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed logins; try again later\n",
+    );
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    resp
+}
+
+/// A response body whose polling cannot unwind into the connection: a panic
+/// while producing a frame (e.g. in dav-server's body stream) ends the body
+/// with an error, so hyper aborts this response only.
+struct CatchPanicBody {
+    inner: BoxBody,
+}
+
+impl http_body::Body for CatchPanicBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        let inner = std::pin::Pin::new(&mut self.inner);
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll_frame(cx))) {
+            Ok(p) => p,
+            Err(_) => {
+                tracing::error!("response body panicked; aborting the response");
+                self.inner = empty_body();
+                std::task::Poll::Ready(Some(Err(std::io::Error::other("response body panicked"))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 fn options_response() -> Response<BoxBody> {
     let mut resp = Response::new(empty_body());
     let h = resp.headers_mut();
@@ -324,6 +429,15 @@ fn rejection_response(rej: Rejection) -> Response<BoxBody> {
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "request headers too large\n",
         )),
+        Rejection::UriTooLong => closing(simple(
+            StatusCode::URI_TOO_LONG,
+            "request path too long or too deep\n",
+        )),
+        Rejection::PayloadTooLarge => closing(simple(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large\n",
+        )),
+        Rejection::Forbidden(_) => simple(StatusCode::FORBIDDEN, "forbidden\n"),
         Rejection::ForeignDestination => simple(
             StatusCode::BAD_GATEWAY,
             "destination is on another server\n",

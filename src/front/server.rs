@@ -261,7 +261,9 @@ where
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let front = front.clone();
         async move {
-            let req = req.map(|body| body.map_err(io::Error::other).boxed_unsync());
+            let mut req = req.map(|body| body.map_err(io::Error::other).boxed_unsync());
+            req.extensions_mut()
+                .insert(super::throttle::ClientAddr(peer));
             Ok::<_, Infallible>(front.handle(req).await)
         }
     });

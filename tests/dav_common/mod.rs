@@ -13,6 +13,10 @@ use cloudreve_dav::front::{
     self, AccountSource, AuthSettings, Authenticator, BoxBody, DavService, Front, FrontSettings,
     Principal, RawAccount, SourceError,
 };
+
+/// Wraps the gateway's WebDAV service before the front layer sees it
+/// (test hooks that act after the front layer's checks).
+pub type Wrap = fn(Arc<DavGateway>) -> Arc<dyn DavService>;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -68,6 +72,7 @@ pub struct Gw {
     settings: DavSettings,
     root_uri: String,
     sys_off: bool,
+    wrap: Option<Wrap>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -95,10 +100,24 @@ impl Gw {
         Self::start_full(|_| {}, Some(root), false).await
     }
 
+    /// Starts everything with the WebDAV service wrapped by `wrap`.
+    pub async fn start_wrapped(wrap: Wrap) -> Gw {
+        Self::start_full_wrapped(|_| {}, None, false, Some(wrap)).await
+    }
+
     async fn start_full(
         tweak: impl FnOnce(&mut DavSettings),
         root: Option<&str>,
         sys_off: bool,
+    ) -> Gw {
+        Self::start_full_wrapped(tweak, root, sys_off, None).await
+    }
+
+    async fn start_full_wrapped(
+        tweak: impl FnOnce(&mut DavSettings),
+        root: Option<&str>,
+        sys_off: bool,
+        wrap: Option<Wrap>,
     ) -> Gw {
         let dir = tempfile::tempdir().expect("tempdir");
         let emu = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
@@ -139,6 +158,7 @@ impl Gw {
             &root_uri.to_string(),
             &requests,
             sys_off,
+            wrap,
         )
         .await;
         Gw {
@@ -156,6 +176,7 @@ impl Gw {
             settings,
             root_uri: root_uri.to_string(),
             sys_off,
+            wrap,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
@@ -177,6 +198,7 @@ impl Gw {
             &self.root_uri,
             &self.requests,
             self.sys_off,
+            self.wrap,
         )
         .await;
         self.gateway = gateway;
@@ -197,6 +219,7 @@ impl Gw {
             &self.root_uri,
             &self.requests,
             self.sys_off,
+            self.wrap,
         )
         .await;
         ExtraGw {
@@ -361,7 +384,7 @@ pub fn request_mix(reqs: &[SeenRequest]) -> Vec<String> {
 }
 
 struct Recording {
-    inner: Arc<DavGateway>,
+    inner: Arc<dyn DavService>,
     log: Arc<RequestLog>,
 }
 
@@ -401,6 +424,7 @@ async fn serve(
     root_uri: &str,
     log: &Arc<RequestLog>,
     sys_off: bool,
+    wrap: Option<Wrap>,
 ) -> Served {
     let s2 = session.clone();
     let gateway = Arc::new(
@@ -432,7 +456,10 @@ async fn serve(
         },
         auth,
         Arc::new(Recording {
-            inner: gateway.clone(),
+            inner: match wrap {
+                Some(w) => w(gateway.clone()),
+                None => gateway.clone(),
+            },
             log: log.clone(),
         }),
     ));
