@@ -334,11 +334,8 @@ async fn libreoffice_propfind_gets_prefixed_dav_properties() {
         <resourcetype xmlns=\"DAV:\"/><IsReadOnly xmlns=\"http://ucb.openoffice.org/dav/props/\"/>\
         <getcontenttype xmlns=\"DAV:\"/><supportedlock xmlns=\"DAV:\"/></prop></propfind>";
     for (path, resourcetype) in [
-        ("/a.odt", "<D:resourcetype></D:resourcetype>"),
-        (
-            "/dir/",
-            "<D:resourcetype><D:collection></D:collection></D:resourcetype>",
-        ),
+        ("/a.odt", "<D:resourcetype/>"),
+        ("/dir/", "<D:resourcetype><D:collection/></D:resourcetype>"),
     ] {
         let r = gw
             .req("PROPFIND", path)
@@ -350,7 +347,11 @@ async fn libreoffice_propfind_gets_prefixed_dav_properties() {
             .expect("propfind");
         assert_eq!(r.status(), 207, "{path}");
         let text = r.text().await.expect("body");
-        assert!(text.contains(resourcetype), "{path}: {text}");
+        // Empty elements may be written either way (`<x/>` or `<x></x>`).
+        let compact = text
+            .replace("<D:collection></D:collection>", "<D:collection/>")
+            .replace("<D:resourcetype></D:resourcetype>", "<D:resourcetype/>");
+        assert!(compact.contains(resourcetype), "{path}: {text}");
         assert!(!text.contains("<resourcetype"), "{path}: {text}");
         let (_, not_found) = text
             .split_once("<D:propstat><D:prop><IsReadOnly")
