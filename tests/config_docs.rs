@@ -50,7 +50,10 @@ fn sample_config_loads_with_the_real_loader() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cloudreve-dav.toml");
     std::fs::write(&cfg, read("packaging/cloudreve-dav.toml")).unwrap();
-    std::fs::write(dir.path().join("you.password"), "s3cret\n").unwrap();
+    let secret = dir.path().join("you.password");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    // Secrets files must be private (the loader refuses group/other access).
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let args = ServeArgs {
         config: Some(cfg),
         ..ServeArgs::default()
