@@ -442,10 +442,19 @@ async fn office_put_with_only_lock_token_is_accepted_for_its_lock() {
     .await;
     assert_eq!(s, 204);
     assert_eq!(bytes_of(&gw, "/o.docx"), Some(b"v2".to_vec()));
-    // Without brackets too.
+    // Without the Coded-URL brackets the header is malformed (RFC 4918
+    // §10.5): 400 from the front layer, nothing written.
     let s = status(
         gw.req("PUT", "/o.docx")
             .header("lock-token", token.as_str())
+            .body("bare"),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(bytes_of(&gw, "/o.docx"), Some(b"v2".to_vec()));
+    let s = status(
+        gw.req("PUT", "/o.docx")
+            .header("lock-token", format!("<{token}>"))
             .body("v3"),
     )
     .await;
