@@ -437,12 +437,25 @@ impl Session {
     /// carries `sys:upload_session_id`. Otherwise its upload lock would
     /// block the file until the session expires (a day by default).
     async fn cancel_orphan(&self, uri: &CrUri) {
-        let sid = match self.info(uri, false).await {
+        // The lookup may fail for the same passing reason the creation did:
+        // retry it with the cancel's pauses before giving up.
+        let mut looked = self.info(uri, false).await;
+        for pause in CANCEL_RETRY_PAUSES {
+            if looked.is_ok() || looked.as_ref().is_err_and(|e| e.is_not_found()) {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            looked = self.info(uri, false).await;
+        }
+        let sid = match looked {
             Ok(f) => f
                 .metadata
                 .and_then(|m| m.get(UPLOAD_SESSION_KEY).cloned())
                 .filter(|s| !s.is_empty()),
-            Err(_) => None,
+            Err(e) => {
+                tracing::warn!(%uri, error = %e, "cannot look up the upload session a failed creation may have left open");
+                None
+            }
         };
         let Some(sid) = sid else { return };
         match self.cancel_retrying(&sid, uri).await {
