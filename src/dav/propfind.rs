@@ -135,21 +135,8 @@ const MS_ALLPROP: &[&str] = &[
     "Win32LastModifiedTime",
 ];
 
-/// Live properties a `propname` answer may list (DAV: namespace).
-const PROPNAME: &[&str] = &[
-    "creationdate",
-    "displayname",
-    "getcontentlanguage",
-    "getcontentlength",
-    "getcontenttype",
-    "getetag",
-    "getlastmodified",
-    "lockdiscovery",
-    "resourcetype",
-    "supportedlock",
-    "quota-available-bytes",
-    "quota-used-bytes",
-];
+/// What a `propname` answer lists on top of [`ALLPROP`] (DAV: namespace).
+const PROPNAME_EXTRA: &[&str] = &["quota-available-bytes", "quota-used-bytes"];
 
 /// Everything the entries of one answer share.
 struct Props {
@@ -501,7 +488,7 @@ impl Props {
                 }
             }
             Shape::PropName => {
-                for name in PROPNAME {
+                for name in ALLPROP.iter().chain(PROPNAME_EXTRA) {
                     self.live(DAV, name, r, &m, false, &mut ok);
                 }
                 for p in dead_props(r.f) {
