@@ -15,6 +15,7 @@ command -v mount.davfs >/dev/null || need+=(davfs2)
 command -v rclone >/dev/null || need+=(rclone)   # tests/client_rclone.rs
 command -v cadaver >/dev/null || need+=(cadaver) # tests/client_cadaver.rs
 command -v chromium >/dev/null || need+=(chromium)   # tests/browser_index.rs (HTML listing)
+command -v redis-server >/dev/null || need+=(redis-server)   # tests/scaleout_redis.rs (two instances, one Redis)
 
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""

@@ -23,8 +23,10 @@ use crate::cloudreve::Client;
 /// How long a readiness answer is reused.
 pub const READY_CACHE: Duration = Duration::from_secs(2);
 
-/// Returns the number of live locks (read at each scrape).
-pub type LockCount = Arc<dyn Fn() -> usize + Send + Sync>;
+/// Returns the number of live locks (read at each scrape); `None` when it
+/// cannot be known now (shared lock table unreachable).
+pub type LockCount =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Option<usize>> + Send + Sync>;
 
 struct AdminState {
     upstream: Client,
@@ -116,7 +118,9 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     let m = crate::metrics::global();
-    m.set_active_locks((state.locks)());
+    if let Some(n) = (state.locks)().await {
+        m.set_active_locks(n);
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],

@@ -93,6 +93,14 @@ pub struct ServeArgs {
     /// e.g. 127.0.0.1:9090; off when unset (env: CLOUDREVE_DAV_ADMIN_LISTEN).
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<String>,
+    /// Redis holding the state shared by several instances (locks, accounts,
+    /// login throttle), e.g. `redis://10.0.0.5:6379/0`; a URL with a
+    /// password belongs in the environment or the file (env: CLOUDREVE_DAV_REDIS).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// Prefix of every Redis key, so deployments can share one Redis (env: CLOUDREVE_DAV_REDIS_PREFIX).
+    #[arg(long, value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
 }
 
 /// What a WebDAV DELETE does upstream.
@@ -243,6 +251,15 @@ pub struct Timeouts {
     pub shutdown_grace: Duration,
 }
 
+/// The Redis that several instances share (see `redis_state`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` (may hold a password).
+    pub url: Secret,
+    /// Prefix of every key.
+    pub prefix: String,
+}
+
 /// Limits of the failed-login throttle (see `front::throttle` for the policy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginThrottle {
@@ -302,6 +319,8 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Failed-login throttle.
     pub login_throttle: LoginThrottle,
+    /// Shared state in Redis; `None`: everything is kept per instance.
+    pub redis: Option<RedisConfig>,
 }
 
 /// The TOML file layout. All keys are optional in the file itself.
@@ -333,6 +352,8 @@ struct FileConfig {
     login_max_failures_per_address: Option<u64>,
     login_max_failures_per_user_address: Option<u64>,
     login_max_failures_per_user: Option<u64>,
+    redis: Option<String>,
+    redis_prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -650,6 +671,40 @@ pub fn load_with_env(
         }
     }
 
+    if let Some(url) = &args.redis
+        && url_has_password(url)
+    {
+        bail!(
+            "--redis must not carry a password (it would show in the process list); set {ENV_PREFIX}REDIS or `redis` in the configuration file"
+        );
+    }
+    let redis = match args.redis.clone().or_else(|| var("REDIS")).or(file.redis) {
+        Some(url) if !url.trim().is_empty() => {
+            let url = url.trim().to_string();
+            if !(url.starts_with("redis://") || url.starts_with("unix://")) {
+                bail!(
+                    "redis must be a redis:// or unix:// URL, not `{}`",
+                    crate::redis_state::redacted(&url)
+                );
+            }
+            let prefix = args
+                .redis_prefix
+                .clone()
+                .or_else(|| var("REDIS_PREFIX"))
+                .or(file.redis_prefix)
+                .unwrap_or_else(|| crate::redis_state::DEFAULT_PREFIX.to_string());
+            if prefix.is_empty() || prefix.len() > 64 || prefix.chars().any(char::is_whitespace)
+            {
+                bail!("redis_prefix must be 1 to 64 characters without spaces, not `{prefix}`");
+            }
+            Some(RedisConfig {
+                url: Secret::new(url),
+                prefix,
+            })
+        }
+        _ => None,
+    };
+
     Ok(Config {
         listen,
         upstream,
@@ -669,7 +724,16 @@ pub fn load_with_env(
         junk_files,
         admin_listen,
         login_throttle,
+        redis,
     })
+}
+
+/// True when `url` has a user-info part with a password (`…://user:pw@…`
+/// or `…://:pw@…`).
+fn url_has_password(url: &str) -> bool {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next()?.rsplit_once('@'))
+        .is_some_and(|(info, _)| info.contains(':'))
 }
 
 /// Refuses a secrets file that its group or others may read or write

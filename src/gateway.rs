@@ -195,6 +195,7 @@ pub struct RunningGateway {
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     refresher: JoinHandle<()>,
+    shared_listener: Option<JoinHandle<()>>,
     front: Arc<Front>,
     admin: Option<(SocketAddr, JoinHandle<()>)>,
     tls_reloader: Option<Arc<front::TlsReloader>>,
@@ -234,6 +235,9 @@ impl RunningGateway {
             let _ = stop.send(());
         }
         self.refresher.abort();
+        if let Some(l) = self.shared_listener.take() {
+            l.abort();
+        }
         let result = (&mut self.server).await;
         if let Some((_, admin)) = self.admin.take() {
             admin.abort();
@@ -246,8 +250,13 @@ impl RunningGateway {
 
     /// Waits until the server ends by itself (e.g. after a signal).
     pub async fn wait(mut self) -> std::io::Result<()> {
-        self.refresher.abort();
+        // The account refresh (and the shared-account listener) run for as
+        // long as the server does.
         let result = (&mut self.server).await;
+        self.refresher.abort();
+        if let Some(l) = self.shared_listener.take() {
+            l.abort();
+        }
         if let Some((_, admin)) = self.admin.take() {
             admin.abort();
         }
@@ -273,16 +282,26 @@ pub async fn start_with(
             config.spool.dir.display()
         )
     })?;
+    let shared = match &config.redis {
+        Some(r) => Some(crate::redis_state::RedisState::connect(r.url.expose(), &r.prefix).await?),
+        None => None,
+    };
     let source = Arc::new(ClientAccountSource::new(sessions.clone()));
-    let auth = Arc::new(Authenticator::from_config(source, config));
+    let mut auth = Authenticator::from_config(source, config);
+    if let Some(state) = &shared {
+        auth = auth.with_shared(state.clone());
+    }
+    let auth = Arc::new(auth);
+    // Listening before the first fetch: no notice of another instance is
+    // missed (and the stored lists are adopted first).
+    let listener_task = auth.spawn_shared_listener();
     // Serve only once the accounts are known: a client arriving right after
     // start-up would otherwise get 401 for a valid password.
     auth.refresh_all().await;
     let refresher = auth.spawn_refresh_loop();
-    let dav = Arc::new(DavGateway::try_new(
-        sessions.lookup(),
-        dav_settings(config),
-    )?);
+    let mut dav_cfg = dav_settings(config);
+    dav_cfg.shared_locks = shared.clone().map(crate::dav::locks::RedisLocks::new);
+    let dav = Arc::new(DavGateway::try_new(sessions.lookup(), dav_cfg)?);
     // Upload sessions a crash of the previous run left open: cancel them
     // before serving (they hold upload locks on the users' files).
     let journal = dav.upload_journal().cloned();
@@ -293,11 +312,23 @@ pub async fn start_with(
         Some(addr) => {
             let locks = dav.locks().clone();
             let client = Client::with_options(&config.upstream, client_options(config))?;
-            Some(crate::admin::start(addr, client, Arc::new(move || locks.count())).await?)
+            let count: crate::admin::LockCount = Arc::new(move || {
+                let locks = locks.clone();
+                Box::pin(async move {
+                    locks
+                        .live_count()
+                        .await
+                        .inspect_err(|e| tracing::warn!(error = %e, "cannot count locks"))
+                        .ok()
+                })
+            });
+            Some(crate::admin::start(addr, client, count).await?)
         }
         None => None,
     };
-    let front = Arc::new(Front::new(FrontSettings::from_config(config), auth, dav));
+    let mut front_cfg = FrontSettings::from_config(config);
+    front_cfg.shared = shared;
+    let front = Arc::new(Front::new(front_cfg, auth, dav));
     let tls_reloader = config
         .tls
         .as_ref()
@@ -329,6 +360,7 @@ pub async fn start_with(
         stop: Some(stop_tx),
         server,
         refresher,
+        shared_listener: listener_task,
         front,
         admin,
         tls_reloader,

@@ -3,6 +3,7 @@
 //! Data flows one way: request → [`front`] → [`dav`] → [`cloudreve`].
 //! The [`emulator`] is an independent Cloudreve v4 server used by `demo`
 //! and by the tests; it shares no wire types or URI code with the client.
+//! [`redis_state`] holds what several instances share (`--redis`).
 
 pub mod admin;
 pub mod bench;
@@ -18,3 +19,4 @@ pub mod gateway;
 pub mod lockcli;
 pub mod metrics;
 pub mod opscli;
+pub mod redis_state;

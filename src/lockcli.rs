@@ -2,10 +2,11 @@
 //! (the state directory's lock table) and Cloudreve's own locks (force
 //! unlock with a token shown in a 423 answer, contract §7.5).
 //!
-//! The lock table is read and written as a file: a running gateway keeps
-//! its own copy in memory and rewrites the file on its next lock change,
-//! so remove gateway locks while the gateway is stopped (or restart it
-//! afterwards).
+//! Without Redis, the lock table is read and written as a file: a running
+//! gateway keeps its own copy in memory and rewrites the file on its next
+//! lock change, so remove gateway locks while the gateway is stopped (or
+//! restart it afterwards). With `redis` configured, the shared table in
+//! Redis is used: changes take effect on every running instance at once.
 
 use std::sync::Arc;
 
@@ -13,9 +14,18 @@ use anyhow::{Context as _, bail};
 
 use crate::config::Config;
 use crate::dav::conflicts::upstream_token;
-use crate::dav::locks::{JsonFileStore, LockLimits, MemLockSystem};
+use crate::dav::locks::{JsonFileStore, LockLimits, MemLockSystem, RedisLocks};
 
-fn open(config: &Config) -> anyhow::Result<MemLockSystem> {
+async fn open(config: &Config) -> anyhow::Result<MemLockSystem> {
+    if let Some(r) = &config.redis {
+        let state = crate::redis_state::RedisState::connect(r.url.expose(), &r.prefix).await?;
+        let limits = LockLimits {
+            min: config.lock_timeouts.0,
+            max: config.lock_timeouts.1,
+            ..LockLimits::default()
+        };
+        return Ok(MemLockSystem::shared(RedisLocks::new(state), limits));
+    }
     let store = JsonFileStore::in_dir(&config.state_dir)
         .with_context(|| format!("state dir {}", config.state_dir.display()))?;
     let limits = LockLimits {
@@ -29,14 +39,16 @@ fn open(config: &Config) -> anyhow::Result<MemLockSystem> {
 
 /// One line per live gateway lock: token, user space, path, scope, depth,
 /// seconds left, principal, owner XML.
-pub fn list(config: &Config) -> anyhow::Result<Vec<String>> {
-    let ls = open(config)?;
+pub async fn list(config: &Config) -> anyhow::Result<Vec<String>> {
+    let ls = open(config).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     Ok(ls
         .list()
+        .await
+        .context("shared lock table")?
         .into_iter()
         .map(|l| {
             let left = l.expires_ms.saturating_sub(now) / 1000;
@@ -60,8 +72,8 @@ pub fn list(config: &Config) -> anyhow::Result<Vec<String>> {
 /// first configured user). Returns what was done.
 pub async fn unlock(config: &Config, token: &str, user: Option<&str>) -> anyhow::Result<String> {
     let token = token.trim().trim_matches(|c| c == '<' || c == '>');
-    let ls = open(config)?;
-    if ls.remove_token(token) {
+    let ls = open(config).await?;
+    if ls.remove_token(token).await.context("shared lock table")? {
         return Ok(format!("removed gateway lock {token}"));
     }
     let Some(up) = upstream_token(token) else {

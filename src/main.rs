@@ -230,7 +230,7 @@ async fn main() -> anyhow::Result<()> {
             init_logging(config.log_format == cloudreve_dav::config::LogFormat::Json);
             match args.action {
                 LocksAction::List => {
-                    for l in cloudreve_dav::lockcli::list(&config)? {
+                    for l in cloudreve_dav::lockcli::list(&config).await? {
                         println!("{l}");
                     }
                 }

@@ -29,6 +29,17 @@ pub async fn check(config: &Config) -> anyhow::Result<String> {
         crate::front::load_tls(tls).context("TLS certificate/key")?;
         let _ = writeln!(out, "tls: ok ({})", tls.cert.display());
     }
+    if let Some(r) = &config.redis {
+        crate::redis_state::RedisState::connect(r.url.expose(), &r.prefix)
+            .await
+            .context("shared state")?;
+        let _ = writeln!(
+            out,
+            "redis: {} reachable (key prefix {})",
+            crate::redis_state::redacted(r.url.expose()),
+            r.prefix
+        );
+    }
     let client = Client::with_options(&config.upstream, crate::gateway::client_options(config))
         .with_context(|| format!("bad upstream URL {}", config.upstream))?;
     let version = client.ping().await.map_err(|e| {

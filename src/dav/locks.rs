@@ -15,14 +15,22 @@
 //!   name different files); [`MemLockSystem::for_user`] gives the
 //!   per-request view that also knows the principal, so UNLOCK and refresh
 //!   are owner-checked (dav-server does not pass the principal to them);
-//! * the table is the source of truth while running; the store gets a full
-//!   snapshot after every change (lock, unlock, refresh, delete). Another
-//!   backend (e.g. Redis) implements [`LockStore`] — or `DavLockSystem`
-//!   directly behind [`UserLocks`]' interface.
+//! * without Redis, the in-memory table is the source of truth while
+//!   running; the store gets a full snapshot after every change (lock,
+//!   unlock, refresh, delete);
+//! * with Redis ([`MemLockSystem::shared`]), Redis is the source of truth
+//!   and nothing is kept in memory: every call reads (and, for changes,
+//!   atomically compare-and-sets) the namespace's list there
+//!   ([`super::locks_redis`]), so all instances see one table. When Redis
+//!   cannot be reached, lock, unlock, refresh and lock checks fail closed:
+//!   the request's [`UserLocks::backend_failed`] is set and the gateway
+//!   answers 503 with `Retry-After` instead of what dav-server made of the
+//!   failure; lock discovery then reports no locks (reads keep working).
 
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +38,8 @@ use dav_server::davpath::DavPath;
 use dav_server::ls::{DavLock, DavLockSystem, LsFuture};
 use futures::FutureExt as _;
 use serde::{Deserialize, Serialize};
+
+pub use super::locks_redis::{LockBackendError, RedisLocks};
 
 /// Timeout of a lock requested without (a parsable) `Timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -118,7 +128,7 @@ pub struct StoredLock {
     pub deep: bool,
 }
 
-fn unix_ms(t: SystemTime) -> u64 {
+pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
@@ -247,6 +257,7 @@ type Table = HashMap<String, Vec<DavLock>>;
 pub struct MemLockSystem {
     table: Arc<Mutex<Table>>,
     store: Option<Arc<dyn LockStore>>,
+    redis: Option<RedisLocks>,
     limits: LockLimits,
 }
 
@@ -272,6 +283,7 @@ impl MemLockSystem {
         let me = Self {
             table: Arc::new(Mutex::new(table)),
             store: Some(store),
+            redis: None,
             limits,
         };
         if dropped > 0 {
@@ -282,6 +294,21 @@ impl MemLockSystem {
             me.persist(&t);
         }
         Ok(me)
+    }
+
+    /// A store whose table lives in Redis (shared by every instance using
+    /// the same Redis and key prefix); nothing is kept in memory.
+    pub fn shared(redis: RedisLocks, limits: LockLimits) -> Self {
+        Self {
+            redis: Some(redis),
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// True when the table lives in Redis.
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
     }
 
     /// A memory-only store with `limits`.
@@ -316,10 +343,12 @@ impl MemLockSystem {
             ns,
             principal,
             requested: None,
+            failed: Arc::default(),
         }
     }
 
-    /// Number of live locks in all namespaces (for tests and metrics).
+    /// Number of live locks in the in-memory table, all namespaces (always
+    /// 0 with Redis: see [`MemLockSystem::live_count`]).
     pub fn count(&self) -> usize {
         let now = SystemTime::now();
         self.table
@@ -332,22 +361,41 @@ impl MemLockSystem {
             .unwrap_or(0)
     }
 
+    /// Number of live locks in all namespaces, wherever the table lives
+    /// (for metrics).
+    pub async fn live_count(&self) -> Result<usize, LockBackendError> {
+        match &self.redis {
+            Some(r) => Ok(r.list().await?.len()),
+            None => Ok(self.count()),
+        }
+    }
+
     /// True when `token` is a live gateway lock of namespace `ns`.
-    pub fn has_token(&self, ns: &str, token: &str) -> bool {
+    pub async fn has_token(&self, ns: &str, token: &str) -> Result<bool, LockBackendError> {
         let now = SystemTime::now();
-        self.table
+        if let Some(r) = &self.redis {
+            return r
+                .transact(ns, false, |v| (v.iter().any(|l| l.token == token), false))
+                .await;
+        }
+        Ok(self
+            .table
             .lock()
             .map(|t| {
                 t.get(ns)
                     .is_some_and(|v| v.iter().any(|l| l.token == token && alive(l, now)))
             })
-            .unwrap_or(false)
+            .unwrap_or(false))
     }
 
     /// All live locks, with their namespaces.
-    pub fn list(&self) -> Vec<StoredLock> {
+    pub async fn list(&self) -> Result<Vec<StoredLock>, LockBackendError> {
+        if let Some(r) = &self.redis {
+            return r.list().await;
+        }
         let now = SystemTime::now();
-        self.table
+        Ok(self
+            .table
             .lock()
             .map(|t| {
                 t.iter()
@@ -358,12 +406,15 @@ impl MemLockSystem {
                     })
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
     /// Removes the lock with `token` from any namespace (administrative
     /// unlock); true when one was removed.
-    pub fn remove_token(&self, token: &str) -> bool {
+    pub async fn remove_token(&self, token: &str) -> Result<bool, LockBackendError> {
+        if let Some(r) = &self.redis {
+            return r.remove_token(token).await;
+        }
         let mut t = match self.table.lock() {
             Ok(t) => t,
             Err(p) => p.into_inner(),
@@ -378,7 +429,7 @@ impl MemLockSystem {
         if found {
             self.persist(&t);
         }
-        found
+        Ok(found)
     }
 }
 
@@ -389,6 +440,8 @@ pub struct UserLocks {
     ns: String,
     principal: String,
     requested: Option<RequestedTimeout>,
+    /// Set when the shared table could not be used during this request.
+    failed: Arc<AtomicBool>,
 }
 
 fn key(p: &DavPath) -> String {
@@ -407,7 +460,7 @@ fn within(a: &str, b: &str) -> bool {
     a == b || b == "/" || (a.starts_with(b) && a.as_bytes().get(b.len()) == Some(&b'/'))
 }
 
-fn alive(l: &DavLock, now: SystemTime) -> bool {
+pub(crate) fn alive(l: &DavLock, now: SystemTime) -> bool {
     l.timeout_at.is_none_or(|t| t > now)
 }
 
@@ -445,6 +498,14 @@ impl UserLocks {
         self
     }
 
+    /// True when the shared (Redis) lock table could not be used for a
+    /// lock, unlock, refresh or lock check of this request (or of a clone
+    /// of this view): the answer must then be 503, whatever dav-server
+    /// made of the failure.
+    pub fn backend_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
     fn timeout(&self, from_dav: Option<Duration>) -> Duration {
         let lim = &self.sys.limits;
         let t = match self.requested {
@@ -455,7 +516,7 @@ impl UserLocks {
         lim.clamp(t)
     }
 
-    fn with<R>(&self, mutates: bool, f: impl FnOnce(&mut Vec<DavLock>) -> (R, bool)) -> R {
+    fn with_mem<R>(&self, mutates: bool, f: impl FnOnce(&mut Vec<DavLock>) -> (R, bool)) -> R {
         let mut t = match self.sys.table.lock() {
             Ok(t) => t,
             Err(p) => p.into_inner(),
@@ -476,10 +537,38 @@ impl UserLocks {
         r
     }
 
+    /// Runs `f` on this namespace's live locks, in memory or in Redis.
+    /// With Redis unreachable: logs, marks the request failed when
+    /// `fail_closed`, and returns `on_error`.
+    async fn with<R: Send>(
+        &self,
+        what: &'static str,
+        mutates: bool,
+        fail_closed: bool,
+        on_error: R,
+        f: impl FnMut(&mut Vec<DavLock>) -> (R, bool) + Send,
+    ) -> R {
+        let Some(redis) = &self.sys.redis else {
+            return self.with_mem(mutates, f);
+        };
+        match redis.transact(&self.ns, mutates, f).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, op = what, "shared lock table unavailable");
+                if fail_closed {
+                    self.failed.store(true, Ordering::Relaxed);
+                }
+                on_error
+            }
+        }
+    }
+
     /// The live locks of this namespace, in one table look-up (a listing
-    /// then matches each member with [`applies_to`]).
-    pub fn snapshot(&self) -> Vec<DavLock> {
-        self.with(false, |v| (v.clone(), false))
+    /// then matches each member with [`applies_to`]). Empty when the
+    /// shared table is unreachable (logged).
+    pub async fn snapshot(&self) -> Vec<DavLock> {
+        self.with("snapshot", false, false, Vec::new(), |v| (v.clone(), false))
+            .await
     }
 
     fn is_mine(&self, l: &DavLock) -> bool {
@@ -488,15 +577,16 @@ impl UserLocks {
 
     /// True when `token` names a live lock of this principal covering
     /// `path` (a `Lock-Token` header standing in for an `If` header).
-    pub fn holds(&self, path: &DavPath, token: &str) -> bool {
+    pub async fn holds(&self, path: &DavPath, token: &str) -> bool {
         let p = key(path);
-        self.with(false, |v| {
+        self.with("holds", false, false, false, |v| {
             (
                 v.iter()
                     .any(|l| l.token == token && covers(l, &p) && self.is_mine(l)),
                 false,
             )
         })
+        .await
     }
 }
 
@@ -512,46 +602,57 @@ impl DavLockSystem for UserLocks {
     ) -> LsFuture<'_, Result<DavLock, DavLock>> {
         let p = key(path);
         let timeout = self.timeout(timeout);
-        let r = self.with(true, |v| {
-            for l in v.iter() {
-                let lp = key(&l.path);
-                let overlaps = covers(l, &p) || (deep && within(&lp, &p));
-                if overlaps && !(shared && l.shared) {
-                    return (Err(l.clone()), false);
+        let path = path.clone();
+        let principal = principal
+            .map(str::to_string)
+            .or(Some(self.principal.clone()));
+        let owner = owner.map(|o| Box::new(o.clone()));
+        async move {
+            let fail = Err(no_such_lock(&path));
+            self.with("lock", true, true, fail, |v| {
+                for l in v.iter() {
+                    let lp = key(&l.path);
+                    let overlaps = covers(l, &p) || (deep && within(&lp, &p));
+                    if overlaps && !(shared && l.shared) {
+                        return (Err(l.clone()), false);
+                    }
                 }
-            }
-            let lock = DavLock {
-                token: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
-                path: Box::new(path.clone()),
-                principal: principal
-                    .map(str::to_string)
-                    .or(Some(self.principal.clone())),
-                owner: owner.map(|o| Box::new(o.clone())),
-                timeout_at: Some(SystemTime::now() + timeout),
-                timeout: Some(timeout),
-                shared,
-                deep,
-            };
-            v.push(lock.clone());
-            (Ok(lock), true)
-        });
-        futures::future::ready(r).boxed()
+                let lock = DavLock {
+                    token: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+                    path: Box::new(path.clone()),
+                    principal: principal.clone(),
+                    owner: owner.clone(),
+                    timeout_at: Some(SystemTime::now() + timeout),
+                    timeout: Some(timeout),
+                    shared,
+                    deep,
+                };
+                v.push(lock.clone());
+                (Ok(lock), true)
+            })
+            .await
+        }
+        .boxed()
     }
 
     fn unlock(&'_ self, path: &DavPath, token: &str) -> LsFuture<'_, Result<(), ()>> {
         let p = key(path);
-        let r = self.with(true, |v| {
-            let Some(i) = v.iter().position(|l| l.token == token) else {
-                return (Err(()), false);
-            };
-            let l = &v[i];
-            if !covers(l, &p) || !self.is_mine(l) {
-                return (Err(()), false);
-            }
-            v.remove(i);
-            (Ok(()), true)
-        });
-        futures::future::ready(r).boxed()
+        let token = token.to_string();
+        async move {
+            self.with("unlock", true, true, Err(()), |v| {
+                let Some(i) = v.iter().position(|l| l.token == token) else {
+                    return (Err(()), false);
+                };
+                let l = &v[i];
+                if !covers(l, &p) || !self.is_mine(l) {
+                    return (Err(()), false);
+                }
+                v.remove(i);
+                (Ok(()), true)
+            })
+            .await
+        }
+        .boxed()
     }
 
     fn refresh(
@@ -562,18 +663,22 @@ impl DavLockSystem for UserLocks {
     ) -> LsFuture<'_, Result<DavLock, ()>> {
         let p = key(path);
         let t = self.timeout(timeout);
-        let r = self.with(true, |v| {
-            let Some(l) = v.iter_mut().find(|l| l.token == token) else {
-                return (Err(()), false);
-            };
-            if !covers(l, &p) || !self.is_mine(l) {
-                return (Err(()), false);
-            }
-            l.timeout = Some(t);
-            l.timeout_at = Some(SystemTime::now() + t);
-            (Ok(l.clone()), true)
-        });
-        futures::future::ready(r).boxed()
+        let token = token.to_string();
+        async move {
+            self.with("refresh", true, true, Err(()), |v| {
+                let Some(l) = v.iter_mut().find(|l| l.token == token) else {
+                    return (Err(()), false);
+                };
+                if !covers(l, &p) || !self.is_mine(l) {
+                    return (Err(()), false);
+                }
+                l.timeout = Some(t);
+                l.timeout_at = Some(SystemTime::now() + t);
+                (Ok(l.clone()), true)
+            })
+            .await
+        }
+        .boxed()
     }
 
     fn check(
@@ -585,64 +690,104 @@ impl DavLockSystem for UserLocks {
         submitted_tokens: &[String],
     ) -> LsFuture<'_, Result<(), DavLock>> {
         let p = key(path);
-        let r = self.with(false, |v| {
-            if ignore_principal {
-                // dav-server evaluating one state token of an `If` header:
-                // true when it names a lock on the resource (RFC 4918
-                // §10.4.8), also on an otherwise unlocked one.
-                let mut on_path = v.iter().filter(|l| covers(l, &p));
-                if on_path.clone().any(|l| submitted_tokens.contains(&l.token)) {
-                    return (Ok(()), false);
-                }
-                let conflict = on_path.next().cloned();
-                return (Err(conflict.unwrap_or_else(|| no_such_lock(path))), false);
-            }
-            let submitted = |l: &DavLock| {
-                submitted_tokens.contains(&l.token)
-                    && (l.principal.is_none() || l.principal.as_deref() == principal)
-            };
-            // Shared locks on one resource: holding one of them is enough
-            // (RFC 4918 §6.1); per locked resource, the first unheld one.
-            let mut shared: HashMap<String, Option<&DavLock>> = HashMap::new();
-            for l in v.iter() {
-                let lp = key(&l.path);
-                let applies = covers(l, &p) || (deep && within(&lp, &p));
-                if !applies {
-                    continue;
-                }
-                if l.shared {
-                    let e = shared.entry(lp).or_insert(Some(l));
-                    if submitted(l) {
-                        *e = None;
-                    }
-                } else if !submitted(l) {
-                    return (Err(l.clone()), false);
-                }
-            }
-            match shared.into_values().flatten().next() {
-                Some(l) => (Err(l.clone()), false),
-                None => (Ok(()), false),
-            }
-        });
-        futures::future::ready(r).boxed()
+        let path = path.clone();
+        let principal = principal.map(str::to_string);
+        let submitted_tokens = submitted_tokens.to_vec();
+        async move {
+            let fail = Err(no_such_lock(&path));
+            self.with("check", false, true, fail, |v| {
+                (
+                    check_in(
+                        v,
+                        &p,
+                        &path,
+                        principal.as_deref(),
+                        ignore_principal,
+                        deep,
+                        &submitted_tokens,
+                    ),
+                    false,
+                )
+            })
+            .await
+        }
+        .boxed()
     }
 
     fn discover(&'_ self, path: &DavPath) -> LsFuture<'_, Vec<DavLock>> {
         let p = key(path);
-        let r = self.with(false, |v| {
-            (v.iter().filter(|l| covers(l, &p)).cloned().collect(), false)
-        });
-        futures::future::ready(r).boxed()
+        async move {
+            self.with("discover", false, false, Vec::new(), |v| {
+                (v.iter().filter(|l| covers(l, &p)).cloned().collect(), false)
+            })
+            .await
+        }
+        .boxed()
     }
 
     fn delete(&'_ self, path: &DavPath) -> LsFuture<'_, Result<(), ()>> {
         let p = key(path);
-        self.with(true, |v| {
-            let before = v.len();
-            v.retain(|l| !within(&key(&l.path), &p));
-            ((), v.len() != before)
-        });
-        futures::future::ready(Ok(())).boxed()
+        async move {
+            // The resource is gone already: a failure here is only logged
+            // (its locks then expire on their own).
+            self.with("delete", true, false, (), |v| {
+                let before = v.len();
+                v.retain(|l| !within(&key(&l.path), &p));
+                ((), v.len() != before)
+            })
+            .await;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// The lock check of [`DavLockSystem::check`] on the live locks `v`.
+fn check_in(
+    v: &[DavLock],
+    p: &str,
+    path: &DavPath,
+    principal: Option<&str>,
+    ignore_principal: bool,
+    deep: bool,
+    submitted_tokens: &[String],
+) -> Result<(), DavLock> {
+    if ignore_principal {
+        // dav-server evaluating one state token of an `If` header:
+        // true when it names a lock on the resource (RFC 4918
+        // §10.4.8), also on an otherwise unlocked one.
+        let mut on_path = v.iter().filter(|l| covers(l, p));
+        if on_path.clone().any(|l| submitted_tokens.contains(&l.token)) {
+            return Ok(());
+        }
+        let conflict = on_path.next().cloned();
+        return Err(conflict.unwrap_or_else(|| no_such_lock(path)));
+    }
+    let submitted = |l: &DavLock| {
+        submitted_tokens.contains(&l.token)
+            && (l.principal.is_none() || l.principal.as_deref() == principal)
+    };
+    // Shared locks on one resource: holding one of them is enough
+    // (RFC 4918 §6.1); per locked resource, the first unheld one.
+    let mut shared: HashMap<String, Option<&DavLock>> = HashMap::new();
+    for l in v.iter() {
+        let lp = key(&l.path);
+        let applies = covers(l, p) || (deep && within(&lp, p));
+        if !applies {
+            continue;
+        }
+        if l.shared {
+            let e = shared.entry(lp).or_insert(Some(l));
+            if submitted(l) {
+                *e = None;
+            }
+        } else if !submitted(l) {
+            return Err(l.clone());
+        }
+    }
+    match shared.into_values().flatten().next() {
+        Some(l) => Err(l.clone()),
+        None => Ok(()),
     }
 }
 
@@ -707,10 +852,10 @@ mod tests {
                 .is_err()
         );
         // holds: the caller's live lock covering the path.
-        assert!(ls.holds(&p("/a/f"), &a.token));
-        assert!(!ls.holds(&p("/b"), &a.token));
-        assert!(!other.holds(&p("/a/f"), &a.token));
-        assert!(!ls.holds(&p("/a/f"), "urn:uuid:x"));
+        assert!(ls.holds(&p("/a/f"), &a.token).await);
+        assert!(!ls.holds(&p("/b"), &a.token).await);
+        assert!(!other.holds(&p("/a/f"), &a.token).await);
+        assert!(!ls.holds(&p("/a/f"), "urn:uuid:x").await);
     }
 
     #[tokio::test]
@@ -851,8 +996,8 @@ mod tests {
 
         let b = MemLockSystem::persistent(store.clone(), limits).expect("reopen");
         assert_eq!(b.count(), 1);
-        assert!(b.has_token("ns", &l.token));
-        assert!(!b.has_token("ns", "urn:uuid:dead"));
+        assert!(b.has_token("ns", &l.token).await.expect("has_token"));
+        assert!(!b.has_token("ns", "urn:uuid:dead").await.expect("has_token"));
         assert_eq!(store.load().expect("load").len(), 1, "expired entry pruned");
         let ls = b.for_user("ns".into(), "u".into());
         let found = ls.discover(&path).await;

@@ -13,6 +13,7 @@
 //! * [`read`](mod@read) / [`write`](mod@write) — the lazy download and the upload `DavFile`s;
 //! * [`journal`] — [`journal::UploadJournal`], open upload sessions, cancelled after a crash;
 //! * [`locks`] — [`MemLockSystem`], the expiring, persisted `DavLockSystem`;
+//! * [`locks_redis`] — the same table in Redis, shared by several instances;
 //! * [`conflicts`] — Cloudreve's own locks: 423 bodies, LOCK probe, force unlock;
 //! * [`service`] — [`DavGateway`], the front's `DavService` wrapping the
 //!   handler and fixing the crate's known gaps around it.
@@ -26,6 +27,7 @@ pub mod journal;
 pub mod junk;
 pub mod kept;
 pub mod locks;
+pub mod locks_redis;
 pub mod meta;
 pub mod propfind;
 pub mod propfix;

@@ -697,7 +697,7 @@ pub async fn respond(
         webdavfs: user_agent.contains("WebDAVFS"),
         quota,
         locks: if needs_locks {
-            locks.snapshot()
+            locks.snapshot().await
         } else {
             Vec::new()
         },

@@ -43,7 +43,7 @@ use super::fs::{CloudreveFs, QuotaCache, lookup};
 use super::journal::UploadJournal;
 use super::junk::{self, JunkAction, JunkPolicy};
 use super::kept;
-use super::locks::{JsonFileStore, LockLimits, MemLockSystem, RequestedTimeout};
+use super::locks::{JsonFileStore, LockLimits, MemLockSystem, RedisLocks, RequestedTimeout};
 use super::propfind;
 use super::propfix::{PropFixer, requested};
 
@@ -73,6 +73,9 @@ pub struct DavSettings {
     pub state_dir: Option<PathBuf>,
     /// The range lock timeouts are clamped to.
     pub lock_limits: LockLimits,
+    /// The lock table shared in Redis (`--redis`); when set, `state_dir`
+    /// holds no lock table.
+    pub shared_locks: Option<RedisLocks>,
     /// Answer the common PROPFIND shapes with the gateway's own streaming
     /// writer ([`propfind`](super::propfind)); `false`: dav-server answers
     /// every PROPFIND (for comparisons).
@@ -95,6 +98,7 @@ impl Default for DavSettings {
             prefix: String::new(),
             state_dir: None,
             lock_limits: LockLimits::default(),
+            shared_locks: None,
             fast_propfind: true,
             upload_journal: None,
             junk: JunkPolicy::default(),
@@ -150,8 +154,9 @@ impl DavGateway {
                 )
             })?);
         }
-        let locks = match &settings.state_dir {
-            Some(dir) => {
+        let locks = match (&settings.shared_locks, &settings.state_dir) {
+            (Some(redis), _) => MemLockSystem::shared(redis.clone(), settings.lock_limits),
+            (None, Some(dir)) => {
                 let store = JsonFileStore::in_dir(dir).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("state dir {}: {e}", dir.display()))
                 })?;
@@ -159,7 +164,7 @@ impl DavGateway {
                     std::io::Error::new(e.kind(), format!("lock table in {}: {e}", dir.display()))
                 })?
             }
-            None => MemLockSystem::with_limits(settings.lock_limits),
+            (None, None) => MemLockSystem::with_limits(settings.lock_limits),
         };
         Ok(Self::with_locks(sessions, settings, locks))
     }
@@ -194,8 +199,13 @@ impl DavGateway {
     ) -> Option<Response<BoxBody>> {
         let raw = lock_token?;
         let token = raw.trim().trim_matches(|c| c == '<' || c == '>');
-        if self.locks.has_token(ns, token) {
-            return None;
+        match self.locks.has_token(ns, token).await {
+            Ok(true) => return None,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "UNLOCK: shared lock table unavailable");
+                return Some(locks_unavailable());
+            }
         }
         let upstream = conflicts::upstream_token(token)?;
         // Tokens are only ever revealed to the file's owner (§7.4); an
@@ -242,6 +252,15 @@ impl DavGateway {
         };
         self.dav_path(&path)
     }
+}
+
+/// 503 (with `Retry-After`): the shared lock table could not be used, so
+/// no lock was granted, changed or checked.
+fn locks_unavailable() -> Response<BoxBody> {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the shared lock table is unavailable; try again later",
+    )
 }
 
 fn text(status: StatusCode, msg: &str) -> Response<BoxBody> {
@@ -537,7 +556,7 @@ impl DavService for DavGateway {
         if method == Method::PUT
             && !req.headers().contains_key("if")
             && let Some(token) = conditions::lock_token(req.headers())
-            && ls.holds(&path, &token)
+            && ls.holds(&path, &token).await
             && let Ok(v) = HeaderValue::from_str(&format!("(<{token}>)"))
         {
             tracing::debug!(token, "PUT with Lock-Token only: taken as its If header");
@@ -597,7 +616,8 @@ impl DavService for DavGateway {
                             .and_then(|v| v.to_str().ok())
                             .and_then(RequestedTimeout::parse),
                     );
-                return junk::serve_parked(
+                let probe = ls.clone();
+                let r = junk::serve_parked(
                     park.clone(),
                     &self.settings.prefix,
                     &principal.email,
@@ -607,6 +627,10 @@ impl DavService for DavGateway {
                 )
                 .await
                 .map(|b| b.boxed_unsync());
+                if probe.backend_failed() {
+                    return locks_unavailable();
+                }
+                return r;
             }
             _ => {}
         }
@@ -731,6 +755,7 @@ impl DavService for DavGateway {
             req = Request::from_parts(parts, full_body(bytes));
         }
         let ls = ls.with_requested_timeout(requested_timeout);
+        let probe = ls.clone();
         let mut cfg = DavHandler::builder()
             .filesystem(Box::new(CloudreveFs))
             .locksystem(Box::new(ls))
@@ -743,6 +768,9 @@ impl DavService for DavGateway {
         let resp = handler
             .handle_guarded(req, principal.email.clone(), ctx.clone())
             .await;
+        if probe.backend_failed() {
+            return locks_unavailable();
+        }
         let (mut parts, body) = resp.into_parts();
         if parts.status.is_success()
             && let Some(park) = &ctx.park

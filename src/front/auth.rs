@@ -22,6 +22,20 @@
 //! are refetched (rate-limited) and the accounts that are new or whose
 //! password changed are tried as well. So a right password costs argon2 once
 //! per cache TTL, and a wrong one costs up to one argon2 run per account.
+//!
+//! With Redis ([`Authenticator::with_shared`]), several instances share one
+//! view of the accounts: after each fetch an instance stores its list
+//! (identity, options and the argon2 hash, never a password) under
+//! `<prefix>accounts:<e-mail>` together with the fetch's start time, unless
+//! a newer fetch is stored already, and announces a change on the channel
+//! `<prefix>accounts`. Every instance listens there
+//! ([`Authenticator::spawn_shared_listener`]) and adopts the stored list at
+//! once, dropping the cached credentials of accounts that are gone or
+//! changed: an account deleted upstream stops on all instances as soon as
+//! one of them has seen it gone. Hashes are taken over unchanged, so
+//! instances converge on the same hashes and a refresh that changes
+//! nothing announces nothing. When Redis is unreachable each instance
+//! keeps working on its own fetches (logged).
 
 use std::{
     collections::HashMap,
@@ -44,6 +58,7 @@ use sha2::Sha256;
 
 use super::accounts::{AccountSource, RawAccount};
 use crate::config::Config;
+use crate::redis_state::RedisState;
 
 /// The realm sent in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "cloudreve-dav";
@@ -284,6 +299,73 @@ pub struct Authenticator {
     argon2_slots: Arc<tokio::sync::Semaphore>,
     in_flight: Mutex<HashMap<Digest, Flight>>,
     counters: Arc<Counters>,
+    shared: Option<SharedAccounts>,
+}
+
+/// One account as stored in Redis: no password, only its argon2 hash.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct SharedAccount {
+    id: String,
+    name: String,
+    uri: String,
+    readonly: bool,
+    proxy: bool,
+    disable_sys_files: bool,
+    phc: String,
+}
+
+/// Stores HASH KEYS[1] {data = ARGV[1], at = ARGV[2]} unless its `at` is
+/// newer (then -1); publishes ARGV[3] on channel KEYS[2] when `data`
+/// changed (1), else 0.
+const PUBLISH_ACCOUNTS: &str = r"
+local at = tonumber(redis.call('HGET', KEYS[1], 'at') or '0')
+if tonumber(ARGV[2]) < at then return -1 end
+local cur = redis.call('HGET', KEYS[1], 'data')
+redis.call('HSET', KEYS[1], 'data', ARGV[1], 'at', ARGV[2])
+if cur ~= ARGV[1] then
+  redis.call('PUBLISH', KEYS[2], ARGV[3])
+  return 1
+end
+return 0
+";
+
+/// The account lists shared in Redis.
+struct SharedAccounts {
+    state: RedisState,
+    publish: redis::Script,
+}
+
+impl SharedAccounts {
+    fn key(&self, lower: &str) -> String {
+        self.state.key(&format!("accounts:{lower}"))
+    }
+
+    fn channel(&self) -> String {
+        self.state.key("accounts")
+    }
+
+    async fn load(&self, lower: &str) -> redis::RedisResult<Option<Vec<SharedAccount>>> {
+        let mut c = self.state.conn();
+        let data: Option<String> = redis::cmd("HGET")
+            .arg(self.key(lower))
+            .arg("data")
+            .query_async(&mut c)
+            .await?;
+        Ok(data.and_then(|d| match serde_json::from_str(&d) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::error!(user = lower, error = %e, "unreadable account list in Redis; ignored");
+                None
+            }
+        }))
+    }
+}
+
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -333,6 +415,154 @@ impl Authenticator {
             in_flight: Mutex::new(HashMap::new()),
             counters: Arc::default(),
             settings,
+            shared: None,
+        }
+    }
+
+    /// Shares the account lists with the other instances using `state`
+    /// (see the module documentation); start the listener with
+    /// [`spawn_shared_listener`](Self::spawn_shared_listener).
+    pub fn with_shared(mut self, state: RedisState) -> Self {
+        self.shared = Some(SharedAccounts {
+            state,
+            publish: redis::Script::new(PUBLISH_ACCOUNTS),
+        });
+        self
+    }
+
+    /// Listens for account changes announced by other instances and adopts
+    /// them (after every (re)subscription it also adopts every stored list,
+    /// to catch up on notices it missed). `None` without Redis. The task
+    /// ends when the authenticator is dropped or the handle aborted.
+    pub fn spawn_shared_listener(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        use futures::StreamExt as _;
+        let shared = self.shared.as_ref()?;
+        let client = shared.state.client().clone();
+        let channel = shared.channel();
+        let weak: Weak<Self> = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            loop {
+                match client.get_async_pubsub().await {
+                    Ok(mut ps) => match ps.subscribe(&channel).await {
+                        Ok(()) => {
+                            let Some(this) = weak.upgrade() else { break };
+                            this.adopt_all().await;
+                            drop(this);
+                            let mut messages = ps.on_message();
+                            while let Some(msg) = messages.next().await {
+                                let Some(this) = weak.upgrade() else { return };
+                                let lower: String = msg.get_payload().unwrap_or_default();
+                                this.adopt_shared(&lower).await;
+                            }
+                            tracing::warn!("Redis account notices interrupted; resubscribing");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot subscribe to Redis account notices")
+                        }
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reach Redis for account notices")
+                    }
+                }
+                if weak.strong_count() == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }))
+    }
+
+    /// Adopts the stored lists of every configured user.
+    async fn adopt_all(&self) {
+        for lower in self.users.keys() {
+            self.adopt_shared(lower).await;
+        }
+    }
+
+    /// Adopts the list stored in Redis for the user `lower`, if any.
+    async fn adopt_shared(&self, lower: &str) {
+        let (Some(shared), Some(user)) = (&self.shared, self.users.get(lower)) else {
+            return;
+        };
+        match shared.load(lower).await {
+            Ok(Some(list)) => self.adopt(user, list),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(user = lower, error = %e, "cannot read shared accounts"),
+        }
+    }
+
+    /// Installs a list taken from Redis, keeping the accounts (and their
+    /// cached credentials) that are the same in identity, options and hash.
+    fn adopt(&self, user: &UserState, list: Vec<SharedAccount>) {
+        let old = user.snapshot();
+        let new: Vec<Arc<StoredAccount>> = list
+            .into_iter()
+            .map(|a| {
+                let principal = Principal {
+                    email: user.email.clone(),
+                    account_id: a.id,
+                    account_name: a.name,
+                    root_uri: a.uri,
+                    readonly: a.readonly,
+                    proxy: a.proxy,
+                    disable_sys_files: a.disable_sys_files,
+                };
+                match old
+                    .iter()
+                    .find(|o| *o.principal == principal && *o.phc == *a.phc)
+                {
+                    Some(o) => o.clone(),
+                    None => Arc::new(StoredAccount {
+                        principal: Arc::new(principal),
+                        phc: Arc::from(a.phc),
+                    }),
+                }
+            })
+            .collect();
+        let same = new.len() == old.len() && new.iter().zip(old.iter()).all(|(a, b)| Arc::ptr_eq(a, b));
+        if !same {
+            tracing::info!(user = %user.email, accounts = new.len(), "account list taken over from another instance");
+            self.install(user, Arc::new(new));
+        }
+    }
+
+    /// Stores `list` (fetched at `at`, ms since the epoch) for the other
+    /// instances; adopts the stored one instead when it is newer.
+    async fn publish(&self, user: &UserState, list: &[Arc<StoredAccount>], at: u64) {
+        let Some(shared) = &self.shared else { return };
+        let lower = user.email.to_lowercase();
+        let body: Vec<SharedAccount> = list
+            .iter()
+            .map(|a| SharedAccount {
+                id: a.principal.account_id.clone(),
+                name: a.principal.account_name.clone(),
+                uri: a.principal.root_uri.clone(),
+                readonly: a.principal.readonly,
+                proxy: a.principal.proxy,
+                disable_sys_files: a.principal.disable_sys_files,
+                phc: a.phc.to_string(),
+            })
+            .collect();
+        let Ok(json) = serde_json::to_string(&body) else {
+            return;
+        };
+        let mut c = shared.state.conn();
+        let r: redis::RedisResult<i64> = shared
+            .publish
+            .key(shared.key(&lower))
+            .key(shared.channel())
+            .arg(json)
+            .arg(at)
+            .arg(&lower)
+            .invoke_async(&mut c)
+            .await;
+        match r {
+            Ok(-1) => self.adopt_shared(&lower).await,
+            Ok(1) => tracing::debug!(user = %user.email, "account list shared"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(user = %user.email, error = %e, "cannot share the account list in Redis")
+            }
         }
     }
 
@@ -562,9 +792,13 @@ impl Authenticator {
         }
         *gate = Some(Instant::now());
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        let started = unix_ms_now();
         let fetch = self.source.fetch_accounts(&user.email);
         match tokio::time::timeout(self.settings.fetch_timeout, fetch).await {
-            Ok(Ok(raw)) => self.apply(user, raw).await,
+            Ok(Ok(raw)) => {
+                let list = self.apply(user, raw).await;
+                self.publish(user, &list, started).await;
+            }
             Ok(Err(e)) => {
                 tracing::warn!(user = %user.email, error = %e, "cannot refresh WebDAV accounts; keeping the previous list");
             }
@@ -576,8 +810,8 @@ impl Authenticator {
 
     /// Replaces a user's account list with a fetched one and drops the cache
     /// entries of accounts that are gone or changed (password or options).
-    async fn apply(&self, user: &UserState, raw: Vec<RawAccount>) {
-        let lower = user.email.to_lowercase();
+    /// Returns the new list.
+    async fn apply(&self, user: &UserState, raw: Vec<RawAccount>) -> AccountList {
         let old = user.snapshot();
         let mut new = Vec::with_capacity(raw.len());
         for acc in raw {
@@ -612,6 +846,14 @@ impl Authenticator {
             new.push(stored);
         }
         let new = Arc::new(new);
+        self.install(user, new.clone());
+        new
+    }
+
+    /// Publishes `new` as the user's list, then drops the cache entries of
+    /// accounts not in it.
+    fn install(&self, user: &UserState, new: AccountList) {
+        let lower = user.email.to_lowercase();
         if let Ok(mut slot) = user.accounts.write() {
             *slot = new.clone();
         }

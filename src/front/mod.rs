@@ -99,6 +99,8 @@ pub struct FrontSettings {
     pub max_header_bytes: usize,
     /// Limits of the failed-login throttle.
     pub login_throttle: LoginThrottle,
+    /// Redis for the throttle counters shared by several instances.
+    pub shared: Option<crate::redis_state::RedisState>,
 }
 
 impl Default for FrontSettings {
@@ -109,6 +111,7 @@ impl Default for FrontSettings {
             tls_handshake_timeout: Duration::from_secs(10),
             max_header_bytes: guard::DEFAULT_MAX_HEADER_BYTES,
             login_throttle: LoginThrottle::default(),
+            shared: None,
         }
     }
 }
@@ -157,8 +160,12 @@ impl Front {
         auth: Arc<Authenticator>,
         inner: Arc<dyn DavService>,
     ) -> Self {
+        let mut t = throttle::Throttle::new(settings.login_throttle);
+        if let Some(state) = &settings.shared {
+            t = t.with_shared(state.clone());
+        }
         Self {
-            throttle: throttle::Throttle::new(settings.login_throttle),
+            throttle: t,
             settings,
             auth,
             inner,
@@ -259,23 +266,23 @@ impl Front {
         let result = match &credentials {
             None => Err(AuthError::Missing),
             Some(None) => {
-                if let Err(wait) = self.throttle.check(peer, None) {
+                if let Err(wait) = self.throttle.check(peer, None).await {
                     return throttled(wait, is_options);
                 }
-                self.throttle.failed(peer, None);
+                self.throttle.failed(peer, None).await;
                 Err(AuthError::Malformed)
             }
             Some(Some((name, password))) => {
                 if !self.auth.is_cached(name, password)
-                    && let Err(wait) = self.throttle.check(peer, Some(name))
+                    && let Err(wait) = self.throttle.check(peer, Some(name)).await
                 {
                     tracing::warn!(%peer, user = ?name, "login throttled after repeated failures");
                     return throttled(wait, is_options);
                 }
                 let r = self.auth.authenticate(name, password).await;
                 match &r {
-                    Ok(_) => self.throttle.succeeded(peer, name),
-                    Err(_) => self.throttle.failed(peer, Some(name)),
+                    Ok(_) => self.throttle.succeeded(peer, name).await,
+                    Err(_) => self.throttle.failed(peer, Some(name)).await,
                 }
                 r
             }

@@ -22,6 +22,15 @@
 //! The client address is the TCP peer: `X-Forwarded-For` is not trusted.
 //! Memory is bounded: each table holds at most [`MAX_ENTRIES`] keys; beyond
 //! that, expired keys are dropped first, then the table is reset (logged).
+//!
+//! With Redis ([`Throttle::with_shared`]) the counts live there, so the
+//! failures seen by all instances add up: each failure runs one script
+//! that increments the address, pair and user counters
+//! (`<prefix>throttle:a:…`, `…:p:…`, `…:u:…`; user names hashed) and sets a
+//! counter's expiry to `window` when it is created; a check reads them in
+//! one script. Failures are counted in memory as well, and a check falls
+//! back to those per-instance counts while Redis cannot be reached
+//! (logged).
 
 use std::{
     collections::HashMap,
@@ -32,6 +41,50 @@ use std::{
 };
 
 use crate::config::LoginThrottle;
+use crate::redis_state::{RedisState, digest_hex};
+
+/// Reads (count, milliseconds left) of every key in KEYS.
+const READ_COUNTS: &str = r"
+local out = {}
+for i = 1, #KEYS do
+  out[#out + 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  out[#out + 1] = redis.call('PTTL', KEYS[i])
+end
+return out
+";
+
+/// Increments every key in KEYS; a new key expires after ARGV[1] ms.
+const CHARGE: &str = r"
+for i = 1, #KEYS do
+  if redis.call('INCR', KEYS[i]) == 1 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  end
+end
+return 0
+";
+
+/// The counters in Redis.
+#[derive(Debug)]
+struct Shared {
+    state: RedisState,
+    read: redis::Script,
+    charge: redis::Script,
+}
+
+impl Shared {
+    /// Keys of the address, and with a user, the pair and the user.
+    fn keys(&self, addr: IpAddr, user: Option<&str>) -> Vec<String> {
+        let mut k = vec![self.state.key(&format!("throttle:a:{addr}"))];
+        if let Some(u) = user {
+            k.push(
+                self.state
+                    .key(&format!("throttle:p:{}", digest_hex(&format!("{u}\n{addr}")))),
+            );
+            k.push(self.state.key(&format!("throttle:u:{}", digest_hex(u))));
+        }
+        k
+    }
+}
 
 /// Most keys per table.
 pub const MAX_ENTRIES: usize = 100_000;
@@ -100,6 +153,31 @@ struct Tables {
 pub struct Throttle {
     limits: LoginThrottle,
     tables: Mutex<Tables>,
+    shared: Option<Shared>,
+}
+
+/// A live window as (failures, time left).
+type Live = Option<(u32, Duration)>;
+
+/// The policy of the module documentation on the live windows of an
+/// attempt's address, (user, address) pair and user.
+fn decide(l: &LoginThrottle, addr: Live, pair: Live, user: Live) -> Result<(), Duration> {
+    if let Some((n, left)) = addr
+        && n >= l.max_failures_per_address
+    {
+        return Err(left);
+    }
+    if let Some((n, left)) = pair {
+        if n >= l.max_failures_per_user_address {
+            return Err(left);
+        }
+        if let Some((u, _)) = user
+            && u >= l.max_failures_per_user
+        {
+            return Err(left);
+        }
+    }
+    Ok(())
 }
 
 /// The key an address is counted under: IPv4 (also IPv4-mapped IPv6) as is,
@@ -137,7 +215,19 @@ impl Throttle {
                 by_pair: Table::new("user and address"),
                 by_user: Table::new("user"),
             }),
+            shared: None,
         }
+    }
+
+    /// Counts in Redis as well, shared with the other instances using
+    /// `state` (see the module documentation).
+    pub fn with_shared(mut self, state: RedisState) -> Self {
+        self.shared = Some(Shared {
+            state,
+            read: redis::Script::new(READ_COUNTS),
+            charge: redis::Script::new(CHARGE),
+        });
+        self
     }
 
     /// The limits in force.
@@ -147,7 +237,34 @@ impl Throttle {
 
     /// `Err(retry_after)` when an attempt from `ip` (for `user`, if the
     /// credentials named one) must be refused without checking it.
-    pub fn check(&self, ip: IpAddr, user: Option<&str>) -> Result<(), Duration> {
+    pub async fn check(&self, ip: IpAddr, user: Option<&str>) -> Result<(), Duration> {
+        if let Some(shared) = &self.shared {
+            let addr = address_key(ip);
+            let u = user.map(user_key);
+            let mut inv = shared.read.prepare_invoke();
+            for k in shared.keys(addr, u.as_deref()) {
+                inv.key(k);
+            }
+            let mut c = shared.state.conn();
+            match inv.invoke_async::<Vec<i64>>(&mut c).await {
+                Ok(v) => {
+                    let live = |i: usize| -> Live {
+                        let n = *v.get(2 * i)?;
+                        let left = *v.get(2 * i + 1)?;
+                        (n > 0 && left > 0).then(|| {
+                            (
+                                u32::try_from(n).unwrap_or(u32::MAX),
+                                Duration::from_millis(left as u64).max(Duration::from_secs(1)),
+                            )
+                        })
+                    };
+                    return decide(&self.limits, live(0), live(1), live(2));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared login throttle unavailable; using this instance's counts")
+                }
+            }
+        }
         self.check_at(ip, user, Instant::now())
     }
 
@@ -156,32 +273,36 @@ impl Throttle {
             return Ok(());
         };
         let addr = address_key(ip);
-        let l = &self.limits;
-        let wait = |w: Window| w.ends.saturating_duration_since(now);
-        if let Some(w) = t.by_addr.live(&addr, now)
-            && w.count >= l.max_failures_per_address
-        {
-            return Err(wait(w));
-        }
-        if let Some(user) = user {
-            let u = user_key(user);
-            if let Some(p) = t.by_pair.live(&(u.clone(), addr), now) {
-                if p.count >= l.max_failures_per_user_address {
-                    return Err(wait(p));
-                }
-                if let Some(w) = t.by_user.live(&u, now)
-                    && w.count >= l.max_failures_per_user
-                {
-                    return Err(wait(p));
-                }
+        let live = |w: Option<Window>| w.map(|w| (w.count, w.ends.saturating_duration_since(now)));
+        let a = live(t.by_addr.live(&addr, now));
+        let (p, u) = match user {
+            Some(user) => {
+                let u = user_key(user);
+                (
+                    live(t.by_pair.live(&(u.clone(), addr), now)),
+                    live(t.by_user.live(&u, now)),
+                )
             }
-        }
-        Ok(())
+            None => (None, None),
+        };
+        decide(&self.limits, a, p, u)
     }
 
     /// Records a failed attempt (`user` is `None` for malformed credentials).
-    pub fn failed(&self, ip: IpAddr, user: Option<&str>) {
+    pub async fn failed(&self, ip: IpAddr, user: Option<&str>) {
         self.failed_at(ip, user, Instant::now());
+        if let Some(shared) = &self.shared {
+            let u = user.map(user_key);
+            let mut inv = shared.charge.prepare_invoke();
+            for k in shared.keys(address_key(ip), u.as_deref()) {
+                inv.key(k);
+            }
+            inv.arg(self.limits.window.as_millis().max(1) as u64);
+            let mut c = shared.state.conn();
+            if let Err(e) = inv.invoke_async::<i64>(&mut c).await {
+                tracing::warn!(error = %e, "cannot count a failed login in Redis");
+            }
+        }
     }
 
     fn failed_at(&self, ip: IpAddr, user: Option<&str>, now: Instant) {
@@ -199,9 +320,17 @@ impl Throttle {
     }
 
     /// Records a successful login: clears the (user, address) count.
-    pub fn succeeded(&self, ip: IpAddr, user: &str) {
+    pub async fn succeeded(&self, ip: IpAddr, user: &str) {
         if let Ok(mut t) = self.tables.lock() {
             t.by_pair.map.remove(&(user_key(user), address_key(ip)));
+        }
+        if let Some(shared) = &self.shared {
+            let keys = shared.keys(address_key(ip), Some(&user_key(user)));
+            let mut c = shared.state.conn();
+            let r: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys[1]).query_async(&mut c).await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "cannot clear a login count in Redis");
+            }
         }
     }
 }
