@@ -693,8 +693,7 @@ pub fn load_with_env(
                 .or_else(|| var("REDIS_PREFIX"))
                 .or(file.redis_prefix)
                 .unwrap_or_else(|| crate::redis_state::DEFAULT_PREFIX.to_string());
-            if prefix.is_empty() || prefix.len() > 64 || prefix.chars().any(char::is_whitespace)
-            {
+            if prefix.is_empty() || prefix.len() > 64 || prefix.chars().any(char::is_whitespace) {
                 bail!("redis_prefix must be 1 to 64 characters without spaces, not `{prefix}`");
             }
             Some(RedisConfig {

@@ -67,8 +67,8 @@ impl RedisState {
     /// checks the connection with a `PING`.
     pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Self> {
         let shown = redacted(url);
-        let client = redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("bad Redis URL {shown}: {e}"))?;
+        let client =
+            redis::Client::open(url).map_err(|e| anyhow::anyhow!("bad Redis URL {shown}: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(RESPONSE_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))

@@ -124,12 +124,7 @@ impl RedisLocks {
     /// change (`mutates` and the second value true), stores the result
     /// atomically; retried from a fresh read when another instance changed
     /// the namespace meanwhile.
-    pub async fn transact<R, F>(
-        &self,
-        ns: &str,
-        mutates: bool,
-        f: F,
-    ) -> Result<R, LockBackendError>
+    pub async fn transact<R, F>(&self, ns: &str, mutates: bool, f: F) -> Result<R, LockBackendError>
     where
         F: FnMut(&mut Vec<DavLock>) -> (R, bool) + Send,
         R: Send,
@@ -166,10 +161,8 @@ impl RedisLocks {
             let new = if live.is_empty() {
                 String::new()
             } else {
-                let all: Vec<StoredLock> = live
-                    .iter()
-                    .map(|l| StoredLock::from_lock(&ns, l))
-                    .collect();
+                let all: Vec<StoredLock> =
+                    live.iter().map(|l| StoredLock::from_lock(&ns, l)).collect();
                 serde_json::to_string(&all)
                     .map_err(|_| LockBackendError::Corrupt(key.to_string()))?
             };

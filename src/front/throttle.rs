@@ -76,10 +76,10 @@ impl Shared {
     fn keys(&self, addr: IpAddr, user: Option<&str>) -> Vec<String> {
         let mut k = vec![self.state.key(&format!("throttle:a:{addr}"))];
         if let Some(u) = user {
-            k.push(
-                self.state
-                    .key(&format!("throttle:p:{}", digest_hex(&format!("{u}\n{addr}")))),
-            );
+            k.push(self.state.key(&format!(
+                "throttle:p:{}",
+                digest_hex(&format!("{u}\n{addr}"))
+            )));
             k.push(self.state.key(&format!("throttle:u:{}", digest_hex(u))));
         }
         k
@@ -327,7 +327,8 @@ impl Throttle {
         if let Some(shared) = &self.shared {
             let keys = shared.keys(address_key(ip), Some(&user_key(user)));
             let mut c = shared.state.conn();
-            let r: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys[1]).query_async(&mut c).await;
+            let r: redis::RedisResult<i64> =
+                redis::cmd("DEL").arg(&keys[1]).query_async(&mut c).await;
             if let Err(e) = r {
                 tracing::warn!(error = %e, "cannot clear a login count in Redis");
             }
