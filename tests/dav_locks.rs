@@ -205,14 +205,19 @@ async fn locks_cli_lists_removes_and_force_unlocks() {
         _ => None,
     })
     .expect("config");
-    let listed = cloudreve_dav::lockcli::list(&config).expect("list");
+    let listed = cloudreve_dav::lockcli::list(&config).await.expect("list");
     assert_eq!(listed.len(), 1);
     assert!(listed[0].contains("/cli.txt") && listed[0].contains("office@example.com"));
     let done = cloudreve_dav::lockcli::unlock(&config, &token, None)
         .await
         .expect("unlock gateway lock");
     assert!(done.contains("removed gateway lock"), "{done}");
-    assert!(cloudreve_dav::lockcli::list(&config).unwrap().is_empty());
+    assert!(
+        cloudreve_dav::lockcli::list(&config)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let up = gw
         .emu

@@ -85,7 +85,7 @@ impl RedisServer {
             return false;
         }
         let mut buf = [0u8; 7];
-        matches!(s.read_exact(&mut buf).await, Ok(_) if &buf == b"+PONG\r\n")
+        s.read_exact(&mut buf).await.is_ok() && &buf == b"+PONG\r\n"
     }
 
     fn url(&self) -> String {

@@ -370,8 +370,8 @@ mod tests {
         assert!(t.check_at(a, Some("u@x"), later).is_ok());
     }
 
-    #[test]
-    fn user_budget_slows_only_failing_addresses() {
+    #[tokio::test]
+    async fn user_budget_slows_only_failing_addresses() {
         let t = Throttle::new(limits());
         let now = Instant::now();
         for i in 0..5 {
@@ -381,7 +381,7 @@ mod tests {
         assert!(t.check_at(ip("10.0.1.0"), Some("u@x"), now).is_err());
         // ...the owner's address, which never failed, is not.
         assert!(t.check_at(ip("192.168.1.5"), Some("u@x"), now).is_ok());
-        t.succeeded(ip("10.0.1.0"), "u@x");
+        t.succeeded(ip("10.0.1.0"), "u@x").await;
         assert!(t.check_at(ip("10.0.1.0"), Some("u@x"), now).is_ok());
     }
 
