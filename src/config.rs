@@ -1218,4 +1218,31 @@ refresh_token_env = "B_TOKEN"
         assert_eq!(c.login_throttle.max_failures_per_user_address, 2);
         assert!(load_text(&format!("login_max_failures_per_address = 0\n{BASE}")).is_err());
     }
+
+    #[test]
+    fn redis_url_prefix_and_no_password_in_flags() {
+        assert_eq!(load_text(BASE).expect("base").redis, None);
+        let c = load_text(&format!("redis = \"redis://:pw@10.0.0.5:6379/1\"\n{BASE}"))
+            .expect("file key");
+        let r = c.redis.expect("redis");
+        assert_eq!(r.url.expose(), "redis://:pw@10.0.0.5:6379/1");
+        assert_eq!(r.prefix, crate::redis_state::DEFAULT_PREFIX);
+        assert!(!format!("{r:?}").contains("pw@"), "URL redacted in Debug");
+        let c = load_text(&format!(
+            "redis = \"redis://127.0.0.1:6379\"\nredis_prefix = \"site-b:\"\n{BASE}"
+        ))
+        .expect("prefix");
+        assert_eq!(c.redis.expect("redis").prefix, "site-b:");
+        assert!(load_text(&format!("redis = \"http://x\"\n{BASE}")).is_err());
+        assert!(
+            load_text(&format!(
+                "redis = \"redis://x\"\nredis_prefix = \"a b\"\n{BASE}"
+            ))
+            .is_err()
+        );
+        assert!(url_has_password("redis://user:pw@h:1/0"));
+        assert!(url_has_password("redis://:pw@h"));
+        assert!(!url_has_password("redis://h:6379/0"));
+        assert!(!url_has_password("redis://user@h:6379"));
+    }
 }
