@@ -298,7 +298,7 @@ pub async fn start_with(
     // Serve only once the accounts are known: a client arriving right after
     // start-up would otherwise get 401 for a valid password.
     auth.refresh_all().await;
-    let refresher = auth.spawn_refresh_loop_later();
+    let refresher = auth.spawn_refresh_loop();
     let mut dav_cfg = dav_settings(config);
     dav_cfg.shared_locks = shared.clone().map(crate::dav::locks::RedisLocks::new);
     let dav = Arc::new(DavGateway::try_new(sessions.lookup(), dav_cfg)?);

@@ -348,6 +348,19 @@ async fn account_deleted_upstream_stops_on_every_instance() {
     }
     let b_auth = f.b.front().authenticator().clone();
     assert!(b_auth.is_cached(EMAIL, &f.password));
+    // B's refresh loop fetches once at start: wait until it has begun,
+    // then refresh B once more, which waits for it (one fetch at a time
+    // per user) — so no fetch of B is still under way from here on.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while b_auth.stats().fetches < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B's refresh loop did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b_auth.refresh_all().await;
+    assert!(b_auth.is_cached(EMAIL, &f.password));
     let b_fetches = b_auth.stats().fetches;
 
     f.session

@@ -644,17 +644,6 @@ impl Authenticator {
     /// immediately, then one per `refresh_interval`. The task ends when the
     /// authenticator is dropped.
     pub fn spawn_refresh_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        self.refresh_loop(false)
-    }
-
-    /// Like [`spawn_refresh_loop`](Self::spawn_refresh_loop), for a caller
-    /// that has just run [`refresh_all`](Self::refresh_all): the first
-    /// periodic refresh comes one `refresh_interval` from now.
-    pub fn spawn_refresh_loop_later(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        self.refresh_loop(true)
-    }
-
-    fn refresh_loop(self: &Arc<Self>, skip_first: bool) -> tokio::task::JoinHandle<()> {
         let weak: Weak<Self> = Arc::downgrade(self);
         let period = self
             .settings
@@ -663,9 +652,6 @@ impl Authenticator {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            if skip_first {
-                ticker.tick().await;
-            }
             loop {
                 ticker.tick().await;
                 let Some(this) = weak.upgrade() else { break };
