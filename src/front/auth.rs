@@ -201,7 +201,8 @@ type AccountList = Arc<Vec<Arc<StoredAccount>>>;
 struct UserState {
     email: String,
     accounts: RwLock<AccountList>,
-    /// Single-flight gate for fetches; holds the time of the last attempt.
+    /// Single-flight gate for fetches; holds the time of the last fetch
+    /// that an unknown password triggered.
     fetch_gate: tokio::sync::Mutex<Option<Instant>>,
 }
 
@@ -782,16 +783,21 @@ impl Authenticator {
         account.principal.clone()
     }
 
-    /// Fetches one user's accounts, single-flight. With `min_gap`, skips the
-    /// fetch if the last attempt is more recent than that.
+    /// Fetches one user's accounts, single-flight. With `min_gap` (a fetch
+    /// triggered by an unknown password), skips the fetch if the last
+    /// triggered fetch is more recent than that. Periodic and start-up
+    /// fetches (`None`) do not count against the gap: a password created a
+    /// moment after one of them still gets its own fetch at once.
     async fn refresh_user(&self, user: &UserState, min_gap: Option<Duration>) {
         let mut gate = user.fetch_gate.lock().await;
-        if let (Some(gap), Some(last)) = (min_gap, *gate)
-            && last.elapsed() < gap
-        {
-            return;
+        if let Some(gap) = min_gap {
+            if let Some(last) = *gate
+                && last.elapsed() < gap
+            {
+                return;
+            }
+            *gate = Some(Instant::now());
         }
-        *gate = Some(Instant::now());
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let started = unix_ms_now();
         let fetch = self.source.fetch_accounts(&user.email);
@@ -1024,5 +1030,63 @@ mod tests {
             .await
             .expect("cached");
         assert_eq!(auth.stats().argon2_verifications, 4);
+    }
+
+    /// A source whose account list the test changes.
+    struct ListSource {
+        accounts: Mutex<Vec<RawAccount>>,
+        fetches: AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl AccountSource for ListSource {
+        async fn fetch_accounts(
+            &self,
+            _email: &str,
+        ) -> Result<Vec<RawAccount>, super::super::accounts::SourceError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(self.accounts.lock().expect("lock").clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_password_refetches_right_after_a_periodic_fetch_but_not_twice_in_the_gap() {
+        let source = Arc::new(ListSource {
+            accounts: Mutex::new(vec![raw("a", "first-password")]),
+            fetches: AtomicU64::new(0),
+        });
+        let settings = AuthSettings {
+            unknown_password_refetch: Duration::from_secs(3600),
+            argon2_params: argon2::Params::new(1024, 1, 1, None).expect("params"),
+            ..AuthSettings::default()
+        };
+        let auth = Authenticator::new(source.clone(), ["u@x".to_owned()], settings);
+        auth.refresh_all().await;
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+
+        // Created after the periodic fetch: its first use refetches.
+        source
+            .accounts
+            .lock()
+            .expect("lock")
+            .push(raw("b", "second-password"));
+        let p = auth.authenticate("u@x", "second-password").await;
+        assert_eq!(p.map(|p| p.account_id.clone()), Ok("b".into()));
+        assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
+
+        // Another periodic fetch does not reset the gap of triggered ones.
+        auth.refresh_all().await;
+        source
+            .accounts
+            .lock()
+            .expect("lock")
+            .push(raw("c", "third-password"));
+        let p = auth.authenticate("u@x", "third-password").await;
+        assert_eq!(p.map(|p| p.account_id.clone()), Err(AuthError::Invalid));
+        assert_eq!(
+            source.fetches.load(Ordering::SeqCst),
+            3,
+            "no refetch within the gap"
+        );
     }
 }
