@@ -397,3 +397,50 @@ async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
     assert_eq!(r.status().as_u16(), 200);
     gw.stop().await;
 }
+
+/// A failed upload whose cancel fails several times in a row (the faults
+/// waiting on the cancel route) is answered only once the cancel went
+/// through: at the answer, no placeholder, upload session or lock is left.
+#[tokio::test]
+async fn failed_new_upload_is_answered_after_a_cancel_that_failed_repeatedly() {
+    let up = Upstream::start().await;
+    up.emu.set_chunk_size(64 * 1024);
+    let gw = up.gateway(|_| {}).await;
+    // The second chunk fails; the next four cancels fail too.
+    up.emu.add_fault(fault(
+        Some(Method::POST),
+        "/api/v4/file/upload/",
+        FaultKind::Latency(Duration::ZERO),
+        Some(1),
+    ));
+    up.emu.add_fault(fault(
+        Some(Method::POST),
+        "/api/v4/file/upload/",
+        FaultKind::HttpStatus(500),
+        Some(1),
+    ));
+    for kind in [
+        FaultKind::DropConnection,
+        FaultKind::HttpStatus(502),
+        FaultKind::CodeMinusOne,
+        FaultKind::HttpStatus(500),
+    ] {
+        up.emu.add_fault(fault(
+            Some(Method::DELETE),
+            "/api/v4/file/upload",
+            kind,
+            Some(1),
+        ));
+    }
+    let r = gw
+        .req("PUT", "/new.bin")
+        .body(pattern(200_000, 7))
+        .send()
+        .await
+        .expect("put");
+    assert_retryable(&r, "PUT with a failing chunk and failing cancels");
+    assert_eq!(up.emu.pending_faults(), 0, "every cancel fault was met");
+    assert_eq!(up.bytes("/new.bin"), None, "placeholder left at the answer");
+    assert_eq!(up.leftovers(), (0, 0), "session/lock left at the answer");
+    gw.stop().await;
+}

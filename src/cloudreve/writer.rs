@@ -33,10 +33,27 @@ const CHANNEL_DEPTH: usize = 4;
 /// refresh (beyond it, a chunk refused for an expired token fails).
 pub const REPLAY_MAX: u64 = 1024 * 1024;
 
-/// Pauses before the further attempts of [`Session::cancel_retrying`].
-const CANCEL_RETRY_PAUSES: [std::time::Duration; 2] = [
+/// Pauses before the further attempts of [`Session::cancel_retrying`]
+/// (about 7.7 s in all): a failed upload is answered only once its session
+/// is cancelled, so that its placeholder and lock are gone by then, unless
+/// the upstream keeps failing that long.
+const CANCEL_RETRY_PAUSES: [std::time::Duration; 5] = [
     std::time::Duration::from_millis(200),
+    std::time::Duration::from_millis(500),
     std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(2),
+    std::time::Duration::from_secs(4),
+];
+/// Pauses of the background attempts that follow when every attempt of
+/// [`Session::cancel_retrying`] failed (about 15 min in all); the session
+/// stays journaled until one succeeds.
+const CANCEL_BACKGROUND_PAUSES: [std::time::Duration; 6] = [
+    std::time::Duration::from_secs(10),
+    std::time::Duration::from_secs(30),
+    std::time::Duration::from_secs(60),
+    std::time::Duration::from_secs(120),
+    std::time::Duration::from_secs(300),
+    std::time::Duration::from_secs(400),
 ];
 /// Metadata naming the upload session pending on a file.
 const UPLOAD_SESSION_KEY: &str = "sys:upload_session_id";
@@ -282,6 +299,34 @@ pub fn cancel_settled(r: &Result<()>) -> bool {
     }
 }
 
+/// Goes on cancelling a session in the background after
+/// [`Session::cancel_retrying`] gave up; tells `observer` once it is
+/// settled (else it stays journaled for the next start).
+fn cancel_in_background(
+    session: Session,
+    id: String,
+    uri: CrUri,
+    observer: Option<Arc<dyn UploadObserver>>,
+) {
+    let Ok(h) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    h.spawn(async move {
+        for pause in CANCEL_BACKGROUND_PAUSES {
+            tokio::time::sleep(pause).await;
+            let r = session.cancel_upload(&id, &uri).await;
+            if cancel_settled(&r) {
+                tracing::info!(session_id = %id, %uri, "upload session cancelled in the background");
+                if let Some(o) = &observer {
+                    o.closed(&id);
+                }
+                return;
+            }
+        }
+        tracing::warn!(session_id = %id, %uri, "upload session still not cancelled; left to the journal");
+    });
+}
+
 /// Cancels an upload session when dropped while armed.
 struct CancelGuard {
     session: Session,
@@ -316,9 +361,9 @@ impl Drop for CancelGuard {
                 if let Err(e) = &r {
                     tracing::warn!(error = %e, session_id = %id, "cancelling dropped upload failed");
                 }
-                if cancel_settled(&r)
-                    && let Some(o) = observer
-                {
+                if !cancel_settled(&r) {
+                    cancel_in_background(s, id, uri, observer);
+                } else if let Some(o) = observer {
                     o.closed(&id);
                 }
             });
@@ -418,8 +463,8 @@ impl Session {
         })
     }
 
-    /// [`Session::cancel_upload`], tried again (after 0.2 s, then 1 s) while
-    /// the outcome leaves the session possibly open.
+    /// [`Session::cancel_upload`], tried again (after 0.2, 0.5, 1, 2 and
+    /// 4 s) while the outcome leaves the session possibly open.
     pub async fn cancel_retrying(&self, session_id: &str, uri: &CrUri) -> Result<()> {
         let mut r = self.cancel_upload(session_id, uri).await;
         for pause in CANCEL_RETRY_PAUSES {
@@ -458,13 +503,17 @@ impl Session {
             }
         };
         let Some(sid) = sid else { return };
-        match self.cancel_retrying(&sid, uri).await {
+        let r = self.cancel_retrying(&sid, uri).await;
+        match &r {
             Ok(()) => {
                 tracing::warn!(%uri, session_id = %sid, "cancelled the upload session a failed creation left open")
             }
             Err(e) => {
                 tracing::warn!(%uri, session_id = %sid, error = %e, "cannot cancel the upload session a failed creation left open")
             }
+        }
+        if !cancel_settled(&r) {
+            cancel_in_background(self.clone(), sid, uri.clone(), None);
         }
     }
 
@@ -581,8 +630,14 @@ impl Session {
                 if cancel_settled(&r) {
                     guard.settle();
                 } else {
-                    // Left to whoever journals the session.
+                    // Goes on in the background; journaled until settled.
                     guard.armed = false;
+                    cancel_in_background(
+                        self.clone(),
+                        sess.session_id.clone(),
+                        uri.clone(),
+                        guard.observer.take(),
+                    );
                 }
                 Err(e)
             }
