@@ -451,3 +451,51 @@ fn rejection_response(rej: Rejection) -> Response<BoxBody> {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body that yields one frame, then panics when polled again.
+    struct PanicsAfterOne {
+        sent: bool,
+    }
+
+    impl http_body::Body for PanicsAfterOne {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+            if self.sent {
+                panic!("body stream failed");
+            }
+            self.sent = true;
+            std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+                b"first",
+            )))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_the_body_streams_ends_that_body_with_an_error() {
+        let mut body = CatchPanicBody {
+            inner: PanicsAfterOne { sent: false }.boxed_unsync(),
+        };
+        let first = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(
+            first.into_data().expect("data"),
+            Bytes::from_static(b"first")
+        );
+        let err = body
+            .frame()
+            .await
+            .expect("the panic is reported")
+            .expect_err("as an error, so hyper aborts the response");
+        assert_eq!(err.to_string(), "response body panicked");
+        assert!(body.frame().await.is_none(), "and the body then ends");
+        assert!(http_body::Body::is_end_stream(&body));
+    }
+}
