@@ -296,6 +296,7 @@ impl CloudreveFs {
     }
 
     async fn do_create_dir(&self, path: &DavPath, ctx: &Ctx) -> Result<(), FsError> {
+        no_earlier_upstream_failure(ctx)?;
         let uri = uri_of(ctx, path)?;
         if ctx.method.as_str() == "COPY"
             && !ctx.depth_zero()
@@ -329,6 +330,7 @@ impl CloudreveFs {
     }
 
     async fn do_rename(&self, from: &DavPath, to: &DavPath, ctx: &Ctx) -> Result<(), FsError> {
+        no_earlier_upstream_failure(ctx)?;
         let src = uri_of(ctx, from)?;
         let dst = uri_of(ctx, to)?;
         if src == ctx.root || dst == ctx.root {
@@ -340,6 +342,7 @@ impl CloudreveFs {
     }
 
     async fn do_copy(&self, from: &DavPath, to: &DavPath, ctx: &Ctx) -> Result<(), FsError> {
+        no_earlier_upstream_failure(ctx)?;
         let src = uri_of(ctx, from)?;
         let dst = uri_of(ctx, to)?;
         if dst == ctx.root {
@@ -370,6 +373,25 @@ pub(crate) async fn quota(ctx: &RequestCtx) -> Result<(u64, Option<u64>), FsErro
     let q = (used, Some(used + avail));
     ctx.quota.put(key, q);
     Ok(q)
+}
+
+/// Refuses a creating step once an upstream failure was recorded for this
+/// request. dav-server takes any error of its destination check as "does
+/// not exist" (and its parent check as "no parent"), so after a failed
+/// lookup it would go on to MOVE or COPY onto a destination it never
+/// deleted (Cloudreve: 40004, shown as 405) or ignore `Overwrite: F`. The
+/// recorded 5xx (with `Retry-After`) is answered instead.
+fn no_earlier_upstream_failure(ctx: &RequestCtx) -> Result<(), FsError> {
+    match ctx.wanted() {
+        Some(w) if w.status.is_server_error() => {
+            tracing::info!(
+                status = w.status.as_u16(),
+                "not going on after an upstream failure earlier in this request"
+            );
+            Err(FsError::GeneralFailure)
+        }
+        _ => Ok(()),
+    }
 }
 
 fn parent_and_name(u: &CrUri) -> Result<(CrUri, String), FsError> {
