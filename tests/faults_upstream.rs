@@ -444,3 +444,190 @@ async fn failed_new_upload_is_answered_after_a_cancel_that_failed_repeatedly() {
     assert_eq!(up.leftovers(), (0, 0), "session/lock left at the answer");
     gw.stop().await;
 }
+
+/// dav-server takes a failed destination lookup for "no destination": a
+/// MOVE or COPY must then not go on and fail at the end (Cloudreve 40004,
+/// shown as 405) or overwrite despite `Overwrite: F`. A 500 is injected
+/// on each lookup of the request in turn: every answer is either a success
+/// with the right outcome or a retryable error that changed nothing.
+#[tokio::test]
+async fn a_failed_lookup_in_move_or_copy_is_retryable_and_changes_nothing() {
+    let up = Upstream::start().await;
+    let gw = up.gateway(|_| {}).await;
+    for method in ["MOVE", "COPY"] {
+        for overwrite in ["T", "F"] {
+            for skip in 0..5u32 {
+                let what = format!("{method} Overwrite {overwrite}, lookup {skip} failing");
+                up.emu.clear_faults();
+                gw.req("DELETE", "/mc").send().await.expect("delete");
+                assert_eq!(
+                    gw.req("MKCOL", "/mc").send().await.expect("mkcol").status(),
+                    201
+                );
+                assert_eq!(gw.put("/mc/src.txt", "source").await, 201);
+                assert_eq!(gw.put("/mc/dst.txt", "destination").await, 201);
+                if skip > 0 {
+                    up.emu.add_fault(fault(
+                        Some(Method::GET),
+                        "/api/v4/file/info",
+                        FaultKind::Latency(Duration::ZERO),
+                        Some(skip),
+                    ));
+                }
+                up.emu.add_fault(fault(
+                    Some(Method::GET),
+                    "/api/v4/file/info",
+                    FaultKind::HttpStatus(500),
+                    Some(1),
+                ));
+                let r = gw
+                    .req(method, "/mc/src.txt")
+                    .header("destination", format!("{}/mc/dst.txt", gw.url))
+                    .header("overwrite", overwrite)
+                    .send()
+                    .await
+                    .expect("request");
+                let s = r.status().as_u16();
+                let (src, dst) = (up.bytes("/mc/src.txt"), up.bytes("/mc/dst.txt"));
+                let unchanged = src.as_deref() == Some(&b"source"[..])
+                    && dst.as_deref() == Some(&b"destination"[..]);
+                match s {
+                    201 | 204 => {
+                        assert_eq!(overwrite, "T", "{what}: overwrote with {s}");
+                        assert_eq!(dst.as_deref(), Some(&b"source"[..]), "{what}: destination");
+                        let want_src = (method == "COPY").then_some(&b"source"[..]);
+                        assert_eq!(src.as_deref(), want_src, "{what}: source");
+                    }
+                    412 => {
+                        assert_eq!(overwrite, "F", "{what}: 412");
+                        assert!(unchanged, "{what}: 412 changed something");
+                    }
+                    _ => {
+                        assert_retryable(&r, &what);
+                        assert!(unchanged, "{what}: {s} changed something: {src:?} {dst:?}");
+                    }
+                }
+                if up.emu.pending_faults() > 0 {
+                    // Fewer lookups than `skip`: later values add nothing.
+                    break;
+                }
+            }
+        }
+    }
+    gw.stop().await;
+}
+
+/// The names in an upstream folder, sorted.
+async fn names(up: &Upstream, path: &str) -> Vec<String> {
+    let mut uri = CrUri::my();
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        uri = uri.join(seg).expect("uri");
+    }
+    let (_, files) = up.session.list_all(&uri, 1000).await.expect("list");
+    let mut n: Vec<String> = files.into_iter().map(|f| f.name).collect();
+    n.sort();
+    n
+}
+
+/// `Overwrite: T` replaces the destination in the copy or move itself, so
+/// a failure at any later step never loses it. Each mutating upstream
+/// call of the request fails in turn, once refused (500) and once applied
+/// with its answer lost (connection cut): the client gets a success with
+/// the right outcome, or a retryable error with both files as they were
+/// (a lost answer may complete the operation instead). No hidden
+/// set-aside or staging object stays behind.
+#[tokio::test]
+async fn a_failed_step_of_an_overwriting_move_or_copy_keeps_the_destination() {
+    let up = Upstream::start().await;
+    let gw = up.gateway(|_| {}).await;
+    let cases = [
+        ("MOVE", "/mc/dst.txt"),
+        ("MOVE", "/mc/sub/dst.txt"),
+        ("MOVE", "/mc/sub/src.txt"),
+        ("COPY", "/mc/dst.txt"),
+        ("COPY", "/mc/sub/dst.txt"),
+        ("COPY", "/mc/sub/src.txt"),
+    ];
+    for (method, dest) in cases {
+        for (kind_name, kind) in [
+            ("refused", FaultKind::HttpStatus(500)),
+            ("answer lost", FaultKind::DropAfterBytes(0)),
+        ] {
+            for verb in [Method::POST, Method::DELETE] {
+                for skip in 0..8u32 {
+                    let what = format!("{method} to {dest}, {verb} call {skip} {kind_name}");
+                    up.emu.clear_faults();
+                    gw.req("DELETE", "/mc").send().await.expect("delete");
+                    for dir in ["/mc", "/mc/sub"] {
+                        let r = gw.req("MKCOL", dir).send().await.expect("mkcol");
+                        assert_eq!(r.status(), 201, "{what}: MKCOL {dir}");
+                    }
+                    assert_eq!(gw.put("/mc/src.txt", "source").await, 201);
+                    assert_eq!(gw.put(dest, "destination").await, 201);
+                    if skip > 0 {
+                        up.emu.add_fault(fault(
+                            Some(verb.clone()),
+                            "/api/v4/file",
+                            FaultKind::Latency(Duration::ZERO),
+                            Some(skip),
+                        ));
+                    }
+                    up.emu.add_fault(fault(
+                        Some(verb.clone()),
+                        "/api/v4/file",
+                        kind.clone(),
+                        Some(1),
+                    ));
+                    let r = gw
+                        .req(method, "/mc/src.txt")
+                        .header("destination", format!("{}{dest}", gw.url))
+                        .header("overwrite", "T")
+                        .send()
+                        .await
+                        .expect("request");
+                    let s = r.status().as_u16();
+                    let pending = up.emu.pending_faults();
+                    up.emu.clear_faults();
+                    let (src, dst) = (up.bytes("/mc/src.txt"), up.bytes(dest));
+                    let done = dst.as_deref() == Some(&b"source"[..])
+                        && src.as_deref() == (method == "COPY").then_some(&b"source"[..]);
+                    let unchanged = src.as_deref() == Some(&b"source"[..])
+                        && dst.as_deref() == Some(&b"destination"[..]);
+                    if matches!(s, 201 | 204) {
+                        assert!(done, "{what}: {s} but {src:?} {dst:?}");
+                    } else {
+                        assert_retryable(&r, &what);
+                        assert!(
+                            unchanged || (kind_name == "answer lost" && done),
+                            "{what}: {s} and {src:?} {dst:?}"
+                        );
+                    }
+                    let mut want = vec!["sub".to_string()];
+                    if !done || method == "COPY" {
+                        want.push("src.txt".into());
+                    }
+                    if dest == "/mc/dst.txt" {
+                        want.push("dst.txt".into());
+                    }
+                    want.sort();
+                    assert_eq!(names(&up, "/mc").await, want, "{what}: /mc");
+                    let in_sub: Vec<String> = dest
+                        .strip_prefix("/mc/sub/")
+                        .map(|n| vec![n.to_string()])
+                        .unwrap_or_default();
+                    assert_eq!(names(&up, "/mc/sub").await, in_sub, "{what}: /mc/sub");
+                    let hidden: Vec<String> = names(&up, "/")
+                        .await
+                        .into_iter()
+                        .filter(|n| n.starts_with('.'))
+                        .collect();
+                    assert!(hidden.is_empty(), "{what}: left at the root: {hidden:?}");
+                    if pending > 0 {
+                        break; // fewer calls than `skip`
+                    }
+                }
+            }
+        }
+    }
+    gw.stop().await;
+}

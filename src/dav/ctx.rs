@@ -63,6 +63,9 @@ pub struct RequestCtx {
     cache: Mutex<HashMap<CrUri, Option<FileResponse>>>,
     first_page: Mutex<Option<(CrUri, ListPage)>>,
     wanted: Mutex<Option<WantedStatus>>,
+    /// A COPY/MOVE destination whose deletion (`Overwrite: T`) is put off
+    /// until the copy or move itself runs (see `fs::with_replaced`).
+    replace: Mutex<Option<CrUri>>,
     conflicts: Mutex<Option<Vec<LockConflict>>>,
     aborted: AtomicBool,
 }
@@ -110,6 +113,7 @@ impl RequestCtx {
             cache: Mutex::new(HashMap::new()),
             first_page: Mutex::new(None),
             wanted: Mutex::new(None),
+            replace: Mutex::new(None),
             conflicts: Mutex::new(None),
             aborted: AtomicBool::new(false),
         }
@@ -152,6 +156,26 @@ impl RequestCtx {
         if let Ok(mut c) = self.cache.lock() {
             c.insert(uri, None);
         }
+    }
+
+    /// Records that `uri`, the destination of this COPY/MOVE, is to be
+    /// replaced (dav-server asked to delete it first).
+    pub(crate) fn defer_replace(&self, uri: CrUri) {
+        if let Ok(mut r) = self.replace.lock() {
+            *r = Some(uri);
+        }
+    }
+
+    /// Takes the deferred replacement if it is the one of `uri`.
+    pub(crate) fn take_replace(&self, uri: &CrUri) -> bool {
+        let Ok(mut r) = self.replace.lock() else {
+            return false;
+        };
+        if r.as_ref() == Some(uri) {
+            *r = None;
+            return true;
+        }
+        false
     }
 
     /// Drops every cached entry (after a mutation).

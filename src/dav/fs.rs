@@ -304,7 +304,7 @@ impl CloudreveFs {
             && let Some(src) = ctx.target.clone()
         {
             // Whole-collection COPY in one upstream call (module doc).
-            return copy_obj(ctx, &src, &uri).await;
+            return with_replaced(ctx, &uri, copy_obj(ctx, &src, &uri)).await;
         }
         parent_is_dir(ctx, &uri).await?;
         let r = ctx
@@ -320,10 +320,19 @@ impl CloudreveFs {
         if uri == ctx.root {
             return Err(FsError::Forbidden);
         }
-        let permanent = ctx.settings.delete_mode == DeleteMode::Permanent;
+        if matches!(ctx.method.as_str(), "COPY" | "MOVE")
+            && ctx.destination.as_ref() == Some(&uri)
+            && ctx.target.as_ref() != Some(&uri)
+        {
+            // `Overwrite: T`: dav-server deletes the destination before it
+            // copies or moves. Deleting now would lose it if a later step
+            // fails, so the replacement happens in the copy/move itself.
+            ctx.defer_replace(uri);
+            return Ok(());
+        }
         let r = ctx
             .session
-            .delete(std::slice::from_ref(&uri), false, permanent)
+            .delete(std::slice::from_ref(&uri), false, permanent(ctx))
             .await;
         ctx.forget_all();
         r.map_err(|e| map_err(ctx, "delete", &e))
@@ -336,7 +345,7 @@ impl CloudreveFs {
         if src == ctx.root || dst == ctx.root {
             return Err(FsError::Forbidden);
         }
-        let r = move_obj(ctx, &src, &dst).await;
+        let r = with_replaced(ctx, &dst, move_obj(ctx, &src, &dst)).await;
         ctx.forget_all();
         r
     }
@@ -348,7 +357,7 @@ impl CloudreveFs {
         if dst == ctx.root {
             return Err(FsError::Forbidden);
         }
-        copy_obj(ctx, &src, &dst).await
+        with_replaced(ctx, &dst, copy_obj(ctx, &src, &dst)).await
     }
 
     async fn do_quota(&self, ctx: &Ctx) -> Result<(u64, Option<u64>), FsError> {
@@ -392,6 +401,83 @@ fn no_earlier_upstream_failure(ctx: &RequestCtx) -> Result<(), FsError> {
         }
         _ => Ok(()),
     }
+}
+
+/// Whether deletions of this request skip the trash.
+fn permanent(ctx: &RequestCtx) -> bool {
+    ctx.settings.delete_mode == DeleteMode::Permanent
+}
+
+/// Runs `op` (a copy or move onto `dst`), first setting aside a
+/// destination that `Overwrite: T` is replacing: it is renamed to a unique
+/// hidden name in its folder, `op` runs, and then the set-aside object is
+/// deleted (success) or renamed back (failure). Whatever fails, the client
+/// never loses the old destination without getting the new one.
+async fn with_replaced(
+    ctx: &RequestCtx,
+    dst: &CrUri,
+    op: impl std::future::Future<Output = Result<(), FsError>>,
+) -> Result<(), FsError> {
+    if !ctx.take_replace(dst) {
+        return op.await;
+    }
+    let s = &ctx.session;
+    let (dp, dn) = parent_and_name(dst)?;
+    let aside_name = format!(".cdav-replaced-{}", uuid::Uuid::new_v4().simple());
+    let aside = dp.join(&aside_name).map_err(|_| FsError::GeneralFailure)?;
+    if let Err(e) = s.rename(dst, &aside_name).await {
+        let fe = map_err(ctx, "rename(aside)", &e);
+        // A lost answer may hide a rename that was applied.
+        put_back(ctx, &aside, dst, &dn).await;
+        ctx.forget_all();
+        return Err(fe);
+    }
+    ctx.forget_all();
+    let r = op.await;
+    ctx.forget_all();
+    match r {
+        Ok(()) => {
+            remove_retrying(s, &aside, permanent(ctx), "the replaced destination").await;
+            Ok(())
+        }
+        Err(fe) => {
+            // The destination name was free once set aside: an object there
+            // now is the copy or move, applied with its answer lost.
+            if s.info(dst, false).await.is_ok() {
+                tracing::info!(uri = %dst, "the copy/move was applied despite a failed answer");
+                remove_retrying(s, &aside, permanent(ctx), "the replaced destination").await;
+                return Ok(());
+            }
+            put_back(ctx, &aside, dst, &dn).await;
+            Err(fe)
+        }
+    }
+}
+
+/// Renames a set-aside destination back to its name `dn` (at `dst`),
+/// trying again (after 0.2 s, then 1 s); nothing to do when it is not there.
+async fn put_back(ctx: &RequestCtx, aside: &CrUri, dst: &CrUri, dn: &str) {
+    let s = &ctx.session;
+    for pause in [
+        None,
+        Some(Duration::from_millis(200)),
+        Some(Duration::from_secs(1)),
+    ] {
+        if let Some(p) = pause {
+            tokio::time::sleep(p).await;
+        }
+        match s.rename(aside, dn).await {
+            Ok(_) => {
+                tracing::info!(uri = %dst, "a replaced destination was put back after a failed step");
+                return;
+            }
+            Err(e) if e.is_not_found() => return,
+            Err(e) => {
+                tracing::info!(uri = %aside, error = %e, "putting back a replaced destination failed");
+            }
+        }
+    }
+    tracing::error!(uri = %aside, name = dn, "a replaced destination could not be put back; it stays under its hidden name");
 }
 
 fn parent_and_name(u: &CrUri) -> Result<(CrUri, String), FsError> {
@@ -547,25 +633,30 @@ async fn copy_obj(ctx: &RequestCtx, src: &CrUri, dst: &CrUri) -> Result<(), FsEr
     r
 }
 
-/// Removes a COPY staging folder, trying again (after 0.2 s, then 1 s)
-/// on failure; a folder already gone counts as removed.
+/// Removes a COPY staging folder (permanently), see [`remove_retrying`].
 async fn remove_staging(s: &crate::cloudreve::Session, stage: &CrUri) {
+    remove_retrying(s, stage, true, "the staging folder").await;
+}
+
+/// Deletes a gateway-made object (`what`), trying again (after 0.2 s,
+/// then 1 s) on failure; an object already gone counts as removed.
+async fn remove_retrying(s: &crate::cloudreve::Session, uri: &CrUri, permanent: bool, what: &str) {
     let mut pauses = [
         std::time::Duration::from_millis(200),
         std::time::Duration::from_secs(1),
     ]
     .into_iter();
     loop {
-        match s.delete(std::slice::from_ref(stage), false, true).await {
+        match s.delete(std::slice::from_ref(uri), false, permanent).await {
             Ok(()) => return,
             Err(e) if e.is_not_found() => return,
             Err(e) => match pauses.next() {
                 Some(p) => {
-                    tracing::info!(uri = %stage, error = %e, "removing the staging folder failed; trying again");
+                    tracing::info!(%uri, error = %e, "removing {what} failed; trying again");
                     tokio::time::sleep(p).await;
                 }
                 None => {
-                    tracing::warn!(uri = %stage, error = %e, "removing the staging folder failed");
+                    tracing::warn!(%uri, error = %e, "removing {what} failed; it stays under its hidden name");
                     return;
                 }
             },

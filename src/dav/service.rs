@@ -282,6 +282,21 @@ fn text(status: StatusCode, msg: &str) -> Response<BoxBody> {
     r
 }
 
+/// Whether dav-server's answer `got` should give way to the `wanted` status
+/// the file system recorded. A 500 always does. dav-server also reads a
+/// failed lookup as "absent": a destination whose parent could not be
+/// listed becomes 409, a source 404, a destination 405. When an upstream
+/// call of this request failed (a wanted 5xx), those answers describe the
+/// failure, not the tree, and the client must hear "retry".
+fn masks_upstream_failure(got: StatusCode, wanted: StatusCode) -> bool {
+    got == StatusCode::INTERNAL_SERVER_ERROR
+        || (wanted.is_server_error()
+            && matches!(
+                got,
+                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::CONFLICT
+            ))
+}
+
 /// The status dav-server gives an `FsError`.
 fn fs_status(e: FsError) -> StatusCode {
     match e {
@@ -778,8 +793,8 @@ impl DavService for DavGateway {
         {
             junk::follow(park, &path, dest_path.as_ref());
         }
-        if parts.status == StatusCode::INTERNAL_SERVER_ERROR
-            && let Some(w) = ctx.wanted()
+        if let Some(w) = ctx.wanted()
+            && masks_upstream_failure(parts.status, w.status)
         {
             parts.status = w.status;
             if let Some(ra) = w.retry_after {
