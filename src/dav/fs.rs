@@ -10,7 +10,9 @@
 //!   `create_dir(destination)`, performs the whole upstream copy in one
 //!   call; COPY Depth 0 creates just the empty collection;
 //! * the deletion of an overwritten destination (COPY/MOVE with
-//!   `Overwrite: T`) is likewise one call;
+//!   `Overwrite: T`) is put off: the copy/move sets the old destination
+//!   aside under a hidden name and deletes it (one call) only once the new
+//!   one is in place, or puts it back when a step fails;
 //! * MOVE is a single `rename` in dav-server already.
 //!
 //! This keeps the crate's locking/`If` evaluation and multistatus code while
