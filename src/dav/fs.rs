@@ -43,6 +43,9 @@ use super::write::{WriteFile, WriteGuard};
 
 /// Name prefix of the private staging folders used for same-folder copies.
 pub const STAGING_PREFIX: &str = ".cloudreve-dav-staging-";
+/// Name prefix of a destination that `Overwrite: T` is replacing while the
+/// copy or move runs (hidden from listings; see `with_replaced`).
+pub const ASIDE_PREFIX: &str = ".cdav-replaced-";
 
 /// How long a quota answer is reused.
 pub const QUOTA_TTL: Duration = Duration::from_secs(30);
@@ -97,6 +100,7 @@ fn uri_of(ctx: &RequestCtx, path: &DavPath) -> Result<CrUri, FsError> {
 /// staging folders, junk names the account's junk policy hides.
 pub(crate) fn hidden(ctx: &RequestCtx, parent: &CrUri, f: &FileResponse) -> bool {
     (parent.is_root() && f.name.starts_with(STAGING_PREFIX) && ctx.root.is_root())
+        || f.name.starts_with(ASIDE_PREFIX)
         || (ctx.junk.hides_upstream() && junk::is_junk(&f.name))
 }
 
@@ -425,7 +429,7 @@ async fn with_replaced(
     }
     let s = &ctx.session;
     let (dp, dn) = parent_and_name(dst)?;
-    let aside_name = format!(".cdav-replaced-{}", uuid::Uuid::new_v4().simple());
+    let aside_name = format!("{ASIDE_PREFIX}{}", uuid::Uuid::new_v4().simple());
     let aside = dp.join(&aside_name).map_err(|_| FsError::GeneralFailure)?;
     if let Err(e) = s.rename(dst, &aside_name).await {
         let fe = map_err(ctx, "rename(aside)", &e);
@@ -457,8 +461,32 @@ async fn with_replaced(
 }
 
 /// Renames a set-aside destination back to its name `dn` (at `dst`),
-/// trying again (after 0.2 s, then 1 s); nothing to do when it is not there.
+/// trying again (after 0.2 s, then 1 s, then in the background for about
+/// two minutes); nothing to do when it is not there, and it stops when the
+/// name has been taken meanwhile (both objects are kept).
 async fn put_back(ctx: &RequestCtx, aside: &CrUri, dst: &CrUri, dn: &str) {
+    /// `Ok(true)`: done or nothing to do.
+    async fn attempt(s: &crate::cloudreve::Session, aside: &CrUri, dst: &CrUri, dn: &str) -> bool {
+        match s.rename(aside, dn).await {
+            Ok(_) => {
+                tracing::info!(uri = %dst, "a replaced destination was put back after a failed step");
+                true
+            }
+            Err(e) if e.is_not_found() => true,
+            Err(e) => {
+                if s.info(aside, false).await.is_err_and(|e| e.is_not_found()) {
+                    // Applied with its answer lost.
+                    return true;
+                }
+                if s.info(dst, false).await.is_ok() {
+                    tracing::error!(uri = %aside, name = dn, "a replaced destination cannot be put back: its name is taken; it stays under its hidden name");
+                    return true;
+                }
+                tracing::info!(uri = %aside, error = %e, "putting back a replaced destination failed");
+                false
+            }
+        }
+    }
     let s = &ctx.session;
     for pause in [
         None,
@@ -468,18 +496,20 @@ async fn put_back(ctx: &RequestCtx, aside: &CrUri, dst: &CrUri, dn: &str) {
         if let Some(p) = pause {
             tokio::time::sleep(p).await;
         }
-        match s.rename(aside, dn).await {
-            Ok(_) => {
-                tracing::info!(uri = %dst, "a replaced destination was put back after a failed step");
-                return;
-            }
-            Err(e) if e.is_not_found() => return,
-            Err(e) => {
-                tracing::info!(uri = %aside, error = %e, "putting back a replaced destination failed");
-            }
+        if attempt(s, aside, dst, dn).await {
+            return;
         }
     }
-    tracing::error!(uri = %aside, name = dn, "a replaced destination could not be put back; it stays under its hidden name");
+    let (s, aside, dst, dn) = (s.clone(), aside.clone(), dst.clone(), dn.to_string());
+    tokio::spawn(async move {
+        for p in BACKGROUND_PAUSES {
+            tokio::time::sleep(p).await;
+            if attempt(&s, &aside, &dst, &dn).await {
+                return;
+            }
+        }
+        tracing::error!(uri = %aside, name = dn, "a replaced destination could not be put back; it stays under its hidden name");
+    });
 }
 
 fn parent_and_name(u: &CrUri) -> Result<(CrUri, String), FsError> {
@@ -640,30 +670,62 @@ async fn remove_staging(s: &crate::cloudreve::Session, stage: &CrUri) {
     remove_retrying(s, stage, true, "the staging folder").await;
 }
 
+/// Pauses between the attempts of a clean-up that failed inline and goes
+/// on in the background (about two minutes in all).
+const BACKGROUND_PAUSES: [Duration; 8] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(15),
+    Duration::from_secs(30),
+    Duration::from_secs(30),
+    Duration::from_secs(30),
+];
+
 /// Deletes a gateway-made object (`what`), trying again (after 0.2 s,
-/// then 1 s) on failure; an object already gone counts as removed.
-async fn remove_retrying(s: &crate::cloudreve::Session, uri: &CrUri, permanent: bool, what: &str) {
-    let mut pauses = [
-        std::time::Duration::from_millis(200),
-        std::time::Duration::from_secs(1),
-    ]
-    .into_iter();
-    loop {
-        match s.delete(std::slice::from_ref(uri), false, permanent).await {
+/// then 1 s) on failure; an object already gone counts as removed. When
+/// those attempts fail, a background task keeps trying for about two
+/// minutes, so the request is not held up.
+async fn remove_retrying(
+    s: &crate::cloudreve::Session,
+    uri: &CrUri,
+    permanent: bool,
+    what: &'static str,
+) {
+    let delete = move |s: crate::cloudreve::Session, uri: CrUri| async move {
+        match s.delete(std::slice::from_ref(&uri), false, permanent).await {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    };
+    for pause in [
+        None,
+        Some(Duration::from_millis(200)),
+        Some(Duration::from_secs(1)),
+    ] {
+        if let Some(p) = pause {
+            tokio::time::sleep(p).await;
+        }
+        match delete(s.clone(), uri.clone()).await {
             Ok(()) => return,
-            Err(e) if e.is_not_found() => return,
-            Err(e) => match pauses.next() {
-                Some(p) => {
-                    tracing::info!(%uri, error = %e, "removing {what} failed; trying again");
-                    tokio::time::sleep(p).await;
-                }
-                None => {
-                    tracing::warn!(%uri, error = %e, "removing {what} failed; it stays under its hidden name");
-                    return;
-                }
-            },
+            Err(e) => tracing::info!(%uri, error = %e, "removing {what} failed; trying again"),
         }
     }
+    let (s, uri) = (s.clone(), uri.clone());
+    tokio::spawn(async move {
+        for p in BACKGROUND_PAUSES {
+            tokio::time::sleep(p).await;
+            match delete(s.clone(), uri.clone()).await {
+                Ok(()) => {
+                    tracing::info!(%uri, "removed {what} in the background");
+                    return;
+                }
+                Err(e) => tracing::info!(%uri, error = %e, "removing {what} failed; trying again"),
+            }
+        }
+        tracing::warn!(%uri, "removing {what} failed; it stays under its hidden name");
+    });
 }
 
 impl GuardedFileSystem<Ctx> for CloudreveFs {
