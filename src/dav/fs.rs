@@ -460,12 +460,12 @@ async fn with_replaced(
     }
 }
 
-/// Renames a set-aside destination back to its name `dn` (at `dst`),
-/// trying again (after 0.2 s, then 1 s, then in the background for about
-/// two minutes); nothing to do when it is not there, and it stops when the
-/// name has been taken meanwhile (both objects are kept).
+/// Renames a set-aside destination back to its name `dn` (at `dst`), on
+/// the schedule of [`retry_then_background`]; nothing to do when it is not
+/// there, and it stops when the name has been taken meanwhile (both
+/// objects are kept).
 async fn put_back(ctx: &RequestCtx, aside: &CrUri, dst: &CrUri, dn: &str) {
-    /// `Ok(true)`: done or nothing to do.
+    /// `true`: done, or nothing (more) to do.
     async fn attempt(s: &crate::cloudreve::Session, aside: &CrUri, dst: &CrUri, dn: &str) -> bool {
         match s.rename(aside, dn).await {
             Ok(_) => {
@@ -487,29 +487,24 @@ async fn put_back(ctx: &RequestCtx, aside: &CrUri, dst: &CrUri, dn: &str) {
             }
         }
     }
-    let s = &ctx.session;
-    for pause in [
-        None,
-        Some(Duration::from_millis(200)),
-        Some(Duration::from_secs(1)),
-    ] {
-        if let Some(p) = pause {
-            tokio::time::sleep(p).await;
-        }
-        if attempt(s, aside, dst, dn).await {
-            return;
-        }
-    }
-    let (s, aside, dst, dn) = (s.clone(), aside.clone(), dst.clone(), dn.to_string());
-    tokio::spawn(async move {
-        for p in BACKGROUND_PAUSES {
-            tokio::time::sleep(p).await;
-            if attempt(&s, &aside, &dst, &dn).await {
-                return;
-            }
-        }
-        tracing::error!(uri = %aside, name = dn, "a replaced destination could not be put back; it stays under its hidden name");
-    });
+    let (s, aside, dst, dn) = (
+        ctx.session.clone(),
+        aside.clone(),
+        dst.clone(),
+        dn.to_string(),
+    );
+    let gave_up = {
+        let (aside, dn) = (aside.clone(), dn.clone());
+        move || tracing::error!(uri = %aside, name = dn, "a replaced destination could not be put back; it stays under its hidden name")
+    };
+    retry_then_background(
+        move |_| {
+            let (s, aside, dst, dn) = (s.clone(), aside.clone(), dst.clone(), dn.clone());
+            async move { attempt(&s, &aside, &dst, &dn).await }
+        },
+        gave_up,
+    )
+    .await;
 }
 
 fn parent_and_name(u: &CrUri) -> Result<(CrUri, String), FsError> {
@@ -683,48 +678,72 @@ const BACKGROUND_PAUSES: [Duration; 8] = [
     Duration::from_secs(30),
 ];
 
-/// Deletes a gateway-made object (`what`), trying again (after 0.2 s,
-/// then 1 s) on failure; an object already gone counts as removed. When
-/// those attempts fail, a background task keeps trying for about two
-/// minutes, so the request is not held up.
+/// Deletes a gateway-made object (`what`), on the schedule of
+/// [`retry_then_background`]; an object already gone counts as removed.
 async fn remove_retrying(
     s: &crate::cloudreve::Session,
     uri: &CrUri,
     permanent: bool,
     what: &'static str,
 ) {
-    let delete = move |s: crate::cloudreve::Session, uri: CrUri| async move {
-        match s.delete(std::slice::from_ref(&uri), false, permanent).await {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+    let (s, uri) = (s.clone(), uri.clone());
+    let gave_up = {
+        let uri = uri.clone();
+        move || tracing::warn!(%uri, "removing {what} failed; it stays under its hidden name")
     };
+    retry_then_background(
+        move |in_background| {
+            let (s, uri) = (s.clone(), uri.clone());
+            async move {
+                match s.delete(std::slice::from_ref(&uri), false, permanent).await {
+                    Err(e) if !e.is_not_found() => {
+                        tracing::info!(%uri, error = %e, "removing {what} failed; trying again");
+                        false
+                    }
+                    _ => {
+                        if in_background {
+                            tracing::info!(%uri, "removed {what} in the background");
+                        }
+                        true
+                    }
+                }
+            }
+        },
+        gave_up,
+    )
+    .await;
+}
+
+/// Runs `attempt` until it reports `true` (done, or nothing left to do):
+/// now, after 0.2 s and after 1 s while the request waits, then in a
+/// background task after each of [`BACKGROUND_PAUSES`], so the request is
+/// not held up; `gave_up` runs when the last attempt fails too. `attempt`
+/// is told whether it runs in the background.
+async fn retry_then_background<F, Fut>(attempt: F, gave_up: impl FnOnce() + Send + 'static)
+where
+    F: Fn(bool) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     for pause in [
-        None,
-        Some(Duration::from_millis(200)),
-        Some(Duration::from_secs(1)),
+        Duration::ZERO,
+        Duration::from_millis(200),
+        Duration::from_secs(1),
     ] {
-        if let Some(p) = pause {
-            tokio::time::sleep(p).await;
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
-        match delete(s.clone(), uri.clone()).await {
-            Ok(()) => return,
-            Err(e) => tracing::info!(%uri, error = %e, "removing {what} failed; trying again"),
+        if attempt(false).await {
+            return;
         }
     }
-    let (s, uri) = (s.clone(), uri.clone());
     tokio::spawn(async move {
-        for p in BACKGROUND_PAUSES {
-            tokio::time::sleep(p).await;
-            match delete(s.clone(), uri.clone()).await {
-                Ok(()) => {
-                    tracing::info!(%uri, "removed {what} in the background");
-                    return;
-                }
-                Err(e) => tracing::info!(%uri, error = %e, "removing {what} failed; trying again"),
+        for pause in BACKGROUND_PAUSES {
+            tokio::time::sleep(pause).await;
+            if attempt(true).await {
+                return;
             }
         }
-        tracing::warn!(%uri, "removing {what} failed; it stays under its hidden name");
+        gave_up();
     });
 }
 
