@@ -631,3 +631,77 @@ async fn a_failed_step_of_an_overwriting_move_or_copy_keeps_the_destination() {
     }
     gw.stop().await;
 }
+
+/// When the upstream keeps refusing to put a replaced destination back
+/// after a failed `Overwrite: T` MOVE, the answer is retryable, the
+/// set-aside object never shows in a listing, and the gateway puts it back
+/// in the background once the upstream works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_destination_that_cannot_be_put_back_at_once_returns_in_the_background() {
+    let up = Upstream::start().await;
+    let gw = up.gateway(|_| {}).await;
+    let r = gw.req("MKCOL", "/pb").send().await.expect("mkcol");
+    assert_eq!(r.status(), 201);
+    assert_eq!(gw.put("/pb/src.txt", "source").await, 201);
+    assert_eq!(gw.put("/pb/dst.txt", "destination").await, 201);
+    // The first call (setting the destination aside) goes through; every
+    // later mutating call fails, the put-back's three attempts included.
+    up.emu.add_fault(fault(
+        Some(Method::POST),
+        "/api/v4/file",
+        FaultKind::Latency(Duration::ZERO),
+        Some(1),
+    ));
+    up.emu.add_fault(fault(
+        Some(Method::POST),
+        "/api/v4/file",
+        FaultKind::HttpStatus(500),
+        None,
+    ));
+    let r = gw
+        .req("MOVE", "/pb/src.txt")
+        .header("destination", format!("{}/pb/dst.txt", gw.url))
+        .header("overwrite", "T")
+        .send()
+        .await
+        .expect("move");
+    assert_retryable(&r, "MOVE with the put-back failing");
+    let upstream = names(&up, "/pb").await;
+    assert_eq!(
+        upstream.len(),
+        2,
+        "src.txt and the set-aside object: {upstream:?}"
+    );
+    assert!(upstream.iter().any(|n| n == "src.txt"), "{upstream:?}");
+    assert!(
+        upstream.iter().any(|n| n.starts_with(".cdav-replaced-")),
+        "{upstream:?}"
+    );
+    let r = gw
+        .req("PROPFIND", "/pb/")
+        .header("depth", "1")
+        .send()
+        .await
+        .expect("propfind");
+    assert_eq!(r.status(), 207);
+    let listing = r.text().await.expect("body");
+    assert!(listing.contains("src.txt"), "{listing}");
+    assert!(
+        !listing.contains("cdav-replaced"),
+        "set-aside object listed: {listing}"
+    );
+    assert!(!listing.contains("dst.txt"), "{listing}");
+
+    up.emu.clear_faults();
+    assert!(
+        eventually(async || names(&up, "/pb").await == ["dst.txt", "src.txt"]).await,
+        "not put back: {:?}",
+        names(&up, "/pb").await
+    );
+    assert_eq!(
+        up.bytes("/pb/dst.txt").as_deref(),
+        Some(&b"destination"[..])
+    );
+    assert_eq!(up.bytes("/pb/src.txt").as_deref(), Some(&b"source"[..]));
+    gw.stop().await;
+}

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use cloudreve_dav::cloudreve::{CrUri, FileKind, Session};
+use cloudreve_dav::dav::fs::{ASIDE_PREFIX, STAGING_PREFIX};
 use cloudreve_dav::emulator::{Emulator, Fault, FaultKind};
 use faults_common::{EMAIL, Gw, Upstream};
 use rand::rngs::StdRng;
@@ -113,6 +114,9 @@ struct Counters {
     /// Failed uploads whose placeholder outlived the answer (every
     /// cancel failed until the gateway's background retry).
     deferred: AtomicU64,
+    /// Answers after which a set-aside destination was still being dealt
+    /// with (see [`Client::settle`]).
+    settled: AtomicU64,
 }
 
 struct Client {
@@ -152,6 +156,29 @@ impl Client {
             up.as_ref().map(Vec::len),
             self.model.get(path).map(Vec::len)
         );
+    }
+
+    /// Waits (at most 150 s) until the gateway is done with what it set
+    /// aside in `path`'s folder for an `Overwrite: T` replacement. After a
+    /// failed step it puts the old destination back, in the background when
+    /// the upstream keeps failing, so until then the destination looks
+    /// deleted. A set-aside object still there at the deadline fails the
+    /// final check.
+    async fn settle(&self, path: &str) {
+        let dir = &path[..path.rfind('/').unwrap_or(0)];
+        let aside = || {
+            self.emu
+                .child_names(EMAIL, dir)
+                .is_some_and(|names| names.iter().any(|n| n.starts_with(ASIDE_PREFIX)))
+        };
+        if !aside() {
+            return;
+        }
+        self.counters.settled.fetch_add(1, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+        while tokio::time::Instant::now() < deadline && aside() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// After an unknown outcome: upstream `path` must be one of `allowed`;
@@ -388,6 +415,7 @@ impl Client {
                     // dav-server deletes an overwritten destination before
                     // the move/copy itself, which may then be refused.
                     if overwrite && od.is_some() {
+                        self.settle(&dst).await;
                         self.adopt(&dst, &[od.as_deref(), None], &what);
                     }
                 }
@@ -404,6 +432,7 @@ impl Client {
                         pairs.push((s_, None));
                     }
                 }
+                self.settle(&dst).await;
                 self.adopt_pair(&src, &dst, &pairs, &what);
             }
         }
@@ -674,10 +703,8 @@ async fn soak_random_operations_under_upstream_faults() {
         tree.clear();
         upstream_tree(&session, &emu, &CrUri::my(), "", &mut tree).await;
         let (_, root) = session.list_all(&CrUri::my(), 1000).await.expect("root");
-        let internal = tree.keys().any(|k| k.contains("/.cdav-replaced-"))
-            || root
-                .iter()
-                .any(|f| f.name.starts_with(".cloudreve-dav-staging-"));
+        let internal = tree.keys().any(|k| k.contains(&format!("/{ASIDE_PREFIX}")))
+            || root.iter().any(|f| f.name.starts_with(STAGING_PREFIX));
         if !internal || tokio::time::Instant::now() > deadline {
             break;
         }
@@ -752,10 +779,11 @@ async fn soak_random_operations_under_upstream_faults() {
     let ops = counters.ops.load(Ordering::Relaxed);
     let injected = counters.faults.load(Ordering::Relaxed);
     println!(
-        "soak: seed {seed}: {ops} operations, {} faults fired ({injected} injected), {} answers with an unknown outcome, {} failed uploads cancelled only in the background, {} files at the end, {carried} journaled sessions cancelled at the next start",
+        "soak: seed {seed}: {ops} operations, {} faults fired ({injected} injected), {} answers with an unknown outcome, {} failed uploads cancelled only in the background, {} waits for a set-aside destination, {} files at the end, {carried} journaled sessions cancelled at the next start",
         injected - pending,
         counters.unknown.load(Ordering::Relaxed),
         counters.deferred.load(Ordering::Relaxed),
+        counters.settled.load(Ordering::Relaxed),
         model.len()
     );
     assert!(ops > 0);

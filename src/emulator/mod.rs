@@ -415,6 +415,21 @@ impl Emulator {
         std::fs::read(self.inner.blob_path(eid)).ok()
     }
 
+    /// The names in a folder (test helper); `None` when `path` is not a folder.
+    pub fn child_names(&self, email: &str, path: &str) -> Option<Vec<String>> {
+        let st = self.inner.lock();
+        let uid = Self::uid(&st, email)?;
+        let root = st.users.get(&uid)?.root;
+        let folder = st.files.get(&st.walk(root, &uri::clean(path))?)?;
+        folder.folder.then(|| {
+            folder
+                .children
+                .values()
+                .filter_map(|id| st.files.get(id).map(|n| n.name.clone()))
+                .collect()
+        })
+    }
+
     /// Where a file's current blob lives (`None` for folders and entity-less files).
     pub fn file_path_on_disk(&self, email: &str, path: &str) -> Option<PathBuf> {
         let (eid, _) = self.node_of(email, path)?;
