@@ -399,11 +399,14 @@ impl Emulator {
 
     fn node_of(&self, email: &str, path: &str) -> Option<(u64, i64)> {
         let st = self.inner.lock();
-        let uid = Self::uid(&st, email)?;
-        let root = st.users.get(&uid)?.root;
-        let id = st.walk(root, &uri::clean(path))?;
-        let n = st.files.get(&id)?;
+        let n = Self::node_at(&st, email, path)?;
         (!n.folder).then_some((n.primary, n.size))
+    }
+
+    /// The node at `path` in a user's drive.
+    fn node_at<'m>(st: &'m Model, email: &str, path: &str) -> Option<&'m state::Node> {
+        let root = st.users.get(&Self::uid(st, email)?)?.root;
+        st.files.get(&st.walk(root, &uri::clean(path))?)
     }
 
     /// The bytes of a file (test helper; small files only). Empty files give `Some(vec![])`.
@@ -418,9 +421,7 @@ impl Emulator {
     /// The names in a folder (test helper); `None` when `path` is not a folder.
     pub fn child_names(&self, email: &str, path: &str) -> Option<Vec<String>> {
         let st = self.inner.lock();
-        let uid = Self::uid(&st, email)?;
-        let root = st.users.get(&uid)?.root;
-        let folder = st.files.get(&st.walk(root, &uri::clean(path))?)?;
+        let folder = Self::node_at(&st, email, path)?;
         folder.folder.then(|| {
             folder
                 .children
