@@ -6,6 +6,7 @@
 
 mod client_common;
 mod dav_common;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
@@ -107,12 +108,12 @@ async fn cadaver_scripted_sessions() {
     );
     for p in ["/dir1/a.txt", "/dir1/c.txt"] {
         assert_eq!(
-            gw.emu.file_bytes(EMAIL, p).as_deref(),
+            gw.up.file_bytes(EMAIL, p).await.as_deref(),
             Some(&b"first version\n"[..]),
             "{p}"
         );
     }
-    assert!(gw.emu.file_bytes(EMAIL, "/dir1/b.txt").is_none());
+    assert!(gw.up.file_bytes(EMAIL, "/dir1/b.txt").await.is_none());
     assert!(metadata_has_prop(&gw, "/dir1/a.txt").await);
 
     // 2: propdel, lock, discover, put under its own lock, unlock.
@@ -134,7 +135,7 @@ async fn cadaver_scripted_sessions() {
     succeeded(&out, 5, "put two.txt a.txt");
     succeeded(&out, 6, "unlock a.txt");
     assert_eq!(
-        gw.emu.file_bytes(EMAIL, "/dir1/a.txt").as_deref(),
+        gw.up.file_bytes(EMAIL, "/dir1/a.txt").await.as_deref(),
         Some(&b"second version, longer\n"[..])
     );
     assert!(!metadata_has_prop(&gw, "/dir1/a.txt").await);
@@ -155,7 +156,7 @@ async fn cadaver_scripted_sessions() {
     let t = output(&out, 1, "discover dir1/a.txt");
     assert!(t.contains("someone else"), "{t}");
     assert_eq!(
-        gw.emu.file_bytes(EMAIL, "/dir1/a.txt").as_deref(),
+        gw.up.file_bytes(EMAIL, "/dir1/a.txt").await.as_deref(),
         Some(&b"second version, longer\n"[..])
     );
     let r = gw

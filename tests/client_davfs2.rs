@@ -9,6 +9,7 @@
 //! from `scripts/install-test-tools.sh`.
 
 mod dav_common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@
 //! `scripts/install-test-tools.sh`.
 
 mod dav_common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

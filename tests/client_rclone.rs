@@ -9,6 +9,7 @@
 
 mod client_common;
 mod dav_common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -142,13 +143,13 @@ async fn rclone_owncloud_round_trip_keeps_mtimes_and_checksums() {
     assert_eq!(copied(&o), files.len(), "{}", o.stderr);
     // Every byte upstream (the big file by size and a sample).
     for (rel, size, _) in &files {
-        let p = gw.emu.file_path_on_disk(EMAIL, &format!("/tree/{rel}"));
+        let p = gw.up.file_path_on_disk(EMAIL, &format!("/tree/{rel}"));
         let len = p.map(|p| std::fs::metadata(p).unwrap().len()).unwrap_or(0);
         assert_eq!(len, *size, "{rel}");
     }
     assert_eq!(
-        gw.emu
-            .file_bytes(EMAIL, "/tree/nested/deeper/deepest/leaf.bin")
+        gw.up
+            .file_bytes(EMAIL, "/tree/nested/deeper/deepest/leaf.bin").await
             .unwrap(),
         std::fs::read(src.join("nested/deeper/deepest/leaf.bin")).unwrap()
     );
@@ -287,13 +288,13 @@ async fn rclone_rcat_streams_every_byte() {
         rclone(&cfg, &["rcat", "gw:streams/rcat.bin"], &data).await,
         "rcat",
     );
-    assert_eq!(gw.emu.file_bytes(EMAIL, "/streams/rcat.bin").unwrap(), data);
+    assert_eq!(gw.up.file_bytes(EMAIL, "/streams/rcat.bin").await.unwrap(), data);
     // And an empty stream.
     must(
         rclone(&cfg, &["rcat", "gw:streams/empty.bin"], b"").await,
         "rcat empty",
     );
-    assert_eq!(gw.emu.file_bytes(EMAIL, "/streams/empty.bin").unwrap(), b"");
+    assert_eq!(gw.up.file_bytes(EMAIL, "/streams/empty.bin").await.unwrap(), b"");
     let o = must(
         rclone(&cfg, &["cat", "gw:streams/rcat.bin"], b"").await,
         "cat",

@@ -1,11 +1,12 @@
 //! Contract tests: the typed Cloudreve client against the emulator (or a
-//! real server, see `README.md`), one or more tests per item of the
-//! contract's §10 checklist (`/work/shared/cloudreve-v4-api.md`).
+//! real Cloudreve with `CLOUDREVE_BIN`, see `README.md`), one or more tests
+//! per behaviour the gateway relies on (`docs/UPSTREAM.md`).
 //!
 //! Run with `cargo test --test contract`.
 
 #[path = "contract/harness.rs"]
 mod harness;
+mod support;
 
 #[path = "contract/accounts.rs"]
 mod accounts;

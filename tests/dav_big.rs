@@ -2,6 +2,7 @@
 //! come from a seeded PRNG stream; nothing holds the whole file.
 
 mod dav_common;
+mod support;
 
 use std::time::Instant;
 

@@ -5,6 +5,7 @@
 //! a client's GET and its conditional PUT (412, never a lost update).
 
 mod dav_common;
+mod support;
 
 use std::time::Duration;
 
@@ -40,8 +41,8 @@ async fn write_upstream(gw: &Gw, path: &str, bytes: &'static [u8]) -> String {
     f.primary_entity.expect("entity")
 }
 
-fn bytes_of(gw: &Gw, path: &str) -> Option<Vec<u8>> {
-    gw.emu.file_bytes(EMAIL, path)
+async fn bytes_of(gw: &Gw, path: &str) -> Option<Vec<u8>> {
+    gw.up.file_bytes(EMAIL, path).await
 }
 
 async fn status(r: reqwest::RequestBuilder) -> u16 {
@@ -86,7 +87,7 @@ async fn concurrent_upstream_write_between_get_and_if_match_put_is_412() {
     )
     .await;
     assert_eq!(s, 412);
-    assert_eq!(bytes_of(&gw, "/doc.txt"), Some(b"theirs".to_vec()));
+    assert_eq!(bytes_of(&gw, "/doc.txt").await, Some(b"theirs".to_vec()));
     assert_eq!(
         etag(&gw, "/doc.txt").await,
         format!("\"{newer}\""),
@@ -101,7 +102,7 @@ async fn concurrent_upstream_write_between_get_and_if_match_put_is_412() {
     )
     .await;
     assert_eq!(s, 204);
-    assert_eq!(bytes_of(&gw, "/doc.txt"), Some(b"mine".to_vec()));
+    assert_eq!(bytes_of(&gw, "/doc.txt").await, Some(b"mine".to_vec()));
     gw.stop().await;
 }
 
@@ -118,7 +119,7 @@ async fn if_none_match_star_and_if_match_on_put() {
     )
     .await;
     assert_eq!(s, 412);
-    assert_eq!(bytes_of(&gw, "/a.txt"), Some(b"one".to_vec()));
+    assert_eq!(bytes_of(&gw, "/a.txt").await, Some(b"one".to_vec()));
     // ... and creates a new one.
     let s = status(
         gw.req("PUT", "/new.txt")
@@ -127,7 +128,7 @@ async fn if_none_match_star_and_if_match_on_put() {
     )
     .await;
     assert_eq!(s, 201);
-    assert_eq!(bytes_of(&gw, "/new.txt"), Some(b"n".to_vec()));
+    assert_eq!(bytes_of(&gw, "/new.txt").await, Some(b"n".to_vec()));
     // If-None-Match with the current tag → 412; with another → written.
     let s = status(
         gw.req("PUT", "/a.txt")
@@ -143,12 +144,12 @@ async fn if_none_match_star_and_if_match_on_put() {
     )
     .await;
     assert_eq!(s, 204);
-    assert_eq!(bytes_of(&gw, "/a.txt"), Some(b"two".to_vec()));
+    assert_eq!(bytes_of(&gw, "/a.txt").await, Some(b"two".to_vec()));
     // Stale If-Match → 412, nothing changed upstream.
     let e2 = etag(&gw, "/a.txt").await;
     let s = status(gw.req("PUT", "/a.txt").header("if-match", &e1).body("x")).await;
     assert_eq!(s, 412);
-    assert_eq!(bytes_of(&gw, "/a.txt"), Some(b"two".to_vec()));
+    assert_eq!(bytes_of(&gw, "/a.txt").await, Some(b"two".to_vec()));
     assert_eq!(etag(&gw, "/a.txt").await, e2);
     // A list containing the current tag matches; a weak tag never does.
     let s = status(
@@ -174,7 +175,7 @@ async fn if_none_match_star_and_if_match_on_put() {
     )
     .await;
     assert_eq!(s, 412);
-    assert_eq!(bytes_of(&gw, "/missing.txt"), None);
+    assert_eq!(bytes_of(&gw, "/missing.txt").await, None);
     let s = status(gw.req("PUT", "/a.txt").header("if-match", "*").body("four")).await;
     assert_eq!(s, 204);
     // The getetag property is the same quoted value as the header.
@@ -205,10 +206,10 @@ async fn if_match_on_delete_move_copy_and_proppatch() {
     // DELETE
     let s = status(gw.req("DELETE", "/f.txt").header("if-match", &stale)).await;
     assert_eq!(s, 412);
-    assert_eq!(bytes_of(&gw, "/f.txt"), Some(b"two".to_vec()));
+    assert_eq!(bytes_of(&gw, "/f.txt").await, Some(b"two".to_vec()));
     let s = status(gw.req("DELETE", "/f.txt").header("if-none-match", "*")).await;
     assert_eq!(s, 412);
-    assert_eq!(bytes_of(&gw, "/f.txt"), Some(b"two".to_vec()));
+    assert_eq!(bytes_of(&gw, "/f.txt").await, Some(b"two".to_vec()));
 
     // MOVE / COPY: the tags are the source's.
     for m in ["MOVE", "COPY"] {
@@ -219,8 +220,8 @@ async fn if_match_on_delete_move_copy_and_proppatch() {
         )
         .await;
         assert_eq!(s, 412, "{m}");
-        assert_eq!(bytes_of(&gw, "/g.txt"), None, "{m}");
-        assert_eq!(bytes_of(&gw, "/f.txt"), Some(b"two".to_vec()), "{m}");
+        assert_eq!(bytes_of(&gw, "/g.txt").await, None, "{m}");
+        assert_eq!(bytes_of(&gw, "/f.txt").await, Some(b"two".to_vec()), "{m}");
         let s = status(
             gw.req(m, "/f.txt")
                 .header("destination", &dest)
@@ -228,7 +229,7 @@ async fn if_match_on_delete_move_copy_and_proppatch() {
         )
         .await;
         assert_eq!(s, 412, "{m}");
-        assert_eq!(bytes_of(&gw, "/g.txt"), None, "{m}");
+        assert_eq!(bytes_of(&gw, "/g.txt").await, None, "{m}");
     }
 
     // PROPPATCH
@@ -271,7 +272,7 @@ async fn if_match_on_delete_move_copy_and_proppatch() {
     )
     .await;
     assert_eq!(s, 201);
-    assert_eq!(bytes_of(&gw, "/g.txt"), Some(b"two".to_vec()));
+    assert_eq!(bytes_of(&gw, "/g.txt").await, Some(b"two".to_vec()));
     let h = format!("{}/h.txt", gw.url);
     let s = status(
         gw.req("MOVE", "/g.txt")
@@ -282,7 +283,7 @@ async fn if_match_on_delete_move_copy_and_proppatch() {
     assert_eq!(s, 201, "a copy keeps the version");
     let s = status(gw.req("DELETE", "/f.txt").header("if-match", &cur)).await;
     assert_eq!(s, 204);
-    assert_eq!(bytes_of(&gw, "/f.txt"), None);
+    assert_eq!(bytes_of(&gw, "/f.txt").await, None);
     gw.stop().await;
 }
 
@@ -329,7 +330,7 @@ async fn if_header_with_entity_tags_not_and_tagged_lists() {
         |ifh: String, body: &'static str| gw.req("PUT", "/i.txt").header("if", ifh).body(body);
     // Untagged entity tag.
     assert_eq!(status(put("([\"stale\"])".into(), "x")).await, 412);
-    assert_eq!(bytes_of(&gw, "/i.txt"), Some(b"one".to_vec()));
+    assert_eq!(bytes_of(&gw, "/i.txt").await, Some(b"one".to_vec()));
     assert_eq!(status(put(format!("([{e}])"), "two")).await, 204);
     let e = etag(&gw, "/i.txt").await;
     // Not.
@@ -367,14 +368,14 @@ async fn if_header_with_entity_tags_not_and_tagged_lists() {
         status(put(format!("<{abs_other}> ([{eo}])"), "seven")).await,
         204
     );
-    assert_eq!(bytes_of(&gw, "/i.txt"), Some(b"seven".to_vec()));
+    assert_eq!(bytes_of(&gw, "/i.txt").await, Some(b"seven".to_vec()));
     // The DAV:no-lock token never matches; Not of it always does.
     assert_eq!(status(put("(<DAV:no-lock>)".into(), "x")).await, 412);
     assert_eq!(
         status(put("(Not <DAV:no-lock>)".into(), "eight")).await,
         204
     );
-    assert_eq!(bytes_of(&gw, "/i.txt"), Some(b"eight".to_vec()));
+    assert_eq!(bytes_of(&gw, "/i.txt").await, Some(b"eight".to_vec()));
     // An If-header condition on DELETE.
     let e = etag(&gw, "/i.txt").await;
     let s = status(gw.req("DELETE", "/i.txt").header("if", "([\"stale\"])")).await;
@@ -403,7 +404,7 @@ async fn if_header_with_lock_tokens() {
     );
     // Token and a stale entity tag: 412; with the current one: written.
     assert_eq!(status(put(format!("(<{token}> [\"stale\"])"))).await, 412);
-    assert_eq!(bytes_of(&gw, "/l.txt"), Some(b"one".to_vec()));
+    assert_eq!(bytes_of(&gw, "/l.txt").await, Some(b"one".to_vec()));
     assert_eq!(status(put(format!("(<{token}> [{e}])"))).await, 204);
     // Tagged with the resource, and the Not <DAV:no-lock> idiom.
     let abs = format!("{}/l.txt", gw.url);
@@ -425,7 +426,7 @@ async fn if_header_with_lock_tokens() {
     )
     .await;
     assert_eq!(s, 412);
-    assert_eq!(bytes_of(&gw, "/free.txt"), Some(b"f".to_vec()));
+    assert_eq!(bytes_of(&gw, "/free.txt").await, Some(b"f".to_vec()));
     gw.stop().await;
 }
 
@@ -441,7 +442,7 @@ async fn office_put_with_only_lock_token_is_accepted_for_its_lock() {
     )
     .await;
     assert_eq!(s, 204);
-    assert_eq!(bytes_of(&gw, "/o.docx"), Some(b"v2".to_vec()));
+    assert_eq!(bytes_of(&gw, "/o.docx").await, Some(b"v2".to_vec()));
     // Without the Coded-URL brackets the header is malformed (RFC 4918
     // §10.5): 400 from the front layer, nothing written.
     let s = status(
@@ -451,7 +452,7 @@ async fn office_put_with_only_lock_token_is_accepted_for_its_lock() {
     )
     .await;
     assert_eq!(s, 400);
-    assert_eq!(bytes_of(&gw, "/o.docx"), Some(b"v2".to_vec()));
+    assert_eq!(bytes_of(&gw, "/o.docx").await, Some(b"v2".to_vec()));
     let s = status(
         gw.req("PUT", "/o.docx")
             .header("lock-token", format!("<{token}>"))
@@ -480,7 +481,7 @@ async fn office_put_with_only_lock_token_is_accepted_for_its_lock() {
     )
     .await;
     assert_eq!(s, 423);
-    assert_eq!(bytes_of(&gw, "/o.docx"), Some(b"v3".to_vec()));
+    assert_eq!(bytes_of(&gw, "/o.docx").await, Some(b"v3".to_vec()));
 
     // A lock of another principal on the same space, named by its token.
     use dav_server::ls::DavLockSystem as _;
@@ -509,7 +510,7 @@ async fn office_put_with_only_lock_token_is_accepted_for_its_lock() {
     )
     .await;
     assert_eq!(s, 423);
-    assert_eq!(bytes_of(&gw, "/q.docx"), Some(b"q".to_vec()));
+    assert_eq!(bytes_of(&gw, "/q.docx").await, Some(b"q".to_vec()));
     gw.stop().await;
 }
 
@@ -521,7 +522,7 @@ async fn delete_of_a_collection_needs_depth_infinity() {
     for d in ["0", "1"] {
         let s = status(gw.req("DELETE", "/d").header("depth", d)).await;
         assert_eq!(s, 400, "Depth {d}");
-        assert_eq!(bytes_of(&gw, "/d/x.txt"), Some(b"x".to_vec()));
+        assert_eq!(bytes_of(&gw, "/d/x.txt").await, Some(b"x".to_vec()));
     }
     // A file with Depth 0 is deleted (the header means nothing there).
     let s = status(gw.req("DELETE", "/d/x.txt").header("depth", "0")).await;
@@ -535,7 +536,7 @@ async fn delete_of_a_collection_needs_depth_infinity() {
 async fn proppatch_on_an_upstream_locked_file_is_423_naming_the_holder() {
     let gw = Gw::start().await;
     assert_eq!(gw.put("/w.txt", "w").await, 201);
-    let up = gw.emu.inject_lock(
+    let up = gw.up.inject_lock(
         EMAIL,
         "/w.txt",
         LockSpec {
@@ -563,7 +564,7 @@ async fn proppatch_on_an_upstream_locked_file_is_423_naming_the_holder() {
 /// Holds the next upstream `method path…` request of the gateway at a gate.
 fn hold(gw: &Gw, method: http::Method, path: &str) -> Gate {
     let gate = Gate::new();
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: Some(method),
         path_prefix: path.to_string(),
         kind: FaultKind::Hold(gate.clone()),
@@ -612,9 +613,9 @@ async fn write_racing_the_upload_session_is_412() {
         gate.open();
         let r = put.await.unwrap().unwrap();
         assert_eq!(r.status(), 412, "{path}");
-        assert_eq!(bytes_of(&gw, path), Some(b"theirs".to_vec()), "{path}");
-        assert_eq!(gw.emu.upload_sessions(EMAIL), 0, "session cancelled");
-        assert!(gw.emu.active_locks(EMAIL).is_empty(), "no upload lock left");
+        assert_eq!(bytes_of(&gw, path).await, Some(b"theirs".to_vec()), "{path}");
+        assert_eq!(gw.up.upload_sessions(EMAIL), 0, "session cancelled");
+        assert!(gw.up.active_locks(EMAIL).is_empty(), "no upload lock left");
     }
     gw.stop().await;
 }
@@ -626,7 +627,7 @@ async fn write_racing_the_upload_session_is_412() {
 #[tokio::test]
 async fn file_content_path_passes_the_version_as_previous() {
     let gw = Gw::start().await;
-    gw.emu.set_policy_type(PolicyKind::S3);
+    gw.up.set_policy_type(PolicyKind::S3);
     assert_eq!(gw.put("/p.txt", "original").await, 201);
     let old = etag(&gw, "/p.txt").await;
 
@@ -642,7 +643,7 @@ async fn file_content_path_passes_the_version_as_previous() {
     gate.open();
     let r = put.await.unwrap().unwrap();
     assert_eq!(r.status(), 412);
-    assert_eq!(bytes_of(&gw, "/p.txt"), Some(b"theirs".to_vec()));
+    assert_eq!(bytes_of(&gw, "/p.txt").await, Some(b"theirs".to_vec()));
     assert_eq!(etag(&gw, "/p.txt").await, format!("\"{theirs}\""));
 
     let gate = hold(&gw, http::Method::PUT, "/api/v4/file/content");
@@ -652,7 +653,7 @@ async fn file_content_path_passes_the_version_as_previous() {
     gate.open();
     let r = put.await.unwrap().unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(bytes_of(&gw, "/p.txt"), Some(b"unconditional".to_vec()));
+    assert_eq!(bytes_of(&gw, "/p.txt").await, Some(b"unconditional".to_vec()));
     gw.stop().await;
 }
 
@@ -674,8 +675,8 @@ async fn create_racing_if_none_match_star_is_412() {
     gate.open();
     let r = put.await.unwrap().unwrap();
     assert_eq!(r.status(), 412);
-    assert_eq!(bytes_of(&gw, "/n.txt"), Some(b"theirs".to_vec()));
-    assert_eq!(gw.emu.upload_sessions(EMAIL), 0);
+    assert_eq!(bytes_of(&gw, "/n.txt").await, Some(b"theirs".to_vec()));
+    assert_eq!(gw.up.upload_sessions(EMAIL), 0);
     gw.stop().await;
 }
 
@@ -702,6 +703,6 @@ async fn if_match_on_a_file_created_empty() {
     )
     .await;
     assert_eq!(s, 204);
-    assert_eq!(bytes_of(&gw, "/empty.docx"), Some(b"content".to_vec()));
+    assert_eq!(bytes_of(&gw, "/empty.docx").await, Some(b"content".to_vec()));
     gw.stop().await;
 }

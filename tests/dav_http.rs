@@ -2,10 +2,11 @@
 //! and the gateway, the emulator as upstream.
 
 mod dav_common;
+mod support;
 
 use cloudreve_dav::cloudreve::CrUri;
 use cloudreve_dav::emulator::{Fault, FaultKind};
-use dav_common::{EMAIL, Gw, eventually, hrefs, values};
+use dav_common::{EMAIL, Gw, eventually, eventually_async, hrefs, values};
 use http::Method;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -49,7 +50,7 @@ async fn propfind_root_folders_and_files() {
 #[tokio::test]
 async fn depth1_listing_makes_no_per_entry_calls() {
     let gw = Gw::start().await;
-    gw.emu.set_max_page_size(10);
+    gw.up.set_max_page_size(10);
     let dir = CrUri::my_path("/many").unwrap();
     for i in 0..25 {
         let u = dir.join(&format!("f{i:02}.txt")).unwrap();
@@ -60,7 +61,7 @@ async fn depth1_listing_makes_no_per_entry_calls() {
         gw.session.put_content(&u, None, body, n).await.unwrap();
     }
     // Any /file/info call (per-entry metadata) would now fail the request.
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: None,
         path_prefix: "/api/v4/file/info".into(),
         kind: FaultKind::HttpStatus(500),
@@ -69,14 +70,14 @@ async fn depth1_listing_makes_no_per_entry_calls() {
     // Exactly three listing calls (25 entries, pages of 10) are allowed:
     // three pass-through faults, then every further listing call fails.
     for _ in 0..3 {
-        gw.emu.add_fault(Fault {
+        gw.up.add_fault(Fault {
             method: Some(Method::GET),
             path_prefix: "/api/v4/file".into(),
             kind: FaultKind::Latency(std::time::Duration::ZERO),
             times: Some(1),
         });
     }
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: Some(Method::GET),
         path_prefix: "/api/v4/file".into(),
         kind: FaultKind::HttpStatus(500),
@@ -105,9 +106,9 @@ async fn failed_listing_is_an_error_never_an_empty_folder() {
     for i in 0..15 {
         assert_eq!(gw.put(&format!("/d/{i}"), "x").await, 201);
     }
-    gw.emu.set_max_page_size(5);
+    gw.up.set_max_page_size(5);
     // First page fails: an error status.
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: Some(Method::GET),
         path_prefix: "/api/v4/file".into(),
         kind: FaultKind::HttpStatus(503),
@@ -116,13 +117,13 @@ async fn failed_listing_is_an_error_never_an_empty_folder() {
     let (s, body) = gw.propfind("/d/", "1").await;
     assert!(s >= 500, "status {s}: {body}");
     // A later page fails: the response is cut, never a complete 207.
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: Some(Method::GET),
         path_prefix: "/api/v4/file".into(),
         kind: FaultKind::Latency(std::time::Duration::ZERO),
         times: Some(1),
     });
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: Some(Method::GET),
         path_prefix: "/api/v4/file".into(),
         kind: FaultKind::HttpStatus(500),
@@ -232,7 +233,7 @@ async fn put_chunked_without_length_stores_every_byte() {
         .collect();
     let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
     assert_eq!(gw.put("/chunked.bin", body).await, 201);
-    let stored = gw.emu.file_bytes(EMAIL, "/chunked.bin").expect("stored");
+    let stored = gw.up.file_bytes(EMAIL, "/chunked.bin").await.expect("stored");
     assert_eq!(stored.len(), 500_000);
     assert!(
         stored
@@ -241,11 +242,11 @@ async fn put_chunked_without_length_stores_every_byte() {
             .all(|(i, c)| c.iter().all(|b| *b == i as u8))
     );
     // Overwrite through a small chunk size upload (several upstream chunks).
-    gw.emu.set_chunk_size(64 * 1024);
+    gw.up.set_chunk_size(64 * 1024);
     let data = vec![9u8; 300_000];
     assert_eq!(gw.put("/chunked.bin", data.clone()).await, 204);
-    assert_eq!(gw.emu.file_bytes(EMAIL, "/chunked.bin").unwrap(), data);
-    assert_eq!(gw.emu.upload_sessions(EMAIL), 0);
+    assert_eq!(gw.up.file_bytes(EMAIL, "/chunked.bin").await.unwrap(), data);
+    assert_eq!(gw.up.upload_sessions(EMAIL), 0);
     gw.stop().await;
 }
 
@@ -253,7 +254,7 @@ async fn put_chunked_without_length_stores_every_byte() {
 async fn aborted_overwrite_keeps_old_content_and_leaves_nothing_behind() {
     let gw = Gw::start().await;
     assert_eq!(gw.put("/keep.txt", "old content").await, 201);
-    gw.emu.set_chunk_size(64 * 1024);
+    gw.up.set_chunk_size(64 * 1024);
     // Declares 1 MiB, sends 300 KiB, then disconnects.
     let mut s = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
     let auth = base64_auth();
@@ -265,13 +266,13 @@ async fn aborted_overwrite_keeps_old_content_and_leaves_nothing_behind() {
     s.flush().await.unwrap();
     drop(s);
     assert!(
-        eventually(|| gw.emu.upload_sessions(EMAIL) == 0 && gw.emu.active_locks(EMAIL).is_empty())
+        eventually(|| gw.up.upload_sessions(EMAIL) == 0 && gw.up.active_locks(EMAIL).is_empty())
             .await,
         "upload session or lock left behind: {:?}",
-        gw.emu.active_locks(EMAIL)
+        gw.up.active_locks(EMAIL)
     );
     assert_eq!(
-        gw.emu.file_bytes(EMAIL, "/keep.txt").unwrap(),
+        gw.up.file_bytes(EMAIL, "/keep.txt").await.unwrap(),
         b"old content"
     );
     let (st, b) = gw.get("/keep.txt").await;
@@ -285,20 +286,20 @@ async fn aborted_overwrite_keeps_old_content_and_leaves_nothing_behind() {
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&vec![1u8; 100_000]).await.unwrap();
     drop(s);
-    assert!(eventually(|| gw.emu.upload_sessions(EMAIL) == 0).await);
+    assert!(eventually(|| gw.up.upload_sessions(EMAIL) == 0).await);
     let (st, _) = gw.propfind("/new.txt", "0").await;
-    assert!(eventually(|| gw.emu.file_bytes(EMAIL, "/new.txt").is_none()).await);
+    assert!(eventually_async(|| async { gw.up.file_bytes(EMAIL, "/new.txt").await.is_none() }).await);
     assert_eq!(st, 404);
 
     // Over-quota: a clear 507, old content intact.
-    gw.emu.set_quota(EMAIL, 100_000);
+    gw.up.set_quota(EMAIL, 100_000);
     let st = gw.put("/keep.txt", vec![0u8; 200_000]).await;
     assert_eq!(st, 507);
     assert_eq!(
-        gw.emu.file_bytes(EMAIL, "/keep.txt").unwrap(),
+        gw.up.file_bytes(EMAIL, "/keep.txt").await.unwrap(),
         b"old content"
     );
-    assert_eq!(gw.emu.upload_sessions(EMAIL), 0);
+    assert_eq!(gw.up.upload_sessions(EMAIL), 0);
     gw.stop().await;
 }
 
@@ -400,14 +401,14 @@ async fn copy_and_move() {
     // Collection copy: one upstream copy (+ one move out of staging), not
     // one per member: a third /file/move call would fail.
     for _ in 0..2 {
-        gw.emu.add_fault(Fault {
+        gw.up.add_fault(Fault {
             method: Some(Method::POST),
             path_prefix: "/api/v4/file/move".into(),
             kind: FaultKind::Latency(std::time::Duration::ZERO),
             times: Some(1),
         });
     }
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: Some(Method::POST),
         path_prefix: "/api/v4/file/move".into(),
         kind: FaultKind::HttpStatus(500),
@@ -420,7 +421,7 @@ async fn copy_and_move() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    gw.emu.clear_faults();
+    gw.up.clear_faults();
     assert_eq!(gw.get("/c/sub/deep.txt").await.1, b"deep");
     assert_eq!(gw.get("/c/x2.txt").await.1, b"xx");
     let r = gw
@@ -473,13 +474,13 @@ async fn copy_and_move() {
     // move fails leaves no copy; a rename-on-move whose move fails leaves
     // the source under its name.
     let fail_second_move = || {
-        gw.emu.add_fault(Fault {
+        gw.up.add_fault(Fault {
             method: Some(Method::POST),
             path_prefix: "/api/v4/file/move".into(),
             kind: FaultKind::Latency(std::time::Duration::ZERO),
             times: Some(1),
         });
-        gw.emu.add_fault(Fault {
+        gw.up.add_fault(Fault {
             method: Some(Method::POST),
             path_prefix: "/api/v4/file/move".into(),
             kind: FaultKind::HttpStatus(500),
@@ -496,8 +497,8 @@ async fn copy_and_move() {
     assert_eq!(r.status(), 503);
     assert_eq!(gw.get("/b/x3.txt").await.0, 404);
     assert_eq!(gw.get("/b/x.txt").await.1, b"xx");
-    gw.emu.clear_faults();
-    gw.emu.add_fault(Fault {
+    gw.up.clear_faults();
+    gw.up.add_fault(Fault {
         method: Some(Method::POST),
         path_prefix: "/api/v4/file/move".into(),
         kind: FaultKind::HttpStatus(500),
@@ -512,7 +513,7 @@ async fn copy_and_move() {
     assert_eq!(r.status(), 503);
     assert_eq!(gw.get("/b/x.txt").await.1, b"xx");
     assert_eq!(gw.get("/a/moved.txt").await.0, 404);
-    gw.emu.clear_faults();
+    gw.up.clear_faults();
     // No staging leftovers.
     let (_, root) = gw.session.list_all(&CrUri::my(), 100).await.unwrap();
     assert!(
@@ -537,7 +538,7 @@ async fn locks_protect_and_expire_cleanly() {
     let token = r.headers()["lock-token"].to_str().unwrap().to_string();
     assert!(token.starts_with("<urn:uuid:"));
     // The lock-empty resource exists.
-    assert_eq!(gw.emu.file_bytes(EMAIL, "/locked.txt"), Some(vec![]));
+    assert_eq!(gw.up.file_bytes(EMAIL, "/locked.txt").await, Some(vec![]));
     assert_eq!(gw.put("/locked.txt", "x").await, 423);
     let r = gw
         .req("PUT", "/locked.txt")
@@ -565,7 +566,7 @@ async fn locks_protect_and_expire_cleanly() {
 async fn upstream_outage_is_503_with_retry_after() {
     let gw = Gw::start().await;
     assert_eq!(gw.put("/f", "x").await, 201);
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: None,
         path_prefix: "/api/v4/file/info".into(),
         kind: FaultKind::HttpStatus(503),
@@ -579,7 +580,7 @@ async fn upstream_outage_is_503_with_retry_after() {
         .unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
-    gw.emu.clear_faults();
+    gw.up.clear_faults();
     // A raw socket read keeps the test honest about the connection.
     let mut s = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
     s.write_all(
@@ -600,24 +601,24 @@ async fn upstream_outage_is_503_with_retry_after() {
 #[tokio::test]
 async fn policy_refusing_chunks_falls_back_to_content_put() {
     let gw = Gw::start().await;
-    gw.emu
+    gw.up
         .set_policy_type(cloudreve_dav::emulator::PolicyKind::S3);
     let data = vec![5u8; 70_000];
     assert_eq!(gw.put("/s3.bin", data.clone()).await, 201);
-    assert_eq!(gw.emu.file_bytes(EMAIL, "/s3.bin").unwrap(), data);
+    assert_eq!(gw.up.file_bytes(EMAIL, "/s3.bin").await.unwrap(), data);
     // Unknown length too (spooled).
     let body = reqwest::Body::wrap_stream(futures::stream::iter(vec![
         Ok::<_, std::io::Error>(bytes::Bytes::from(vec![1u8; 1000])),
         Ok(bytes::Bytes::from(vec![2u8; 1000])),
     ]));
     assert_eq!(gw.put("/s3.bin", body).await, 204);
-    assert_eq!(gw.emu.file_bytes(EMAIL, "/s3.bin").unwrap().len(), 2000);
+    assert_eq!(gw.up.file_bytes(EMAIL, "/s3.bin").await.unwrap().len(), 2000);
     // Over maxEditSize: a clear 413, old content intact.
-    gw.emu.set_max_edit_size(10_000);
+    gw.up.set_max_edit_size(10_000);
     assert_eq!(gw.put("/s3.bin", vec![0u8; 20_000]).await, 413);
-    assert_eq!(gw.emu.file_bytes(EMAIL, "/s3.bin").unwrap().len(), 2000);
-    assert_eq!(gw.emu.upload_sessions(EMAIL), 0);
-    assert!(gw.emu.active_locks(EMAIL).is_empty());
+    assert_eq!(gw.up.file_bytes(EMAIL, "/s3.bin").await.unwrap().len(), 2000);
+    assert_eq!(gw.up.upload_sessions(EMAIL), 0);
+    assert!(gw.up.active_locks(EMAIL).is_empty());
     gw.stop().await;
 }
 
@@ -632,7 +633,7 @@ async fn spool_limit_and_permanent_delete() {
         (0..5).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![1u8; 4000]))),
     ));
     assert_eq!(gw.put("/spooled", body).await, 413);
-    assert!(gw.emu.file_bytes(EMAIL, "/spooled").is_none());
+    assert!(gw.up.file_bytes(EMAIL, "/spooled").await.is_none());
     let spool_empty = || {
         std::fs::read_dir(&gw.spool)
             .map(|d| d.count() == 0)
@@ -654,8 +655,8 @@ async fn spool_limit_and_permanent_delete() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert!(eventually(|| gw.emu.upload_sessions(EMAIL) == 0).await);
-    assert!(eventually(|| gw.emu.file_bytes(EMAIL, "/short").is_none()).await);
+    assert!(eventually(|| gw.up.upload_sessions(EMAIL) == 0).await);
+    assert!(eventually_async(|| async { gw.up.file_bytes(EMAIL, "/short").await.is_none() }).await);
     gw.stop().await;
 }
 
@@ -664,13 +665,13 @@ async fn head_never_fetches_and_get_failures_are_statuses() {
     let gw = Gw::start().await;
     assert_eq!(gw.put("/h.bin", vec![3u8; 5000]).await, 201);
     // Any download attempt fails upstream from now on.
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: None,
         path_prefix: "/api/v4/file/url".into(),
         kind: FaultKind::HttpStatus(500),
         times: None,
     });
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: None,
         path_prefix: "/api/v4/file/content".into(),
         kind: FaultKind::HttpStatus(500),
@@ -686,10 +687,10 @@ async fn head_never_fetches_and_get_failures_are_statuses() {
         "an upstream failure is not a 200 with a broken body"
     );
     assert!(r.headers().contains_key("retry-after"));
-    gw.emu.clear_faults();
+    gw.up.clear_faults();
     // The signed URL works but the body is cut: the client sees an error,
     // never zero padding.
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: Some(Method::GET),
         path_prefix: "/api/v4/file/content".into(),
         kind: FaultKind::DropAfterBytes(1000),
@@ -709,7 +710,7 @@ async fn account_rooted_in_a_subfolder() {
     assert_eq!(hrefs(&body), vec!["/"]);
     assert_eq!(gw.put("/f.txt", "rooted").await, 201);
     assert_eq!(
-        gw.emu.file_bytes(EMAIL, "/Shared/dav/f.txt").unwrap(),
+        gw.up.file_bytes(EMAIL, "/Shared/dav/f.txt").await.unwrap(),
         b"rooted"
     );
     let r = gw
@@ -733,7 +734,7 @@ async fn account_rooted_in_a_subfolder() {
 #[tokio::test]
 async fn quota_properties_and_dead_properties() {
     let gw = Gw::start().await;
-    gw.emu.set_quota(EMAIL, 1_000_000);
+    gw.up.set_quota(EMAIL, 1_000_000);
     assert_eq!(gw.put("/q.bin", vec![0u8; 1000]).await, 201);
     let r = gw
         .req("PROPFIND", "/")

@@ -2,6 +2,7 @@
 //! following the account's "disable system files" option. Never a 405.
 
 mod dav_common;
+mod support;
 
 use cloudreve_dav::cloudreve::CrUri;
 use cloudreve_dav::dav::junk::JunkPolicy;
@@ -172,7 +173,7 @@ async fn auto_parks_only_for_accounts_without_system_files() {
     // every dot file with 405; clients then give up on the whole copy).
     assert_eq!(gw.put("/.gitignore", "x").await, 201);
     assert_eq!(upstream_names(&gw).await, [".gitignore"]);
-    assert!(gw.emu.file_bytes(EMAIL, "/.DS_Store").is_none());
+    assert!(gw.up.file_bytes(EMAIL, "/.DS_Store").await.is_none());
     assert_eq!(listed(&gw).await, ["/", "/.DS_Store", "/.gitignore"]);
     gw.stop().await;
 }

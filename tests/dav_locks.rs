@@ -3,6 +3,7 @@
 //! upstream-locked file, force unlock with the upstream token.
 
 mod dav_common;
+mod support;
 
 use std::time::Duration;
 
@@ -45,7 +46,7 @@ async fn lock_survives_a_gateway_restart() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(
-        gw.emu.file_bytes(EMAIL, "/report.docx"),
+        gw.up.file_bytes(EMAIL, "/report.docx").await,
         Some(b"v2".to_vec())
     );
     let (s, pf) = gw.propfind("/report.docx", "0").await;
@@ -100,7 +101,7 @@ async fn unlock(gw: &Gw, path: &str, token: &str) -> u16 {
 async fn viewer_lock_is_423_naming_the_web_editor_and_force_unlock_clears_it() {
     let gw = Gw::start().await;
     assert_eq!(gw.put("/doc.txt", "v1").await, 201);
-    let up = gw.emu.inject_lock(
+    let up = gw.up.inject_lock(
         EMAIL,
         "/doc.txt",
         spec(LockOwner::Viewer {
@@ -135,9 +136,9 @@ async fn viewer_lock_is_423_naming_the_web_editor_and_force_unlock_clears_it() {
 
     // Force unlock with the shown token, then the PUT works.
     assert_eq!(unlock(&gw, "/doc.txt", &shown).await, 204);
-    assert!(gw.emu.active_locks(EMAIL).is_empty());
+    assert!(gw.up.active_locks(EMAIL).is_empty());
     assert_eq!(gw.put("/doc.txt", "v2").await, 204);
-    assert_eq!(gw.emu.file_bytes(EMAIL, "/doc.txt"), Some(b"v2".to_vec()));
+    assert_eq!(gw.up.file_bytes(EMAIL, "/doc.txt").await, Some(b"v2".to_vec()));
     // An unknown upstream token: 409, nothing else changes.
     assert_eq!(unlock(&gw, "/doc.txt", &shown).await, 409);
     gw.stop().await;
@@ -149,9 +150,9 @@ async fn upload_and_dav_locks_name_their_holders() {
     assert_eq!(gw.put("/up.bin", "v1").await, 201);
     assert_eq!(gw.put("/dav.txt", "v1").await, 201);
     let up = gw
-        .emu
+        .up
         .inject_lock(EMAIL, "/up.bin", spec(LockOwner::Upload));
-    let dav = gw.emu.inject_lock(
+    let dav = gw.up.inject_lock(
         EMAIL,
         "/dav.txt",
         spec(LockOwner::Dav {
@@ -195,7 +196,7 @@ async fn locks_cli_lists_removes_and_force_unlocks() {
     assert_eq!(r.status(), 200);
     let token = r.headers()["lock-token"].to_str().unwrap().to_string();
     let args = cloudreve_dav::config::ServeArgs {
-        upstream: Some(gw.emu.url()),
+        upstream: Some(gw.up.url()),
         state_dir: Some(gw.state.clone()),
         ..Default::default()
     };
@@ -220,13 +221,13 @@ async fn locks_cli_lists_removes_and_force_unlocks() {
     );
 
     let up = gw
-        .emu
+        .up
         .inject_lock(EMAIL, "/cli.txt", spec(LockOwner::Upload));
     let done = cloudreve_dav::lockcli::unlock(&config, &format!("opaquelocktoken:{up}"), None)
         .await
         .expect("force unlock");
     assert!(done.contains("force-unlocked"), "{done}");
-    assert!(gw.emu.active_locks(EMAIL).is_empty());
+    assert!(gw.up.active_locks(EMAIL).is_empty());
     assert!(
         cloudreve_dav::lockcli::unlock(&config, &up, None)
             .await

@@ -2,6 +2,7 @@
 //! HTTP against the emulator-backed gateway.
 
 mod dav_common;
+mod support;
 
 use base64::Engine as _;
 use cloudreve_dav::cloudreve::CrUri;

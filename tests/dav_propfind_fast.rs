@@ -5,6 +5,7 @@
 //! listings over several upstream pages.
 
 mod dav_common;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,100 +1,19 @@
-//! The whole gateway (front + dav + client) in front of the emulator, as a
+//! The whole gateway (front + dav + client) in front of the test's upstream
+//! (emulator, or a real Cloudreve with `CLOUDREVE_BIN`), as a
 //! WebDAV client sees it: accounts learnt from Cloudreve, account scope,
 //! read-only accounts and path traversal.
 
+mod support;
+
 use std::time::Duration;
 
-use cloudreve_dav::cloudreve::{Client, CrUri, DavAccountOptions, Session};
-use cloudreve_dav::config::{self, ServeArgs};
-use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
-use cloudreve_dav::gateway::{self, RunningGateway, Sessions};
+use cloudreve_dav::cloudreve::CrUri;
+use support::stack::{EMAIL, Stack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// A request: method, path, extra headers.
 type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
-
-const EMAIL: &str = "e2e@example.com";
-const LOGIN: &str = "e2e-login-password";
-
-struct Stack {
-    emulator: Emulator,
-    gateway: RunningGateway,
-    session: Session,
-    _dir: tempfile::TempDir,
-}
-
-impl Stack {
-    async fn start() -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        let emulator = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
-            .await
-            .unwrap();
-        emulator.add_user(EMAIL, LOGIN);
-        let session = Client::new(&emulator.url())
-            .unwrap()
-            .sign_in(EMAIL, LOGIN)
-            .await
-            .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let args = ServeArgs {
-            upstream: Some(emulator.url()),
-            listen: Some(listener.local_addr().unwrap().to_string()),
-            spool_dir: Some(dir.path().join("spool")),
-            ..ServeArgs::default()
-        };
-        let config = config::load_with_env(&args, &|key: &str| match key {
-            "CLOUDREVE_DAV_USER_EMAIL" => Some(EMAIL.to_string()),
-            "CLOUDREVE_DAV_USER_PASSWORD" => Some(LOGIN.to_string()),
-            _ => None,
-        })
-        .unwrap();
-        std::fs::create_dir_all(&config.spool.dir).unwrap();
-        let sessions = Sessions::new([(EMAIL.to_string(), session.clone())]);
-        let gateway = gateway::start_with(&config, sessions, listener, std::future::pending())
-            .await
-            .unwrap();
-        Stack {
-            emulator,
-            gateway,
-            session,
-            _dir: dir,
-        }
-    }
-
-    async fn account(&self, root: &str, readonly: bool) -> (String, String) {
-        let uri = CrUri::my_path(root).unwrap();
-        if !uri.is_root() {
-            self.session
-                .create(
-                    &uri,
-                    cloudreve_dav::cloudreve::CreateKind::Folder,
-                    false,
-                    None,
-                )
-                .await
-                .unwrap();
-        }
-        let a = self
-            .session
-            .create_dav_account(
-                &uri,
-                &format!("acct-{root}-{readonly}"),
-                DavAccountOptions {
-                    readonly,
-                    ..DavAccountOptions::default()
-                },
-            )
-            .await
-            .unwrap();
-        (a.id, a.password)
-    }
-
-    async fn stop(self) {
-        self.gateway.shutdown().await.unwrap();
-        self.emulator.shutdown().await;
-    }
-}
 
 /// Sends one raw HTTP/1.1 request (so paths reach the server byte for
 /// byte) and returns the status code.
@@ -284,8 +203,9 @@ async fn account_scope_cannot_be_escaped() {
     assert_eq!(outside, vec!["secret.txt".to_string()]);
     assert_eq!(
         stack
-            .emulator
+            .up
             .file_bytes(EMAIL, "/outside/secret.txt")
+            .await
             .as_deref(),
         Some(&b"secret"[..])
     );

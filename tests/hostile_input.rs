@@ -6,6 +6,7 @@
 //! dav-server answers 500 for that request only.
 
 mod dav_common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,7 +186,7 @@ async fn xml_with_dtd_or_entities_is_refused_and_never_resolved() {
         "an external entity was fetched"
     );
     // Nothing happened upstream: no lock, no new file, no property.
-    assert!(gw.emu.active_locks(EMAIL).is_empty());
+    assert!(gw.up.active_locks(EMAIL).is_empty());
     assert_eq!(upstream_names(&gw).await, vec!["ok.txt".to_owned()]);
     let r = gw
         .req("PROPFIND", "/ok.txt")
@@ -313,7 +314,7 @@ async fn malformed_webdav_headers_get_400() {
     assert_eq!(r.status, 400, "100 ranges: {}", r.head);
     // Nothing was copied, moved or locked.
     assert_eq!(upstream_names(&gw).await, vec!["ok.txt".to_owned()]);
-    assert!(gw.emu.active_locks(EMAIL).is_empty());
+    assert!(gw.up.active_locks(EMAIL).is_empty());
     // Well-formed values still work.
     let r = gw
         .req("GET", "/ok.txt")
@@ -451,7 +452,7 @@ async fn a_panic_in_dav_server_answers_500_for_that_request_only() {
         .expect("get");
     assert_eq!(r.status(), 200);
     assert_eq!(
-        gw.emu.file_bytes(EMAIL, "/ok.txt").as_deref(),
+        gw.up.file_bytes(EMAIL, "/ok.txt").await.as_deref(),
         Some(&b"fine"[..])
     );
     gw.stop().await;

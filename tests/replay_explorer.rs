@@ -5,6 +5,7 @@
 //! run here; every response it depends on is asserted.
 
 mod dav_common;
+mod support;
 
 use cloudreve_dav::cloudreve::CrUri;
 use cloudreve_dav::dav::junk::JunkPolicy;
@@ -210,8 +211,8 @@ async fn explorer_creates_a_file_sets_win32_times_and_writes_under_a_lock() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(
-        gw.emu
-            .file_bytes(EMAIL, "/New Text Document.txt")
+        gw.up
+            .file_bytes(EMAIL, "/New Text Document.txt").await
             .as_deref(),
         Some(&b"hello from windows"[..])
     );
@@ -319,7 +320,7 @@ async fn explorer_probes_are_answered_without_upstream_calls_when_junk_is_parked
     // Warm the credential cache, then make every upstream call fail: an
     // answer now can only come from the gateway itself.
     assert_eq!(gw.propfind("/", "0").await.0, 207);
-    gw.emu.add_fault(Fault {
+    gw.up.add_fault(Fault {
         method: None,
         path_prefix: "/api/v4/".into(),
         kind: FaultKind::HttpStatus(500),
@@ -352,11 +353,11 @@ async fn explorer_probes_are_answered_without_upstream_calls_when_junk_is_parked
     assert_all_200(r, "PROPPATCH of a parked file").await;
     let (s, b) = gw.get("/desktop.ini").await;
     assert_eq!((s, &b[..]), (200, &b"[.ShellClassInfo]\r\n"[..]));
-    gw.emu.clear_faults();
+    gw.up.clear_faults();
     let (s, body) = gw.propfind("/", "1").await;
     assert_eq!(s, 207);
     assert!(hrefs(&body).iter().any(|h| h == "/desktop.ini"), "{body}");
-    assert!(gw.emu.file_bytes(EMAIL, "/desktop.ini").is_none());
+    assert!(gw.up.file_bytes(EMAIL, "/desktop.ini").await.is_none());
     let _ = DAV_PASSWORD;
     gw.stop().await;
 }

@@ -5,6 +5,7 @@
 //! Finder cannot run here; every response it depends on is asserted.
 
 mod dav_common;
+mod support;
 
 use bytes::Bytes;
 use cloudreve_dav::cloudreve::CrUri;
@@ -161,7 +162,7 @@ async fn finder_copies_a_decomposed_name_with_its_appledouble_file() {
         [format!("._{NFC}"), NFC.to_string()]
     );
     assert_eq!(
-        gw.emu.file_bytes(EMAIL, &format!("/Fotos/{NFC}")).unwrap(),
+        gw.up.file_bytes(EMAIL, &format!("/Fotos/{NFC}")).await.unwrap(),
         data
     );
     // Either form reads the same file.
@@ -202,7 +203,7 @@ async fn nfd_and_nfc_writes_reach_one_cloudreve_file() {
     assert_eq!(gw.put(&format!("/{}", enc(NFC)), "windows").await, 204);
     assert_eq!(names(&gw, "/").await, [NFC]);
     assert_eq!(
-        gw.emu.file_bytes(EMAIL, &format!("/{NFC}")).unwrap(),
+        gw.up.file_bytes(EMAIL, &format!("/{NFC}")).await.unwrap(),
         b"windows"
     );
     // A folder named in NFD holds what is written below its NFC name.

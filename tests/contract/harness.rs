@@ -1,7 +1,7 @@
-//! The contract-test harness: an [`Upstream`] is either an in-process
-//! emulator (default) or a real Cloudreve server (`CLOUDREVE_URL`,
-//! `CLOUDREVE_EMAIL`, `CLOUDREVE_PASSWORD` all set). Every test works below
-//! its own folder `cloudreve-dav-contract-<uuid>`, removed at the end.
+//! The contract-test harness: an [`Upstream`] is the test's upstream from
+//! `support::upstream` (the emulator, or a real Cloudreve started for the
+//! test when `CLOUDREVE_BIN` is set) with a fresh user. Every test works
+//! below its own folder `cloudreve-dav-contract-<uuid>`.
 //!
 //! Raw `reqwest` helpers live here too; they are used only where the typed
 //! client cannot express a request (malformed input, a missing
@@ -12,7 +12,9 @@
 use std::time::Duration;
 
 use cloudreve_dav::cloudreve::{Client, CrUri, CreateKind, Error, ErrorCode, Session};
-use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
+use cloudreve_dav::emulator::Emulator;
+
+use crate::support::upstream::TestUpstream;
 use serde_json::Value;
 
 /// Default password of harness users.
@@ -35,16 +37,8 @@ pub struct Upstream {
     pub base: CrUri,
     /// A plain HTTP client for raw requests (no redirects followed).
     pub http: reqwest::Client,
-    emu: Option<Emulator>,
-    _dir: Option<tempfile::TempDir>,
-    finished: bool,
-}
-
-fn real_server() -> Option<(String, String, String)> {
-    let url = std::env::var("CLOUDREVE_URL").ok()?;
-    let email = std::env::var("CLOUDREVE_EMAIL").ok()?;
-    let pw = std::env::var("CLOUDREVE_PASSWORD").ok()?;
-    (!url.is_empty() && !email.is_empty()).then_some((url, email, pw))
+    up: Option<TestUpstream>,
+    dir: tempfile::TempDir,
 }
 
 /// Builds the plain HTTP client used for raw requests.
@@ -57,37 +51,16 @@ pub fn raw_client() -> reqwest::Client {
 }
 
 impl Upstream {
-    /// Starts an emulator with a fresh user, or connects to the real server.
+    /// Starts the test's upstream (the emulator, or a real Cloudreve with
+    /// `CLOUDREVE_BIN`: `support::upstream` decides) with a fresh user.
     pub async fn start() -> Upstream {
         let http = raw_client();
         let folder = format!("cloudreve-dav-contract-{}", uuid::Uuid::new_v4().simple());
-        if let Some((url, email, password)) = real_server() {
-            let client = Client::new(&url).expect("client");
-            let session = client.sign_in(&email, &password).await.expect("sign in");
-            let base = CrUri::my().join(&folder).expect("base uri");
-            session
-                .create(&base, CreateKind::Folder, true, None)
-                .await
-                .expect("create work folder");
-            return Upstream {
-                client,
-                session,
-                email,
-                password,
-                base,
-                http,
-                emu: None,
-                _dir: None,
-                finished: false,
-            };
-        }
         let dir = tempfile::tempdir().expect("tempdir");
-        let emu = Emulator::start(EmulatorConfig::new(dir.path()))
-            .await
-            .expect("emulator start");
+        let up = TestUpstream::start(dir.path()).await;
         let email = format!("u{}@example.com", &folder[folder.len() - 8..]);
-        emu.add_user(&email, PASSWORD);
-        let client = Client::new(&emu.url()).expect("client");
+        up.add_user(&email, PASSWORD).await;
+        let client = Client::new(&up.url()).expect("client");
         let session = client.sign_in(&email, PASSWORD).await.expect("sign in");
         let base = CrUri::my().join(&folder).expect("base uri");
         session
@@ -101,34 +74,30 @@ impl Upstream {
             password: PASSWORD.to_string(),
             base,
             http,
-            emu: Some(emu),
-            _dir: Some(dir),
-            finished: false,
+            up: Some(up),
+            dir,
         }
+    }
+
+    fn up(&self) -> &TestUpstream {
+        self.up.as_ref().expect("upstream running")
     }
 
     /// The emulator controls, or `None` against a real server.
     pub fn emulator(&self) -> Option<&Emulator> {
-        self.emu.as_ref()
+        self.up().emulator()
     }
 
     /// Restarts the emulator on the same address and data directory
     /// (locks and upload sessions are lost, files and tokens survive).
     pub async fn restart_emulator(&mut self) {
-        let emu = self.emu.take().expect("restart needs the emulator");
-        let addr = emu.addr();
-        tokio::time::timeout(WAIT, emu.shutdown())
-            .await
-            .expect("bounded shutdown");
-        let dir = self._dir.as_ref().expect("data dir").path().to_path_buf();
-        let mut cfg = EmulatorConfig::new(dir);
-        cfg.listen = addr;
-        self.emu = Some(Emulator::start(cfg).await.expect("emulator restart"));
+        let up = self.up.take().expect("upstream running");
+        self.up = Some(up.restart_emulator(self.dir.path()).await);
     }
 
     /// True against a real server.
     pub fn is_real(&self) -> bool {
-        self.emu.is_none()
+        self.up().is_real()
     }
 
     /// Base URL (no `/api/v4`).
@@ -150,11 +119,10 @@ impl Upstream {
         self.uri(rel).path()
     }
 
-    /// Adds another user (emulator only) and signs them in.
+    /// Adds another user and signs them in.
     pub async fn extra_user(&self, tag: &str) -> (String, Session) {
-        let emu = self.emulator().expect("extra users need the emulator");
         let email = format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple());
-        emu.add_user(&email, PASSWORD);
+        self.up().add_user(&email, PASSWORD).await;
         let s = self
             .client
             .sign_in(&email, PASSWORD)
@@ -247,46 +215,11 @@ impl Upstream {
         files.into_iter().map(|f| f.name).collect()
     }
 
-    /// Removes the work folder (real server) and stops the emulator.
+    /// Stops the upstream (a real server's data goes with it).
     pub async fn finish(mut self) {
-        self.finished = true;
-        if self.emu.is_none() {
-            let _ = self
-                .session
-                .delete(std::slice::from_ref(&self.base), false, true)
-                .await;
+        if let Some(up) = self.up.take() {
+            up.shutdown().await;
         }
-        if let Some(emu) = self.emu.take() {
-            emu.shutdown().await;
-        }
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        if self.finished || self.emu.is_some() {
-            // The emulator stops itself when dropped.
-            return;
-        }
-        // A failed test against a real server: remove the work folder on a
-        // helper thread (best effort).
-        let session = self.session.clone();
-        let base = self.base.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                rt.block_on(async move {
-                    let _ = tokio::time::timeout(
-                        WAIT,
-                        session.delete(std::slice::from_ref(&base), false, true),
-                    )
-                    .await;
-                });
-            }
-        })
-        .join();
     }
 }
 

@@ -1,5 +1,6 @@
-//! Test harness: emulator upstream + signed-in client session + DavGateway
-//! behind the real front layer, on 127.0.0.1:0.
+//! Test harness: the test's upstream (emulator, or a real Cloudreve with
+//! `CLOUDREVE_BIN`; see `support::upstream`) + signed-in client session +
+//! DavGateway behind the real front layer, on 127.0.0.1:0.
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cloudreve_dav::cloudreve::{Client, CrUri, Session};
 use cloudreve_dav::dav::{DavGateway, DavSettings};
-use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
 use cloudreve_dav::front::{
     self, AccountSource, AuthSettings, Authenticator, BoxBody, DavService, Front, FrontSettings,
     Principal, RawAccount, SourceError,
@@ -17,6 +17,7 @@ use cloudreve_dav::front::{
 /// Wraps the gateway's WebDAV service before the front layer sees it
 /// (test hooks that act after the front layer's checks).
 pub type Wrap = fn(Arc<DavGateway>) -> Arc<dyn DavService>;
+use crate::support::upstream::TestUpstream;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -55,8 +56,8 @@ impl AccountSource for Accounts {
 pub struct Gw {
     /// Base URL, e.g. `http://127.0.0.1:PORT` (no trailing slash).
     pub url: String,
-    /// The upstream emulator.
-    pub emu: Emulator,
+    /// The upstream (emulator controls through it, see `skip_on_real!`).
+    pub up: TestUpstream,
     /// A client session of the test user (for arranging and inspecting).
     pub session: Session,
     /// An HTTP client.
@@ -120,11 +121,9 @@ impl Gw {
         wrap: Option<Wrap>,
     ) -> Gw {
         let dir = tempfile::tempdir().expect("tempdir");
-        let emu = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
-            .await
-            .expect("emulator");
-        emu.add_user(EMAIL, CR_PASSWORD);
-        let client = Client::new(&emu.url()).expect("client");
+        let up = TestUpstream::start(dir.path()).await;
+        up.add_user(EMAIL, CR_PASSWORD).await;
+        let client = Client::new(&up.url()).expect("client");
         let session = client.sign_in(EMAIL, CR_PASSWORD).await.expect("sign in");
         let root_uri = match root {
             Some(r) => {
@@ -163,7 +162,7 @@ impl Gw {
         .await;
         Gw {
             url,
-            emu,
+            up,
             session,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -281,7 +280,7 @@ impl Gw {
             .unwrap_or(0)
     }
 
-    /// Stops the server and the emulator.
+    /// Stops the server and the upstream.
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
@@ -289,7 +288,7 @@ impl Gw {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
-        self.emu.shutdown().await;
+        self.up.shutdown().await;
     }
 }
 
@@ -483,6 +482,22 @@ pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     cond()
+}
+
+/// [`eventually`] for a condition that must ask the upstream (bounded,
+/// 10 s): on a real server, the state is only reachable through its API.
+pub async fn eventually_async<F, Fut>(mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..1000 {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond().await
 }
 
 /// `href`s of a multistatus body.
