@@ -149,7 +149,8 @@ async fn rclone_owncloud_round_trip_keeps_mtimes_and_checksums() {
     }
     assert_eq!(
         gw.up
-            .file_bytes(EMAIL, "/tree/nested/deeper/deepest/leaf.bin").await
+            .file_bytes(EMAIL, "/tree/nested/deeper/deepest/leaf.bin")
+            .await
             .unwrap(),
         std::fs::read(src.join("nested/deeper/deepest/leaf.bin")).unwrap()
     );
@@ -288,13 +289,19 @@ async fn rclone_rcat_streams_every_byte() {
         rclone(&cfg, &["rcat", "gw:streams/rcat.bin"], &data).await,
         "rcat",
     );
-    assert_eq!(gw.up.file_bytes(EMAIL, "/streams/rcat.bin").await.unwrap(), data);
+    assert_eq!(
+        gw.up.file_bytes(EMAIL, "/streams/rcat.bin").await.unwrap(),
+        data
+    );
     // And an empty stream.
     must(
         rclone(&cfg, &["rcat", "gw:streams/empty.bin"], b"").await,
         "rcat empty",
     );
-    assert_eq!(gw.up.file_bytes(EMAIL, "/streams/empty.bin").await.unwrap(), b"");
+    assert_eq!(
+        gw.up.file_bytes(EMAIL, "/streams/empty.bin").await.unwrap(),
+        b""
+    );
     let o = must(
         rclone(&cfg, &["cat", "gw:streams/rcat.bin"], b"").await,
         "cat",

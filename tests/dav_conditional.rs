@@ -613,7 +613,11 @@ async fn write_racing_the_upload_session_is_412() {
         gate.open();
         let r = put.await.unwrap().unwrap();
         assert_eq!(r.status(), 412, "{path}");
-        assert_eq!(bytes_of(&gw, path).await, Some(b"theirs".to_vec()), "{path}");
+        assert_eq!(
+            bytes_of(&gw, path).await,
+            Some(b"theirs".to_vec()),
+            "{path}"
+        );
         assert_eq!(gw.up.upload_sessions(EMAIL), 0, "session cancelled");
         assert!(gw.up.active_locks(EMAIL).is_empty(), "no upload lock left");
     }
@@ -653,7 +657,10 @@ async fn file_content_path_passes_the_version_as_previous() {
     gate.open();
     let r = put.await.unwrap().unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(bytes_of(&gw, "/p.txt").await, Some(b"unconditional".to_vec()));
+    assert_eq!(
+        bytes_of(&gw, "/p.txt").await,
+        Some(b"unconditional".to_vec())
+    );
     gw.stop().await;
 }
 
@@ -703,6 +710,9 @@ async fn if_match_on_a_file_created_empty() {
     )
     .await;
     assert_eq!(s, 204);
-    assert_eq!(bytes_of(&gw, "/empty.docx").await, Some(b"content".to_vec()));
+    assert_eq!(
+        bytes_of(&gw, "/empty.docx").await,
+        Some(b"content".to_vec())
+    );
     gw.stop().await;
 }

@@ -233,7 +233,11 @@ async fn put_chunked_without_length_stores_every_byte() {
         .collect();
     let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
     assert_eq!(gw.put("/chunked.bin", body).await, 201);
-    let stored = gw.up.file_bytes(EMAIL, "/chunked.bin").await.expect("stored");
+    let stored = gw
+        .up
+        .file_bytes(EMAIL, "/chunked.bin")
+        .await
+        .expect("stored");
     assert_eq!(stored.len(), 500_000);
     assert!(
         stored
@@ -288,7 +292,9 @@ async fn aborted_overwrite_keeps_old_content_and_leaves_nothing_behind() {
     drop(s);
     assert!(eventually(|| gw.up.upload_sessions(EMAIL) == 0).await);
     let (st, _) = gw.propfind("/new.txt", "0").await;
-    assert!(eventually_async(|| async { gw.up.file_bytes(EMAIL, "/new.txt").await.is_none() }).await);
+    assert!(
+        eventually_async(|| async { gw.up.file_bytes(EMAIL, "/new.txt").await.is_none() }).await
+    );
     assert_eq!(st, 404);
 
     // Over-quota: a clear 507, old content intact.
@@ -612,11 +618,17 @@ async fn policy_refusing_chunks_falls_back_to_content_put() {
         Ok(bytes::Bytes::from(vec![2u8; 1000])),
     ]));
     assert_eq!(gw.put("/s3.bin", body).await, 204);
-    assert_eq!(gw.up.file_bytes(EMAIL, "/s3.bin").await.unwrap().len(), 2000);
+    assert_eq!(
+        gw.up.file_bytes(EMAIL, "/s3.bin").await.unwrap().len(),
+        2000
+    );
     // Over maxEditSize: a clear 413, old content intact.
     gw.up.set_max_edit_size(10_000);
     assert_eq!(gw.put("/s3.bin", vec![0u8; 20_000]).await, 413);
-    assert_eq!(gw.up.file_bytes(EMAIL, "/s3.bin").await.unwrap().len(), 2000);
+    assert_eq!(
+        gw.up.file_bytes(EMAIL, "/s3.bin").await.unwrap().len(),
+        2000
+    );
     assert_eq!(gw.up.upload_sessions(EMAIL), 0);
     assert!(gw.up.active_locks(EMAIL).is_empty());
     gw.stop().await;

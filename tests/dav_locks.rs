@@ -138,7 +138,10 @@ async fn viewer_lock_is_423_naming_the_web_editor_and_force_unlock_clears_it() {
     assert_eq!(unlock(&gw, "/doc.txt", &shown).await, 204);
     assert!(gw.up.active_locks(EMAIL).is_empty());
     assert_eq!(gw.put("/doc.txt", "v2").await, 204);
-    assert_eq!(gw.up.file_bytes(EMAIL, "/doc.txt").await, Some(b"v2".to_vec()));
+    assert_eq!(
+        gw.up.file_bytes(EMAIL, "/doc.txt").await,
+        Some(b"v2".to_vec())
+    );
     // An unknown upstream token: 409, nothing else changes.
     assert_eq!(unlock(&gw, "/doc.txt", &shown).await, 409);
     gw.stop().await;
@@ -149,9 +152,7 @@ async fn upload_and_dav_locks_name_their_holders() {
     let gw = Gw::start().await;
     assert_eq!(gw.put("/up.bin", "v1").await, 201);
     assert_eq!(gw.put("/dav.txt", "v1").await, 201);
-    let up = gw
-        .up
-        .inject_lock(EMAIL, "/up.bin", spec(LockOwner::Upload));
+    let up = gw.up.inject_lock(EMAIL, "/up.bin", spec(LockOwner::Upload));
     let dav = gw.up.inject_lock(
         EMAIL,
         "/dav.txt",

@@ -212,7 +212,8 @@ async fn explorer_creates_a_file_sets_win32_times_and_writes_under_a_lock() {
     assert_eq!(r.status(), 204);
     assert_eq!(
         gw.up
-            .file_bytes(EMAIL, "/New Text Document.txt").await
+            .file_bytes(EMAIL, "/New Text Document.txt")
+            .await
             .as_deref(),
         Some(&b"hello from windows"[..])
     );

@@ -162,7 +162,10 @@ async fn finder_copies_a_decomposed_name_with_its_appledouble_file() {
         [format!("._{NFC}"), NFC.to_string()]
     );
     assert_eq!(
-        gw.up.file_bytes(EMAIL, &format!("/Fotos/{NFC}")).await.unwrap(),
+        gw.up
+            .file_bytes(EMAIL, &format!("/Fotos/{NFC}"))
+            .await
+            .unwrap(),
         data
     );
     // Either form reads the same file.

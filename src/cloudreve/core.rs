@@ -203,7 +203,7 @@ impl Client {
     pub(crate) async fn read_raw_envelope(resp: Response, context: &str) -> Result<RawEnvelope> {
         let resp = check_status(resp, context).await?;
         let body = resp.bytes().await?;
-        serde_json::from_slice(&body).map_err(|e| Error::decode(format!("{context}: envelope"), e))
+        serde_json::from_slice(&body).map_err(|e| super::error::not_an_envelope(&body, context, e))
     }
 
     /// Reads a JSON route's answer straight into `T` (one pass over the

@@ -460,6 +460,21 @@ impl Error {
     pub fn aggregated(&self) -> Option<&AggregatedErrors> {
         self.api().and_then(|e| e.aggregated.as_ref())
     }
+
+    /// A 40081 aggregate with exactly one entry becomes that entry's error
+    /// (for calls about one URI); any other error is returned as it is.
+    pub fn into_single_failure(self) -> Error {
+        match self {
+            Error::Api(a) => match &a.aggregated {
+                Some(g) if g.entries.len() == 1 => match g.entries.values().next() {
+                    Some(inner) => Error::Api(Box::new(inner.clone())),
+                    None => Error::Api(a),
+                },
+                _ => Error::Api(a),
+            },
+            other => other,
+        }
+    }
 }
 
 /// Raw envelope as sent by the server (contract §1.1, §9.6).
@@ -511,8 +526,8 @@ impl RawEnvelope {
 /// Decodes a full envelope body. On code 0 returns `data` (possibly absent);
 /// on any other code returns the typed error (and logs it).
 pub(crate) fn decode_envelope(body: &[u8], context: &str) -> Result<Option<serde_json::Value>> {
-    let env: RawEnvelope = serde_json::from_slice(body)
-        .map_err(|e| Error::decode(format!("{context}: envelope"), e))?;
+    let env: RawEnvelope =
+        serde_json::from_slice(body).map_err(|e| not_an_envelope(body, context, e))?;
     if env.code == 0 {
         return Ok(env.data.filter(|d| !d.is_null()));
     }
@@ -520,6 +535,23 @@ pub(crate) fn decode_envelope(body: &[u8], context: &str) -> Result<Option<serde
     crate::metrics::global().upstream_error(context, err.code);
     log_api_error(context, &err);
     Err(Error::Api(Box::new(err)))
+}
+
+/// The error for a body that is not a JSON envelope. Cloudreve answers
+/// every path outside its API with its web page (HTTP 200), so an HTML body
+/// almost always means the upstream URL is not the site root.
+pub(crate) fn not_an_envelope(body: &[u8], context: &str, e: serde_json::Error) -> Error {
+    let html = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'<');
+    if html {
+        return Error::decode(
+            format!("{context}: envelope"),
+            "got an HTML page instead of Cloudreve's JSON answer: is the upstream URL the site root (no /api/v4, no sub-path)?",
+        );
+    }
+    Error::decode(format!("{context}: envelope"), e)
 }
 
 /// Logs an upstream error with its correlation id.

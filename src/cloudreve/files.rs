@@ -256,9 +256,12 @@ impl Session {
         entity: Option<&str>,
         opts: DownloadUrlOptions,
     ) -> Result<DownloadUrl> {
+        // Cloudreve 4.18 reports even a lone URI's failure as a 40081
+        // aggregate; hand the caller that URI's own error.
         let r = self
             .download_urls(std::slice::from_ref(uri), entity, opts)
-            .await?;
+            .await
+            .map_err(Error::into_single_failure)?;
         let expires = r.expires;
         let url = r
             .urls

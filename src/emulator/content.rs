@@ -2,7 +2,7 @@
 
 use super::files::{Target, check_batch, check_fs, parse_uri, resolve, run};
 use super::ids::IdKind;
-use super::server::{ApiError, Inner, current_user, err, ok, parse_json, parse_query};
+use super::server::{ApiError, Inner, aggregate, current_user, err, ok, parse_json, parse_query};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -80,6 +80,8 @@ pub async fn file_url(
         if req.archive {
             return Err(ApiError::new(40007, "Group not allowed"));
         }
+        // An entity id that does not decode names no entity: each URI then
+        // fails with 40077 (4.18 does not refuse the request as a whole).
         let want = if req.entity.is_empty() {
             None
         } else {
@@ -87,7 +89,7 @@ pub async fn file_url(
                 inner
                     .ids
                     .decode(&req.entity, IdKind::Entity)
-                    .ok_or_else(|| ApiError::new(40001, "unknown entity id"))?,
+                    .unwrap_or(u64::MAX),
             )
         };
         let base = headers
@@ -99,6 +101,9 @@ pub async fn file_url(
         let st = inner.lock();
         let exp = now.timestamp() + st.settings.url_ttl;
         let mut urls = vec![];
+        // Cloudreve 4.18 tries every URI and reports the failures together
+        // as a 40081 aggregate, even when only one URI was asked for.
+        let mut fails = vec![];
         for raw in &req.uris {
             let r = (|| -> Result<String, ApiError> {
                 let u = parse_uri(raw)?;
@@ -131,9 +136,14 @@ pub async fn file_url(
             })();
             match r {
                 Ok(u) => urls.push(json!({"url": u})),
-                Err(_) if req.skip_error => urls.push(json!({"url": ""})),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    urls.push(json!({"url": ""}));
+                    fails.push((raw.clone(), e));
+                }
             }
+        }
+        if !fails.is_empty() && !req.skip_error {
+            return Err(aggregate(fails));
         }
         if req.redirect && urls.len() == 1 {
             let loc = urls[0]["url"].as_str().unwrap_or_default().to_string();
@@ -322,10 +332,20 @@ pub async fn serve(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=86400"),
     );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    // The content route answers cross-origin requests (those with an
+    // `Origin`) for any origin; plain requests get no CORS headers.
+    if headers.contains_key(header::ORIGIN) {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(
+                "Content-Range,Accept-Ranges,Content-Length,Content-Disposition,Etag",
+            ),
+        );
+    }
     if method == Method::GET {
         h.insert(
             header::CONTENT_SECURITY_POLICY,

@@ -16,11 +16,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// Random lower-case letters.
+/// Random lower-case letters and digits (the alphabet of Cloudreve's
+/// generated WebDAV passwords).
 pub fn random_letters(n: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut r = rand::thread_rng();
     (0..n)
-        .map(|_| (b'a' + r.gen_range(0..26u8)) as char)
+        .map(|_| ALPHABET[r.gen_range(0..ALPHABET.len())] as char)
         .collect()
 }
 

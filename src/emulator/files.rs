@@ -232,7 +232,7 @@ pub fn illegal_name() -> ApiError {
 
 /// `GET /site/ping`.
 pub async fn ping() -> Response {
-    ok(json!("4.0.0"))
+    ok(json!(super::VERSION))
 }
 
 /// `GET /site/config/{section}`.
@@ -790,18 +790,11 @@ pub async fn move_copy(
                 (*id, s.clone())
             }
             Target::TrashRoot => {
-                if req.copy {
-                    // Copy is only allowed my → my: every source fails on
-                    // its own (§4.6 "Other pairs give a per-URI 403, aggregated").
-                    let fails = req
-                        .uris
-                        .iter()
-                        .map(|raw| (agg_key(raw), err::unsupported()))
-                        .collect();
-                    return Err(aggregate(fails));
-                }
-                drop(st);
-                return delete_impl(&inner, uid, &req.uris, false, false);
+                // Cloudreve 4.18 panics on a move or copy into the trash;
+                // gin's recovery answers HTTP 500 with an empty body.
+                return Ok(axum::response::IntoResponse::into_response(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                ));
             }
             Target::TrashItem(..) => return Err(err::unsupported()),
         };

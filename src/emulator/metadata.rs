@@ -48,7 +48,9 @@ pub fn validate(inner: &Inner, key: &str, value: &str, remove: bool) -> Result<(
                 _ => return Err(bad()),
             }
         }
-        "dav" => {}
+        // Open to clients: `dav:` without any check, `thumb:` since 4.18
+        // (only `thumb:disabled` means something; any key is accepted).
+        "dav" | "thumb" => {}
         "customize" => {
             if !remove && rest == "icon_color" && !is_color(value) {
                 return Err(bad());

@@ -1,12 +1,13 @@
-//! A Cloudreve v4 emulator: a real HTTP server implementing the contract
-//! (`/work/shared/cloudreve-v4-api.md`). It shares no wire types or URI code
-//! with the typed client in `crate::cloudreve`.
+//! A Cloudreve v4 emulator: a real HTTP server that behaves as Cloudreve
+//! 4.18.0 does (`docs/UPSTREAM.md`; where the two disagree, the real server
+//! wins and the emulator is fixed). It shares no wire types or URI code with
+//! the typed client in `crate::cloudreve`.
 //!
 //! Blobs live in `<data>/blobs/<entity>`; everything else is an in-memory model
 //! saved as `<data>/state.json` (debounced, atomic). Locks and upload sessions
 //! are not persisted.
 //!
-//! Known differences from a real Cloudreve 4.0 server (all deliberate):
+//! Known differences from a real Cloudreve 4.18 server (all deliberate):
 //! * Only the `my` and `trash` file systems exist; `share`/`shared_with_me` give 403,
 //!   unknown ones 40001. URI search queries (`?name=`) are ignored (plain listing).
 //!   `sys:shared_redirect` is stored but does not make a symbolic folder.
@@ -25,6 +26,9 @@
 //!   placeholders of lost sessions stay (with their stale `sys:upload_session_id`).
 //! * `customize:emoji` accepts any non-empty value; colours are approximated.
 //!   The captcha answer is [`CAPTCHA_ANSWER`]. Error `msg` texts are approximate.
+
+/// The Cloudreve version the emulator behaves as (its `/site/ping`).
+pub const VERSION: &str = "4.18.0";
 
 mod auth;
 mod clock;

@@ -275,7 +275,24 @@ pub fn require_user(inner: &Inner, headers: &HeaderMap) -> Result<u64, ApiError>
     current_user(inner, headers)?.ok_or_else(err::login)
 }
 
-async fn not_found() -> Response {
+/// Unknown routes. Cloudreve serves its web front end for every path
+/// outside the ones its backend owns (`/api`, `/dav`, `/f/`, `/s/`,
+/// `/manifest.json`): a wrong base URL gets an HTML page with 200, not a
+/// 404. Inside them, gin's plain-text 404.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let p = uri.path();
+    let backend = ["/api", "/dav", "/f/", "/s/"]
+        .iter()
+        .any(|pre| p.starts_with(pre))
+        || p == "/manifest.json";
+    if !backend {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!doctype html><html><head><title>Cloudreve</title></head><body></body></html>",
+        )
+            .into_response();
+    }
     (
         StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "text/plain")],

@@ -214,6 +214,9 @@ pub struct UploadSession {
     pub metadata: BTreeMap<String, String>,
     /// Policy type at creation.
     pub policy: PolicyKind,
+    /// The uploader's modification time (`last_modified`), kept as the
+    /// file's `updated_at`.
+    pub last_modified: Option<DateTime<Utc>>,
 }
 
 /// Everything the emulator knows.

@@ -11,6 +11,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
@@ -77,6 +78,7 @@ pub fn prepare(
     size: i64,
     entity_type: &str,
     metadata: BTreeMap<String, String>,
+    last_modified: Option<DateTime<Utc>>,
 ) -> Result<UploadSession, ApiError> {
     let Some((name, parent_segs)) = segs.split_last() else {
         return Err(err::existed());
@@ -92,6 +94,9 @@ pub fn prepare(
         return Err(err::not_exist());
     }
     if !valid_name(name) {
+        return Err(ApiError::new(40052, "Invalid object name"));
+    }
+    if physical_name_too_long(st.settings.policy, uid, name) {
         return Err(err::untyped());
     }
     let max = st.settings.policy_max_size;
@@ -138,6 +143,8 @@ pub fn prepare(
             };
             let id = st.alloc();
             let mut n = new_node(id, uid, None, name, false, now);
+            // A new file starts with the client's modification time.
+            n.updated_at = last_modified.unwrap_or(now);
             n.metadata
                 .insert("sys:upload_session_id".into(), sid.clone());
             st.files.insert(id, n);
@@ -164,6 +171,7 @@ pub fn prepare(
         new_file,
         metadata,
         policy,
+        last_modified,
     };
     if created.is_err() {
         abort(inner, st, &s);
@@ -202,7 +210,8 @@ pub fn complete(inner: &Inner, st: &mut Model, s: &UploadSession) -> Result<u64,
     if let Some(n) = st.files.get_mut(&s.file) {
         n.primary = eid;
         n.size = s.size;
-        n.updated_at = now;
+        // 4.18 keeps the uploader's `last_modified` as the file's time.
+        n.updated_at = s.last_modified.unwrap_or(now);
         n.metadata.remove("sys:upload_session_id");
         n.metadata.remove("thumb:disabled");
         for (k, v) in &s.metadata {
@@ -260,6 +269,16 @@ struct CreateReq {
     entity_type: String,
     #[serde(default)]
     metadata: Option<BTreeMap<String, String>>,
+    /// The client's modification time, milliseconds since the epoch.
+    #[serde(default)]
+    last_modified: Option<i64>,
+}
+
+/// Whether the default local policy's stored name (`{uid}_{random8}_{name}`)
+/// exceeds the 255 bytes a file-system name may have: Cloudreve then fails
+/// the upload, although the name itself is valid.
+fn physical_name_too_long(policy: PolicyKind, uid: u64, name: &str) -> bool {
+    policy == PolicyKind::Local && uid.to_string().len() + 10 + name.len() > 255
 }
 
 /// `PUT /file/upload`.
@@ -288,6 +307,9 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             super::metadata::validate(&inner, k, v, false)?;
         }
         let mut st = inner.lock();
+        let last_modified = req
+            .last_modified
+            .and_then(DateTime::<Utc>::from_timestamp_millis);
         let s = prepare(
             &inner,
             &mut st,
@@ -296,6 +318,7 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             size,
             &req.entity_type,
             meta,
+            last_modified,
         )?;
         let policy = policy_json(&inner, s.policy, st.settings.policy_max_size);
         let mut v = json!({
@@ -468,6 +491,12 @@ pub async fn put_content(
                 return Err(ApiError::new(40076, "Version is not the latest"));
             }
         }
+        if let Some(name) = u.segments.last()
+            && valid_name(name)
+            && physical_name_too_long(st.settings.policy, uid, name)
+        {
+            return Ok(Err(ApiError::new(50004, "Failed to upload file")));
+        }
         Ok(prepare(
             &inner,
             &mut st,
@@ -476,6 +505,7 @@ pub async fn put_content(
             size,
             "version",
             BTreeMap::new(),
+            None,
         ))
     })();
     let s = match prep {

@@ -21,6 +21,9 @@ async fn metadata_category_rules() {
         ("customize:icon_color", "#ff0000"),
         ("tag:red", ""),
         ("tag:green", "#00ff00"),
+        // 4.18: the thumb: category is open to clients (any key, any value).
+        ("thumb:disabled", ""),
+        ("thumb:anything", "v"),
     ];
     for (k, v) in ok {
         up.session
@@ -31,7 +34,6 @@ async fn metadata_category_rules() {
     let bad = [
         ("nocolon", "v"),
         ("unknown:k", "v"),
-        ("thumb:disabled", ""),
         ("exif:x", "v"),
         ("sys:foo", "v"),
         ("sys:upload_session_id", "v"),

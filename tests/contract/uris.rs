@@ -246,14 +246,24 @@ async fn names_255_bytes_limit() {
             .await,
         40052,
     );
-    // On PUT the same rule gives an untyped -1.
-    let e = expect_code(put_bytes(&up.session, &uri, b"x").await, -1);
-    assert_eq!(e.api().expect("api").msg, "", "untyped errors have no msg");
+    // On PUT the same rule gives 40052 too (4.18; 4.0 gave an untyped -1).
+    expect_code(put_bytes(&up.session, &uri, b"x").await, 40052);
+    // Content, though, needs a stored name: the default local policy keeps
+    // `{uid}_{random8}_{name}` on disk, so a 255-byte file name can be
+    // created empty but not uploaded (PUT 50004, upload session -1), while
+    // a name that leaves room for the prefix can.
+    expect_code(
+        put_bytes(&up.session, &up.base.join(&ok).expect("j"), b"x").await,
+        50004,
+    );
+    let fits = "n".repeat(240);
+    up.put(&fits, b"x").await;
+    assert_eq!(up.get(&fits).await, b"x");
     up.finish().await;
 }
 
 #[tokio::test]
-async fn names_forbidden_on_put_and_upload_give_minus_one() {
+async fn names_forbidden_on_put_and_upload_give_40052() {
     let up = Upstream::start().await;
     let policy = up
         .session
@@ -262,7 +272,7 @@ async fn names_forbidden_on_put_and_upload_give_minus_one() {
         .expect("policy");
     for name in FORBIDDEN {
         let uri = up.base.join(name).expect("join");
-        expect_code(put_bytes(&up.session, &uri, b"x").await, -1);
+        expect_code(put_bytes(&up.session, &uri, b"x").await, 40052);
         let req = UploadRequest {
             uri: Some(uri.clone()),
             size: 1,
@@ -272,7 +282,7 @@ async fn names_forbidden_on_put_and_upload_give_minus_one() {
             entity_type: EntityType::New,
             metadata: None,
         };
-        expect_code(up.session.create_upload_session(&req).await, -1);
+        expect_code(up.session.create_upload_session(&req).await, 40052);
     }
     assert!(up.names("").await.is_empty());
     up.finish().await;

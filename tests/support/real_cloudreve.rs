@@ -198,7 +198,9 @@ impl RealCloudreve {
 
     /// Turns on WebDAV (and its proxy bit) for the group new users join,
     /// and lifts its 1 GB quota so the big transfers of the benchmark fit.
-    /// The whole group object goes back: Cloudreve replaces every field.
+    /// The whole group object goes back, `edges` included: Cloudreve
+    /// replaces every field, and without the edge the group loses its
+    /// storage policy.
     async fn grant_webdav(&self) {
         let path = format!("/admin/group/{USER_GROUP}");
         let mut group = self
@@ -221,9 +223,6 @@ impl RealCloudreve {
         }
         group["permissions"] = json!(b64.encode(&bits));
         group["max_storage"] = json!(1u64 << 40);
-        if let Some(o) = group.as_object_mut() {
-            o.remove("edges");
-        }
         self.call(
             reqwest::Method::PUT,
             &path,

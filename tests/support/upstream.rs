@@ -177,7 +177,9 @@ impl TestUpstream {
     /// them, so there this is always 0: assertions that no session is left
     /// are checked on the emulator only.
     pub fn upload_sessions(&self, email: &str) -> usize {
-        self.emulator().map(|e| e.upload_sessions(email)).unwrap_or(0)
+        self.emulator()
+            .map(|e| e.upload_sessions(email))
+            .unwrap_or(0)
     }
 
     /// Restarts the emulator on the same address and data folder `dir`
