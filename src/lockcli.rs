@@ -1,6 +1,6 @@
 //! `cloudreve-dav locks list|unlock`: the gateway's persisted WebDAV locks
 //! (the state directory's lock table) and Cloudreve's own locks (force
-//! unlock with a token shown in a 423 answer, contract §7.5).
+//! unlock with a token shown in a 423 answer, docs/UPSTREAM.md §4.9).
 //!
 //! Without Redis, the lock table is read and written as a file: a running
 //! gateway keeps its own copy in memory and rewrites the file on its next

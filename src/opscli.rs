@@ -1,7 +1,7 @@
 //! Operator commands: `cloudreve-dav check` (is this configuration good to
 //! serve?) and `cloudreve-dav accounts list|create|update|delete` (a
 //! Cloudreve user's WebDAV accounts through the documented account
-//! endpoints, contract §8.1).
+//! endpoints, docs/UPSTREAM.md §6).
 
 use std::fmt::Write as _;
 

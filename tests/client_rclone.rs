@@ -143,9 +143,8 @@ async fn rclone_owncloud_round_trip_keeps_mtimes_and_checksums() {
     assert_eq!(copied(&o), files.len(), "{}", o.stderr);
     // Every byte upstream (the big file by size and a sample).
     for (rel, size, _) in &files {
-        let p = gw.up.file_path_on_disk(EMAIL, &format!("/tree/{rel}"));
-        let len = p.map(|p| std::fs::metadata(p).unwrap().len()).unwrap_or(0);
-        assert_eq!(len, *size, "{rel}");
+        let len = gw.up.file_size(EMAIL, &format!("/tree/{rel}")).await;
+        assert_eq!(len, Some(*size), "{rel}");
     }
     assert_eq!(
         gw.up

@@ -535,6 +535,7 @@ async fn delete_of_a_collection_needs_depth_infinity() {
 #[tokio::test]
 async fn proppatch_on_an_upstream_locked_file_is_423_naming_the_holder() {
     let gw = Gw::start().await;
+    skip_on_real!(gw.up, "injects a Cloudreve lock held by the web editor");
     assert_eq!(gw.put("/w.txt", "w").await, 201);
     let up = gw.up.inject_lock(
         EMAIL,
@@ -598,6 +599,7 @@ fn body(bytes: &'static [u8], chunked: bool) -> reqwest::Body {
 #[tokio::test]
 async fn write_racing_the_upload_session_is_412() {
     let gw = Gw::start().await;
+    skip_on_real!(gw.up, "injects an upstream fault to time the race");
     for (path, chunked) in [("/race-sized.txt", false), ("/race-chunked.txt", true)] {
         assert_eq!(gw.put(path, "original").await, 201);
         let old = etag(&gw, path).await;
@@ -631,6 +633,7 @@ async fn write_racing_the_upload_session_is_412() {
 #[tokio::test]
 async fn file_content_path_passes_the_version_as_previous() {
     let gw = Gw::start().await;
+    skip_on_real!(gw.up, "switches the storage policy type");
     gw.up.set_policy_type(PolicyKind::S3);
     assert_eq!(gw.put("/p.txt", "original").await, 201);
     let old = etag(&gw, "/p.txt").await;
@@ -670,6 +673,7 @@ async fn file_content_path_passes_the_version_as_previous() {
 #[tokio::test]
 async fn create_racing_if_none_match_star_is_412() {
     let gw = Gw::start().await;
+    skip_on_real!(gw.up, "injects an upstream fault to time the race");
     let gate = hold(&gw, http::Method::PUT, "/api/v4/file/upload");
     let put = tokio::spawn(
         gw.req("PUT", "/n.txt")

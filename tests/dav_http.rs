@@ -50,6 +50,10 @@ async fn propfind_root_folders_and_files() {
 #[tokio::test]
 async fn depth1_listing_makes_no_per_entry_calls() {
     let gw = Gw::start().await;
+    skip_on_real!(
+        gw.up,
+        "sets the page size and injects faults to count calls"
+    );
     gw.up.set_max_page_size(10);
     let dir = CrUri::my_path("/many").unwrap();
     for i in 0..25 {
@@ -102,6 +106,7 @@ async fn depth1_listing_makes_no_per_entry_calls() {
 #[tokio::test]
 async fn failed_listing_is_an_error_never_an_empty_folder() {
     let gw = Gw::start().await;
+    skip_on_real!(gw.up, "injects upstream faults");
     assert_eq!(gw.req("MKCOL", "/d").send().await.unwrap().status(), 201);
     for i in 0..15 {
         assert_eq!(gw.put(&format!("/d/{i}"), "x").await, 201);
@@ -228,6 +233,7 @@ async fn get_head_ranges_conditionals_and_empty_files() {
 #[tokio::test]
 async fn put_chunked_without_length_stores_every_byte() {
     let gw = Gw::start().await;
+    skip_on_real!(gw.up, "shrinks the policy chunk size");
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..50)
         .map(|i| Ok(bytes::Bytes::from(vec![i as u8; 10_000])))
         .collect();
@@ -257,6 +263,10 @@ async fn put_chunked_without_length_stores_every_byte() {
 #[tokio::test]
 async fn aborted_overwrite_keeps_old_content_and_leaves_nothing_behind() {
     let gw = Gw::start().await;
+    skip_on_real!(
+        gw.up,
+        "shrinks the policy chunk size and counts upload sessions"
+    );
     assert_eq!(gw.put("/keep.txt", "old content").await, 201);
     gw.up.set_chunk_size(64 * 1024);
     // Declares 1 MiB, sends 300 KiB, then disconnects.
@@ -396,6 +406,7 @@ async fn copy_and_move() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(gw.get("/b/y.txt").await.1, b"xx");
+    skip_on_real!(gw.up, "the rest injects upstream faults");
     // Cross-folder copy, same name.
     let r = gw
         .req("COPY", "/a/x.txt")
@@ -571,6 +582,7 @@ async fn locks_protect_and_expire_cleanly() {
 #[tokio::test]
 async fn upstream_outage_is_503_with_retry_after() {
     let gw = Gw::start().await;
+    skip_on_real!(gw.up, "injects upstream faults");
     assert_eq!(gw.put("/f", "x").await, 201);
     gw.up.add_fault(Fault {
         method: None,
@@ -607,6 +619,7 @@ async fn upstream_outage_is_503_with_retry_after() {
 #[tokio::test]
 async fn policy_refusing_chunks_falls_back_to_content_put() {
     let gw = Gw::start().await;
+    skip_on_real!(gw.up, "switches the storage policy and its edit-size limit");
     gw.up
         .set_policy_type(cloudreve_dav::emulator::PolicyKind::S3);
     let data = vec![5u8; 70_000];
@@ -676,6 +689,7 @@ async fn spool_limit_and_permanent_delete() {
 async fn head_never_fetches_and_get_failures_are_statuses() {
     let gw = Gw::start().await;
     assert_eq!(gw.put("/h.bin", vec![3u8; 5000]).await, 201);
+    skip_on_real!(gw.up, "the rest makes every download fail upstream");
     // Any download attempt fails upstream from now on.
     gw.up.add_fault(Fault {
         method: None,
@@ -746,6 +760,7 @@ async fn account_rooted_in_a_subfolder() {
 #[tokio::test]
 async fn quota_properties_and_dead_properties() {
     let gw = Gw::start().await;
+    skip_on_real!(gw.up, "sets a per-user quota");
     gw.up.set_quota(EMAIL, 1_000_000);
     assert_eq!(gw.put("/q.bin", vec![0u8; 1000]).await, 201);
     let r = gw

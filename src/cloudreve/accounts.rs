@@ -1,4 +1,4 @@
-//! WebDAV accounts (contract §8.1).
+//! WebDAV accounts (docs/UPSTREAM.md §6).
 
 use reqwest::Method;
 use serde::Serialize;

@@ -1,9 +1,9 @@
 //! Error type of the Cloudreve client and the mapping of envelope codes.
 //!
-//! Every JSON answer of Cloudreve carries a `code` (contract §1.1). Any
-//! non-zero code is a failure; [`ErrorCode`] names every code of contract
-//! §1.3, and [`ApiError`] carries the decoded details (message, correlation
-//! id, lock conflicts of §7.4, the per-URI map of §1.4).
+//! Every JSON answer of Cloudreve carries a `code` (docs/UPSTREAM.md §1.2).
+//! Any non-zero code is a failure; [`ErrorCode`] names every code of
+//! UPSTREAM §8, and [`ApiError`] carries the decoded details (message,
+//! correlation id, lock conflicts of §4.9, the per-URI map of §1.4).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,7 +16,7 @@ use super::uri::CrUri;
 /// Result alias used throughout the client.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Every envelope code of contract §1.3, plus a catch-all.
+/// Every envelope code of docs/UPSTREAM.md §8, plus a catch-all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -228,9 +228,9 @@ pub struct ApiError {
     pub correlation_id: Option<String>,
     /// `error` (raw Go error chain; only in non-release servers).
     pub error: Option<String>,
-    /// Decoded lock conflicts (code 40073 with `data`, contract §7.4).
+    /// Decoded lock conflicts (code 40073 with `data`, UPSTREAM §4.9).
     pub lock_conflicts: Vec<LockConflict>,
-    /// Per-URI failures (code 40081, contract §1.4).
+    /// Per-URI failures (code 40081, docs/UPSTREAM.md §1.4).
     pub aggregated: Option<AggregatedErrors>,
 }
 
@@ -477,7 +477,7 @@ impl Error {
     }
 }
 
-/// Raw envelope as sent by the server (contract §1.1, §9.6).
+/// Raw envelope as sent by the server (docs/UPSTREAM.md §1.2).
 #[derive(Debug, Deserialize)]
 pub(crate) struct RawEnvelope {
     #[serde(default)]

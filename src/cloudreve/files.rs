@@ -1,5 +1,6 @@
-//! File operations (contract §4, §6, §7.5): info, create, rename, move/copy,
-//! delete, restore, content update, metadata, force unlock, download URLs.
+//! File operations (docs/UPSTREAM.md §4, §5.1, §5.2): info, create,
+//! rename, move/copy, delete, restore, content update, metadata, force
+//! unlock, download URLs.
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! Folder listing (`GET /file`, contract §4.2) with cursor pagination.
+//! Folder listing (`GET /file`, docs/UPSTREAM.md §4.2) with cursor pagination.
 
 use futures::Stream;
 use reqwest::Method;

@@ -1,4 +1,4 @@
-//! Downloads (contract §4.10): signed URL → streamed body with range
+//! Downloads (docs/UPSTREAM.md §5.2, §5.3): signed URL → streamed body with range
 //! support, error-envelope detection and short-body detection.
 
 use std::pin::Pin;

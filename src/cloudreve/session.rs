@@ -1,4 +1,4 @@
-//! Token lifecycle (contract §2).
+//! Token lifecycle (docs/UPSTREAM.md §2).
 //!
 //! A [`Session`] holds one user's token pair behind a `tokio::sync::Mutex`.
 //! Refreshes happen while the mutex is held, so concurrent requests share a

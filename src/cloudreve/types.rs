@@ -1,4 +1,4 @@
-//! Wire types of the Cloudreve v4 API (contract §2, §4, §5, §7, §8, §9).
+//! Wire types of the Cloudreve v4 API (docs/UPSTREAM.md §1.6, §2, §4, §5, §6).
 //!
 //! Unknown fields are ignored; every `omitempty` field is an `Option` or
 //! defaults. Timestamps are RFC 3339 with any offset.
@@ -16,7 +16,7 @@ use super::uri::CrUri;
 pub type Timestamp = DateTime<FixedOffset>;
 
 /// A Cloudreve boolean set: bit `n` is `byte[n/8] & (1 << (n%8))`, sent as
-/// standard base64 (contract §9.2). `""` and `null` are the empty set.
+/// standard base64 (docs/UPSTREAM.md §1.6). `""` and `null` are the empty set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Boolset(pub Vec<u8>);
 
@@ -103,7 +103,7 @@ impl<'de> Deserialize<'de> for FileKind {
     }
 }
 
-/// `FileResponse` (contract §4.1).
+/// `FileResponse` (docs/UPSTREAM.md §4.1).
 #[derive(Debug, Clone, Deserialize)]
 pub struct FileResponse {
     /// File or folder.
@@ -329,7 +329,7 @@ pub struct User {
     pub group: Option<Group>,
 }
 
-/// A token pair (contract §2.1).
+/// A token pair (docs/UPSTREAM.md §2.1, §2.4).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Token {
     /// Access JWT.
@@ -400,7 +400,7 @@ pub struct DownloadUrl {
     pub expires: Option<Timestamp>,
 }
 
-/// `PUT /file/upload` answer (contract §5.1).
+/// `PUT /file/upload` answer (docs/UPSTREAM.md §5.4).
 #[derive(Debug, Clone, Deserialize)]
 pub struct UploadSession {
     /// Session id.
@@ -451,7 +451,7 @@ impl EntityType {
     }
 }
 
-/// A metadata patch (contract §6.1).
+/// A metadata patch (docs/UPSTREAM.md §4.8).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MetadataPatch {
     /// Key, e.g. `dav:urn:x|foo`.
@@ -506,7 +506,7 @@ pub struct LockOwner {
     pub application: LockOwnerApp,
 }
 
-/// One lock conflict (contract §7.4).
+/// One lock conflict (docs/UPSTREAM.md §4.9).
 #[derive(Debug, Clone, Deserialize)]
 pub struct LockConflict {
     /// Locked path (absolute for owners).
@@ -554,7 +554,7 @@ impl DavAccountOptions {
     }
 }
 
-/// A WebDAV account (contract §8.1).
+/// A WebDAV account (docs/UPSTREAM.md §6).
 #[derive(Debug, Clone, Deserialize)]
 pub struct DavAccount {
     /// Account hashid.

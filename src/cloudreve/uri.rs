@@ -1,4 +1,4 @@
-//! Cloudreve URIs (contract §3.1).
+//! Cloudreve URIs (docs/UPSTREAM.md §3; writing §3.2, reading §3.3).
 //!
 //! A [`CrUri`] holds the file system (`my`, `trash`, …), an optional
 //! `id[:password]@` authority and the **decoded** path segments. It is
@@ -222,7 +222,7 @@ impl CrUri {
             return Err(Error::InvalidUri(format!("missing file system: {s:?}")));
         }
         // Like the server: percent-decode first, then clean and split, so
-        // an encoded `%2F` is a separator too (contract §3.1).
+        // an encoded `%2F` is a separator too (UPSTREAM §3.3).
         let mut segments: Vec<String> = Vec::new();
         for raw in path.split('/') {
             if raw.is_empty() {

@@ -1,4 +1,4 @@
-//! Uploads (contract §5): upload sessions, chunk transfer and a high-level
+//! Uploads (docs/UPSTREAM.md §5.4–§5.7): upload sessions, chunk transfer and a high-level
 //! streaming writer that cancels its session on any failure or drop.
 //!
 //! An [`UploadObserver`] is told about every session the writer opens and
@@ -201,7 +201,8 @@ pub struct UploadRequest {
     pub size: u64,
     /// Policy hashid (from the parent listing's `storage_policy.id`).
     pub policy_id: String,
-    /// Client mtime in milliseconds (only stored on the hidden entity).
+    /// Client mtime in milliseconds; in 4.18 it becomes the file's
+    /// `updated_at` when the upload completes (UPSTREAM §5.4).
     pub last_modified_ms: Option<i64>,
     /// MIME type.
     pub mime_type: Option<String>,
@@ -247,12 +248,12 @@ pub struct UploadOptions {
     /// Metadata applied on completion.
     pub metadata: Option<HashMap<String, String>>,
     /// Optimistic concurrency for an overwrite: the version the caller
-    /// expects to replace. Session creation has no `previous` (contract
-    /// §5.1), so it is checked client-side once the session exists: from
-    /// then on the session's upload lock keeps every other writer out
-    /// until completion, so a version that still matches cannot change
-    /// before ours lands. A mismatch cancels the session and fails with
-    /// 40076 ([`Error::is_stale_version`]).
+    /// expects to replace. It is not sent as the session's `previous`
+    /// (accepted since 4.11, docs/UPSTREAM.md §5.4) but checked client-side
+    /// once the session exists: from then on the session's upload lock
+    /// keeps every other writer out until completion, so a version that
+    /// still matches cannot change before ours lands. A mismatch cancels
+    /// the session and fails with 40076 ([`Error::is_stale_version`]).
     pub previous: Option<Previous>,
     /// Told about the session opened for this upload.
     pub observer: Option<Arc<dyn UploadObserver>>,

@@ -1,7 +1,7 @@
-//! Cloudreve's own locks (contract §7): 40073 conflicts become 423 with a
+//! Cloudreve's own locks (UPSTREAM §4.9): 40073 conflicts become 423 with a
 //! `DAV:error` body naming the locked path and the owning application,
 //! LOCK probes upstream before granting, and UNLOCK with an upstream token
-//! force-unlocks (`DELETE /file/lock`, §7.5).
+//! force-unlocks (`DELETE /file/lock`, docs/UPSTREAM.md §4.9).
 //!
 //! Upstream tokens are bare UUIDs; the gateway shows them as
 //! `opaquelocktoken:<uuid>` (RFC 4918 appendix C), which never collides

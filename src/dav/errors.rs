@@ -1,4 +1,4 @@
-//! Mapping of upstream errors to WebDAV outcomes (contract §9.4).
+//! Mapping of upstream errors to WebDAV outcomes (docs/UPSTREAM.md §8).
 //!
 //! `FsError` has no 409/412/423/502/503: for those the wanted status is
 //! recorded in the [`RequestCtx`] and `GeneralFailure` (500) is returned;
@@ -22,9 +22,10 @@ use super::ctx::RequestCtx;
 /// `Retry-After` sent with 502, 503 and 504 answers.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
 
-/// Operations whose `code: -1` means a refused name or value (Cloudreve's
-/// untyped validation errors: illegal file name or extension at upload,
-/// metadata value too long); elsewhere `-1` is an untyped server failure.
+/// Operations whose `code: -1` means a refused name or value (untyped
+/// refusals: in 4.18 e.g. a name too long for the local policy's stored
+/// file at upload, or a metadata value too long; illegal names give 40052);
+/// elsewhere `-1` is an untyped server failure (docs/UPSTREAM.md §1.3, §8).
 const NAME_CHECKED_OPS: &[&str] = &["upload", "metadata"];
 
 /// Maps `e` to an `FsError`, recording statuses `FsError` cannot carry in

@@ -807,7 +807,7 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
         Box::pin(futures::future::ready(true))
     }
 
-    /// Dead properties go to Cloudreve metadata in one call (§6.2 format);
+    /// Dead properties go to Cloudreve metadata in one call (UPSTREAM §4.8 format);
     /// a refusal is reported per property in a 207 (never a bare 501).
     fn patch_props<'a>(
         &'a self,

@@ -1,8 +1,11 @@
-//! Client times and checksums the gateway keeps for Cloudreve, which
-//! cannot store them (contract §5.4): dead properties of the gateway's own
-//! namespace in Cloudreve's `/dav` format (§6.2), each tied to the
-//! `primary_entity` it was set for. A later write by anyone makes the
-//! entity change, so the kept value goes stale and `updated_at` wins.
+//! Client times and checksums the gateway keeps in Cloudreve metadata. In
+//! 4.18 an upload's `last_modified` does set the file's `updated_at`
+//! (docs/UPSTREAM.md §5.4), but ctime and checksums have no field upstream,
+//! and the gateway keeps mtimes here too. They are dead properties of the
+//! gateway's own namespace in Cloudreve's `/dav` format (UPSTREAM §4.8),
+//! each tied to the `primary_entity` it was set for. A later write by
+//! anyone makes the entity change, so the kept value goes stale and
+//! `updated_at` wins.
 //!
 //! Keys: `dav:urn:cloudreve-dav:|mtime`, `…|ctime`, `…|checksum`; inner
 //! XML `<kept entity="ENTITY">VALUE</kept>` (times as unix seconds,

@@ -1,5 +1,5 @@
 //! Dead properties stored as Cloudreve metadata, in the format of
-//! Cloudreve's own `/dav` (contract §6.2), so both see the same values:
+//! Cloudreve's own `/dav` (docs/UPSTREAM.md §4.8), so both see the same values:
 //! key `dav:<namespace>|<local name>`, value `{"i":"<base64 inner XML>"}`.
 //!
 //! Reads come from the `metadata` map of the (cached) `FileResponse`, so a

@@ -208,7 +208,7 @@ impl DavGateway {
             }
         }
         let upstream = conflicts::upstream_token(token)?;
-        // Tokens are only ever revealed to the file's owner (§7.4); an
+        // Tokens are only ever revealed to the file's owner (UPSTREAM §4.9); an
         // account rooted in another user's share is not the owner.
         if ctx.root.fs() != "my" {
             return Some(text(

@@ -75,13 +75,13 @@ pub fn issue(
     let ts = now.timestamp();
     let sub = inner.ids.encode(user.id, super::ids::IdKind::User);
     let access = sign(
-        &inner.secret,
+        &inner.secret(),
         &json!({"token_type":"access","sub":sub,"nbf":ts,"exp":ts + access_ttl,
                 "jti": uuid::Uuid::new_v4().to_string()}),
     );
     let root = root.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let refresh = sign(
-        &inner.secret,
+        &inner.secret(),
         &json!({"token_type":"refresh","sub":sub,"nbf":ts,"exp":ts + refresh_ttl,
                 "state_hash":state_hash(user),"root_token_id":root,
                 "jti": uuid::Uuid::new_v4().to_string()}),
@@ -269,7 +269,7 @@ pub async fn refresh(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
         }
         let bad = || ApiError::new(40020, "Failed to issue token pair");
         let now = inner.clock.now().timestamp();
-        let claims = verify(&inner.secret, &req.refresh_token, now).ok_or_else(bad)?;
+        let claims = verify(&inner.secret(), &req.refresh_token, now).ok_or_else(bad)?;
         if claims["token_type"] != "refresh" {
             return Err(bad());
         }
@@ -304,7 +304,7 @@ pub async fn sign_out(State(inner): State<Arc<Inner>>, body: Bytes) -> Response 
             return Err(ApiError::binding("refresh_token is required"));
         }
         let now = inner.clock.now().timestamp();
-        let claims = verify(&inner.secret, &req.refresh_token, now)
+        let claims = verify(&inner.secret(), &req.refresh_token, now)
             .filter(|c| c["token_type"] == "refresh")
             .ok_or_else(|| ApiError::new(40020, "Invalid refresh token"))?;
         let root = claims["root_token_id"]

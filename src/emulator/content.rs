@@ -129,7 +129,7 @@ pub async fn file_url(
                     "/api/v4/file/content/{ent}/0/{}",
                     super::uri::escape_segment(&name)
                 );
-                let sign = sign_path(&inner.secret, &path, exp);
+                let sign = sign_path(&inner.secret(), &path, exp);
                 let sign_q: String = url_query_escape(&sign);
                 let dl = if req.download { "download=true&" } else { "" };
                 Ok(format!("{base}{escaped}?{dl}sign={sign_q}"))
@@ -297,7 +297,7 @@ pub async fn serve(
             .filter(|s| !s.is_empty())
             .ok_or_else(|| ApiError::new(403, "Sign required"))?;
         let path = format!("/api/v4/file/content/{entity}/{speed}/{name}");
-        check_sign(&inner.secret, &path, &sign, inner.clock.now().timestamp())?;
+        check_sign(&inner.secret(), &path, &sign, inner.clock.now().timestamp())?;
         let eid = inner
             .ids
             .decode(&entity, IdKind::Entity)

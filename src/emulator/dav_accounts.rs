@@ -1,4 +1,4 @@
-//! WebDAV account management (`/devices/dav`, contract §8.1).
+//! WebDAV account management (`/devices/dav`, docs/UPSTREAM.md §6).
 
 use super::files::run;
 use super::ids::IdKind;

@@ -1,4 +1,4 @@
-//! The hierarchical in-memory lock table (contract §7.1).
+//! The hierarchical in-memory lock table (docs/UPSTREAM.md §4.9).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};

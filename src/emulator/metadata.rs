@@ -26,7 +26,7 @@ fn is_color(v: &str) -> bool {
         .any(|p| lower.starts_with(p) && lower.ends_with(')'))
 }
 
-/// Validates one metadata key/value (§6.1); errors are 40001.
+/// Validates one metadata key/value (UPSTREAM §4.8); errors are 40001.
 pub fn validate(inner: &Inner, key: &str, value: &str, remove: bool) -> Result<(), ApiError> {
     let bad = || ApiError::new(40001, "Invalid metadata key");
     let (cat, rest) = key.split_once(':').ok_or_else(bad)?;

@@ -160,7 +160,7 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Inner {
-            secret: model.secret.clone(),
+            secret: std::sync::RwLock::new(model.secret.clone()),
             ids: ids::HashIds::new(&model.secret),
             state: Mutex::new(model),
             clock: clock::Clock::default(),
@@ -439,6 +439,14 @@ impl Emulator {
     pub fn file_path_on_disk(&self, email: &str, path: &str) -> Option<PathBuf> {
         let (eid, _) = self.node_of(email, path)?;
         (eid != 0).then(|| self.inner.blob_path(eid))
+    }
+
+    /// Replaces the signing secret, as Cloudreve 4.13's upgrade reset
+    /// `secret_key`: every token and signed URL issued so far stops working
+    /// (object ids stay as they are).
+    pub fn reset_secret_key(&self) {
+        let fresh: [u8; 32] = rand::random();
+        *self.inner.secret.write().unwrap_or_else(|p| p.into_inner()) = fresh.to_vec();
     }
 
     /// Active (unexpired) locks of a user.

@@ -24,8 +24,9 @@ use tokio::sync::{Notify, mpsc, watch};
 pub struct Inner {
     /// The model.
     pub state: Mutex<Model>,
-    /// Instance secret.
-    pub secret: Vec<u8>,
+    /// Signing secret of tokens and download URLs (Cloudreve's
+    /// `secret_key`); it can be replaced, as 4.13's upgrade did.
+    pub secret: std::sync::RwLock<Vec<u8>>,
     /// Id codec.
     pub ids: HashIds,
     /// Test clock.
@@ -45,6 +46,14 @@ pub struct Inner {
 }
 
 impl Inner {
+    /// The current signing secret.
+    pub fn secret(&self) -> Vec<u8> {
+        self.secret
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Locks the model (poison-tolerant).
     pub fn lock(&self) -> MutexGuard<'_, Model> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -251,7 +260,7 @@ pub fn current_user(inner: &Inner, headers: &HeaderMap) -> Result<Option<u64>, A
         return Ok(None);
     };
     let now = inner.clock.now().timestamp();
-    let Some(claims) = super::auth::verify(&inner.secret, t, now) else {
+    let Some(claims) = super::auth::verify(&inner.secret(), t, now) else {
         return Ok(None);
     };
     if claims["token_type"] != "access" {

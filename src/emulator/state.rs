@@ -510,7 +510,7 @@ pub fn new_node(
     }
 }
 
-/// Cloudreve name rules (§3.2).
+/// Cloudreve name rules (docs/UPSTREAM.md §3.4).
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() < 256

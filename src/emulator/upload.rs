@@ -1,4 +1,4 @@
-//! Upload sessions (§5) and `PUT /file/content` (§4.9). All bodies stream to disk.
+//! Upload sessions (UPSTREAM §5.4–§5.7) and `PUT /file/content` (§5.1). All bodies stream to disk.
 
 use super::files::{check_fs, file_json, mkdir_p, parse_uri, policy_json, run, take_locks};
 use super::ids::IdKind;

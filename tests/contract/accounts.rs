@@ -1,4 +1,4 @@
-//! §10 "DAV accounts".
+//! WebDAV accounts (docs/UPSTREAM.md §6).
 
 use cloudreve_dav::cloudreve::{CrUri, DavAccount, DavAccountOptions};
 use reqwest::Method;

@@ -1,5 +1,5 @@
-//! §10 "Envelope and auth", "Errors and batches" (envelope parts) and the
-//! site endpoints.
+//! Envelope and auth (docs/UPSTREAM.md §1.2–§1.5, §2), the envelope parts
+//! of errors and batches (§1.4, §8) and the site endpoints (§2.6).
 
 use std::time::Duration;
 

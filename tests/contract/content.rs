@@ -1,5 +1,5 @@
-//! §10 "Files": `PUT /file/content`, `POST /file/url` + the content route,
-//! `GET /user/capacity`.
+//! Content (docs/UPSTREAM.md §5.1–§5.3): `PUT /file/content`,
+//! `POST /file/url` + the content route; `GET /user/capacity` (§2.5).
 
 use std::time::Duration;
 

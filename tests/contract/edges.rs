@@ -1,4 +1,4 @@
-//! Further contract details around the §10 items: headers, user states,
+//! Further details around the topics of docs/UPSTREAM.md: headers, user states,
 //! trash moves, upload cancel edge cases, limits.
 
 use cloudreve_dav::cloudreve::{

@@ -1,4 +1,5 @@
-//! §10 "Files": list, info, create, rename, move/copy, delete, restore.
+//! Files (docs/UPSTREAM.md §4): list, info, create, rename, move/copy,
+//! delete, restore.
 
 use std::collections::HashSet;
 use std::time::Duration;

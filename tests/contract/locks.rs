@@ -1,4 +1,4 @@
-//! §10 "Locks" and the batch parts of "Errors and batches".
+//! Locks (docs/UPSTREAM.md §4.9) and batch errors (§1.4, §8).
 
 use cloudreve_dav::cloudreve::{CrUri, CreateKind, DownloadUrlOptions, MetadataPatch};
 use cloudreve_dav::emulator::{LockOwner, LockSpec};

@@ -1,4 +1,4 @@
-//! §10 "Metadata and dead properties".
+//! Metadata and dead properties (docs/UPSTREAM.md §4.8).
 
 use std::time::Duration;
 
@@ -150,7 +150,7 @@ async fn metadata_other_users_file_is_refused() {
         foreign = foreign.join(s).expect("join");
     }
     // Without share support the only way to name another user's file is
-    // `id@my`, which the navigator refuses with 403 (§3.1). (A share URI
+    // `id@my`, which the navigator refuses with 403 (UPSTREAM §3.1). (A share URI
     // would reach the owner check, 40082; the emulator has no shares.)
     let e = other
         .patch_metadata(&[foreign], &[MetadataPatch::set("customize:k", "v")])

@@ -1,5 +1,5 @@
-//! §10 "Uploads": sessions, chunks, cancel, policy types, the client's
-//! writer, and the big-transfer test.
+//! Uploads (docs/UPSTREAM.md §5.4–§5.7): sessions, chunks, cancel, policy
+//! types, the client's writer, and the big-transfer test.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

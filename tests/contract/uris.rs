@@ -1,4 +1,4 @@
-//! §10 "URIs": parsing, emitted escaping, `id@my`, name rules.
+//! URIs (docs/UPSTREAM.md §3): parsing, emitted escaping, `id@my`, name rules.
 
 use cloudreve_dav::cloudreve::{CrUri, CreateKind, EntityType, UploadRequest};
 use reqwest::Method;

@@ -151,6 +151,23 @@ impl TestUpstream {
         }
     }
 
+    /// The size of the file at `path` as stored upstream, or `None` when
+    /// there is no such file (without reading its bytes).
+    pub async fn file_size(&self, email: &str, path: &str) -> Option<u64> {
+        match self.server() {
+            Server::Emulator(e) => match e.file_path_on_disk(email, path) {
+                Some(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+                // No blob: an empty file, or nothing at all.
+                None => e.file_bytes(email, path).map(|b| b.len() as u64),
+            },
+            Server::Real(_) => {
+                let s = self.sign_in(email).await;
+                let info = s.info(&CrUri::my_path(path).ok()?, false).await.ok()?;
+                (!info.is_folder()).then_some(info.size.max(0) as u64)
+            }
+        }
+    }
+
     /// The names in the folder at `path`, or `None` when it is not a folder.
     pub async fn child_names(&self, email: &str, path: &str) -> Option<Vec<String>> {
         match self.server() {
