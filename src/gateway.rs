@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::cloudreve::{Client, ClientOptions, Error as CrError, Session};
+use crate::cloudreve::{Client, ClientOptions, Error as CrError, Session, version};
 use crate::config::{Config, UserSecret};
 use crate::dav::{DavGateway, DavSettings, SessionLookup};
 use crate::front::{
@@ -133,6 +133,7 @@ pub fn client_options(config: &Config) -> ClientOptions {
 pub async fn sign_in_users(config: &Config) -> anyhow::Result<Sessions> {
     let client = Client::with_options(&config.upstream, client_options(config))
         .with_context(|| format!("bad upstream URL {:?}", config.upstream))?;
+    check_upstream_version(&client, &config.upstream).await?;
     let mut sessions = Vec::new();
     for user in &config.users {
         let mut attempt = 0;
@@ -161,6 +162,44 @@ pub async fn sign_in_users(config: &Config) -> anyhow::Result<Sessions> {
         sessions.push((user.email.clone(), session));
     }
     Ok(Sessions::new(sessions))
+}
+
+/// Refuses an upstream older than the oldest supported Cloudreve (v3, or
+/// anything that is not Cloudreve) before any user signs in, so the
+/// operator gets one clear message instead of odd failures later; warns
+/// when it is older than the tested version. Transient failures are
+/// retried like sign-ins.
+async fn check_upstream_version(client: &Client, upstream: &str) -> anyhow::Result<()> {
+    let mut attempt = 0;
+    let answered = loop {
+        attempt += 1;
+        match client.ping().await {
+            Ok(v) => break v,
+            Err(e) if attempt < SIGN_IN_ATTEMPTS && is_transient(&e) => {
+                tracing::warn!(error = %e, attempt, "upstream ping failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "{upstream} does not answer as a Cloudreve v4 server (GET /api/v4/site/ping): {e}"
+                ));
+            }
+        }
+    };
+    match version::classify(&answered) {
+        version::Support::Tested => {
+            tracing::info!(version = %answered, "upstream Cloudreve version");
+        }
+        version::Support::Older => tracing::warn!(
+            version = %answered,
+            tested = version::TESTED,
+            "upstream Cloudreve is older than the version this gateway is tested with"
+        ),
+        version::Support::Unsupported(why) => {
+            return Err(anyhow::anyhow!("{upstream}: {why}"));
+        }
+    }
+    Ok(())
 }
 
 fn is_transient(e: &CrError) -> bool {

@@ -48,9 +48,19 @@ pub async fn check(config: &Config) -> anyhow::Result<String> {
             config.upstream
         )
     })?;
+    let support = match crate::cloudreve::version::classify(&version) {
+        crate::cloudreve::version::Support::Tested => String::new(),
+        crate::cloudreve::version::Support::Older => format!(
+            " (older than {}, the version this gateway is tested with)",
+            crate::cloudreve::version::TESTED
+        ),
+        crate::cloudreve::version::Support::Unsupported(why) => {
+            return Err(anyhow!("upstream {}: {why}", config.upstream));
+        }
+    };
     let _ = writeln!(
         out,
-        "upstream: {} reachable, Cloudreve {version}",
+        "upstream: {} reachable, Cloudreve {version}{support}",
         config.upstream
     );
     let mut failures = Vec::new();

@@ -102,7 +102,7 @@ async fn metrics_count_requests_bytes_auth_failures_locks_and_upstream_calls() {
     assert_eq!(h.status(), 200);
     let r = http.get(format!("{admin}readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.text().await.unwrap(), "ready: Cloudreve 4.0.0\n");
+    assert_eq!(r.text().await.unwrap(), "ready: Cloudreve 4.18.0\n");
     // The admin paths are not in the WebDAV namespace.
     let r = http
         .get(format!("{url}metrics"))

@@ -248,7 +248,7 @@ async fn check_reports_version_users_and_accounts_and_fails_clearly() {
     let ok = run(&["check"], &good).await;
     assert!(ok.status.success(), "{}", stderr(&ok));
     let out = stdout(&ok);
-    assert!(out.contains("Cloudreve 4.0.0"), "{out}");
+    assert!(out.contains("Cloudreve 4.18.0"), "{out}");
     assert!(
         out.contains(&format!(
             "user {EMAIL}: signed in, 2 WebDAV account(s) (1 read-only)"

@@ -211,3 +211,123 @@ async fn account_scope_cannot_be_escaped() {
     );
     stack.stop().await;
 }
+
+/// Cloudreve 4.13's upgrade reset `secret_key`, which invalidated every
+/// token and signed URL: the gateway signs in again on its own, and WebDAV
+/// clients see no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_key_reset_upstream_is_invisible_to_clients() {
+    let mut stack = Stack::start().await;
+    let (_, pw) = stack.account("/", false).await;
+    stack.gateway.front().authenticator().refresh_all().await;
+    let addr = stack.gateway.addr();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{addr}{p}");
+    let r = http
+        .put(url("/before.txt"))
+        .basic_auth(EMAIL, Some(&pw))
+        .body("before")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    stack.up.reset_secret_key().await;
+
+    let r = http
+        .get(url("/before.txt"))
+        .basic_auth(EMAIL, Some(&pw))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), &b"before"[..]);
+    let r = http
+        .put(url("/after.txt"))
+        .basic_auth(EMAIL, Some(&pw))
+        .body("after")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        raw(addr, "PROPFIND", "/", &pw, &[("Depth", "1")]).await,
+        207
+    );
+    assert_eq!(
+        stack.up.file_bytes(EMAIL, "/after.txt").await.as_deref(),
+        Some(&b"after"[..])
+    );
+    // New accounts are still learnt (the account list is fetched with the
+    // renewed session too).
+    let (_, pw2) = stack.account("/", true).await;
+    assert_eq!(
+        raw(addr, "PROPFIND", "/", &pw2, &[("Depth", "0")]).await,
+        207
+    );
+    stack.stop().await;
+}
+
+/// Answers every request on a loopback port with `content_type` and
+/// `body` (an upstream that is not a supported Cloudreve).
+async fn fixed_server(content_type: &'static str, body: &'static str) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Cloudreve older than 4.0 (or a URL that is not Cloudreve's site root)
+/// is refused before anyone signs in, with a message that says why.
+#[tokio::test]
+async fn an_unsupported_upstream_is_refused_at_start() {
+    use cloudreve_dav::config::{self, ServeArgs};
+    let cases = [
+        (
+            "application/json",
+            r#"{"code":0,"data":"3.8.3","msg":""}"#,
+            "older than 4.0.0",
+        ),
+        (
+            "text/html",
+            "<!doctype html><html><body>a web page</body></html>",
+            "HTML page",
+        ),
+    ];
+    for (ct, body, want) in cases {
+        let url = fixed_server(ct, body).await;
+        let args = ServeArgs {
+            upstream: Some(url.clone()),
+            ..ServeArgs::default()
+        };
+        let config = config::load_with_env(&args, &|key: &str| match key {
+            "CLOUDREVE_DAV_USER_EMAIL" => Some(EMAIL.to_string()),
+            "CLOUDREVE_DAV_USER_PASSWORD" => Some("x".to_string()),
+            _ => None,
+        })
+        .unwrap();
+        let err = cloudreve_dav::gateway::sign_in_users(&config)
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains(want), "{err:#}");
+    }
+}

@@ -28,6 +28,7 @@ mod reader;
 mod session;
 mod types;
 mod uri;
+pub mod version;
 mod writer;
 
 #[cfg(test)]

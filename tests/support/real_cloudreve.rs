@@ -43,6 +43,7 @@ pub fn configured_bin() -> Option<PathBuf> {
 /// One running Cloudreve process.
 pub struct RealCloudreve {
     url: String,
+    bin: PathBuf,
     child: Child,
     http: reqwest::Client,
     admin_token: String,
@@ -69,17 +70,7 @@ impl RealCloudreve {
             ),
         )
         .expect("write conf.ini");
-        let log = std::fs::File::create(dir.path().join("cloudreve.log")).expect("log file");
-        let child = Command::new(bin)
-            .arg("-w")
-            .arg("-c")
-            .arg(&conf)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {BIN_VAR}={}: {e}", bin.display()));
+        let child = spawn(bin, dir.path());
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(60))
@@ -87,6 +78,7 @@ impl RealCloudreve {
             .expect("http client");
         let mut me = RealCloudreve {
             url,
+            bin: bin.to_path_buf(),
             child,
             http,
             admin_token: String::new(),
@@ -108,6 +100,28 @@ impl RealCloudreve {
     /// The folder holding `conf.ini`, the database, uploads and the log.
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Restarts the server with a new `secret_key` (through the
+    /// configuration's `[OptionOverwrite]` section), which is what the 4.13
+    /// upgrade did to every site: all tokens and signed URLs issued so far
+    /// stop working; files, users and WebDAV accounts stay.
+    pub async fn reset_secret_key(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let conf = self.dir.path().join("conf.ini");
+        let mut text = std::fs::read_to_string(&conf).expect("read conf.ini");
+        if let Some(i) = text.find("\n[OptionOverwrite]") {
+            text.truncate(i + 1);
+        }
+        text.push_str(&format!(
+            "\n[OptionOverwrite]\nsecret_key = {}\n",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&conf, text).expect("write conf.ini");
+        self.child = spawn(&self.bin, self.dir.path());
+        self.wait_ready().await;
+        self.admin_token = self.access_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     }
 
     /// Polls `/api/v4/site/ping` until it answers (bounded); a process that
@@ -252,6 +266,26 @@ impl Drop for RealCloudreve {
             eprintln!("Cloudreve log of {}:\n{}", self.url, self.log_tail());
         }
     }
+}
+
+/// Starts `bin` in `dir` (its `conf.ini`), output appended to
+/// `cloudreve.log`.
+fn spawn(bin: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("cloudreve.log"))
+        .expect("log file");
+    Command::new(bin)
+        .arg("-w")
+        .arg("-c")
+        .arg(dir.join("conf.ini"))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {BIN_VAR}={}: {e}", bin.display()))
 }
 
 /// A port that was free a moment ago on 127.0.0.1.

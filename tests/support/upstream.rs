@@ -199,6 +199,16 @@ impl TestUpstream {
             .unwrap_or(0)
     }
 
+    /// Invalidates every token and signed URL issued so far, as Cloudreve
+    /// 4.13's upgrade did by resetting `secret_key` (a real server is
+    /// restarted with a new key; the emulator swaps its secret).
+    pub async fn reset_secret_key(&mut self) {
+        match self.server.as_mut().expect("upstream running") {
+            Server::Emulator(e) => e.reset_secret_key(),
+            Server::Real(r) => r.reset_secret_key().await,
+        }
+    }
+
     /// Restarts the emulator on the same address and data folder `dir`
     /// (the one given to [`Self::start`]): locks and upload sessions are
     /// lost, files and tokens survive.
