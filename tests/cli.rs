@@ -2,6 +2,9 @@
 //! JSON line when ready, serve, and stop on SIGTERM; `demo --data` keeps
 //! files and credentials across runs.
 
+mod support;
+use support::upstream::TestUpstream;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -186,13 +189,10 @@ async fn emulator_prints_upstream_url_and_signs_in_cli_users() {
 
 #[tokio::test]
 async fn serve_reads_toml_and_secret_file_serves_tls_and_stops_on_sigterm() {
-    use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
 
     let dir = tempfile::tempdir().unwrap();
-    let emulator = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
-        .await
-        .unwrap();
-    emulator.add_user("srv@example.com", "srv-login-password");
+    let emulator = TestUpstream::start(dir.path()).await;
+    emulator.add_user("srv@example.com", "srv-login-password").await;
     let session = cloudreve_dav::cloudreve::Client::new(&emulator.url())
         .unwrap()
         .sign_in("srv@example.com", "srv-login-password")

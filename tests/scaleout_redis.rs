@@ -6,6 +6,9 @@
 //! stops on both, failed logins add up, and with Redis gone lock requests
 //! fail with 503 while reads go on.
 
+mod support;
+use support::upstream::TestUpstream;
+
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -13,7 +16,6 @@ use std::time::Duration;
 
 use cloudreve_dav::cloudreve::{Client, CrUri, DavAccountOptions, Session};
 use cloudreve_dav::config::{self, ServeArgs};
-use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
 use cloudreve_dav::gateway::{self, RunningGateway, Sessions};
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -107,7 +109,7 @@ impl Drop for RedisServer {
 /// One emulator, one Redis, two gateway instances.
 struct Farm {
     redis: RedisServer,
-    emulator: Emulator,
+    emulator: TestUpstream,
     a: RunningGateway,
     b: RunningGateway,
     session: Session,
@@ -119,7 +121,7 @@ struct Farm {
 async fn instance(
     dir: &Path,
     name: &str,
-    emu: &Emulator,
+    emu: &TestUpstream,
     redis: &str,
     extra_env: &[(&str, &str)],
 ) -> RunningGateway {
@@ -162,10 +164,8 @@ impl Farm {
     async fn start(extra_env: &[(&str, &str)]) -> Farm {
         let dir = tempfile::tempdir().expect("tempdir");
         let redis = RedisServer::start(dir.path()).await;
-        let emulator = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
-            .await
-            .expect("emulator");
-        emulator.add_user(EMAIL, LOGIN);
+        let emulator = TestUpstream::start(dir.path()).await;
+        emulator.add_user(EMAIL, LOGIN).await;
         let session = Client::new(&emulator.url())
             .expect("client")
             .sign_in(EMAIL, LOGIN)

@@ -1,6 +1,9 @@
 //! `serve` re-reads its TLS certificate on SIGHUP: new connections see the
 //! new certificate, and invalid files keep the old one (with a log line).
 
+mod support;
+use support::upstream::TestUpstream;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -60,12 +63,9 @@ async fn wait_log(rx: &mut mpsc::UnboundedReceiver<String>, message: &str) -> Va
 
 #[tokio::test]
 async fn sighup_swaps_the_certificate_and_keeps_it_when_files_are_bad() {
-    use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
     let dir = tempfile::tempdir().unwrap();
-    let emulator = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
-        .await
-        .unwrap();
-    emulator.add_user("tls@example.com", "tls-pw");
+    let emulator = TestUpstream::start(dir.path()).await;
+    emulator.add_user("tls@example.com", "tls-pw").await;
 
     let a = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let b = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
