@@ -189,10 +189,11 @@ async fn emulator_prints_upstream_url_and_signs_in_cli_users() {
 
 #[tokio::test]
 async fn serve_reads_toml_and_secret_file_serves_tls_and_stops_on_sigterm() {
-
     let dir = tempfile::tempdir().unwrap();
     let emulator = TestUpstream::start(dir.path()).await;
-    emulator.add_user("srv@example.com", "srv-login-password").await;
+    emulator
+        .add_user("srv@example.com", "srv-login-password")
+        .await;
     let session = cloudreve_dav::cloudreve::Client::new(&emulator.url())
         .unwrap()
         .sign_in("srv@example.com", "srv-login-password")

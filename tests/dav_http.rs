@@ -64,7 +64,15 @@ async fn depth1_listing_makes_no_per_entry_calls() {
         let n = format!("file {i}").len() as u64;
         gw.session.put_content(&u, None, body, n).await.unwrap();
     }
-    // Any /file/info call (per-entry metadata) would now fail the request.
+    // One /file/info call is expected: the folder's own entry (Cloudreve's
+    // listing names the folder without its metadata). Any further one
+    // (per-entry metadata) would now fail the request.
+    gw.up.add_fault(Fault {
+        method: None,
+        path_prefix: "/api/v4/file/info".into(),
+        kind: FaultKind::Latency(std::time::Duration::ZERO),
+        times: Some(1),
+    });
     gw.up.add_fault(Fault {
         method: None,
         path_prefix: "/api/v4/file/info".into(),
@@ -112,6 +120,14 @@ async fn failed_listing_is_an_error_never_an_empty_folder() {
         assert_eq!(gw.put(&format!("/d/{i}"), "x").await, 201);
     }
     gw.up.set_max_page_size(5);
+    // The folder's own entry (`/file/info`, asked alongside the listing)
+    // always answers; the faults below hit listing calls only.
+    gw.up.add_fault(Fault {
+        method: Some(Method::GET),
+        path_prefix: "/api/v4/file/info".into(),
+        kind: FaultKind::Latency(std::time::Duration::ZERO),
+        times: None,
+    });
     // First page fails: an error status.
     gw.up.add_fault(Fault {
         method: Some(Method::GET),
@@ -805,5 +821,30 @@ async fn quota_properties_and_dead_properties() {
         .unwrap();
     let body = r.text().await.unwrap();
     assert_eq!(body.matches(">red<").count(), 1, "exactly once: {body}");
+    gw.stop().await;
+}
+
+/// Clients that create the same folder at the same moment (rclone and
+/// davfs2 create parents in parallel) get one 201 and 405s, never a 423
+/// from Cloudreve's short-lived create lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_mkcols_of_one_folder_are_201_and_405() {
+    let gw = Gw::start().await;
+    for round in 0..8 {
+        let path = format!("/race{round}");
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let req = gw.req("MKCOL", &path);
+            tasks.push(tokio::spawn(async move {
+                req.send().await.expect("mkcol").status().as_u16()
+            }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.expect("task"));
+        }
+        statuses.sort();
+        assert_eq!(statuses, vec![201, 405, 405, 405], "{path}");
+    }
     gw.stop().await;
 }

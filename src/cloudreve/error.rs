@@ -98,6 +98,11 @@ pub enum ErrorCode {
     OwnerOnly,
     /// 40083: purchase required (Pro).
     PurchaseRequired,
+    /// 40088: anonymous access refused (4.12+).
+    AnonymousAccessDenied,
+    /// 40089: the token's OAuth scopes do not cover the call (4.12+; tokens
+    /// from a password sign-in carry no scopes and are never refused so).
+    InsufficientScope,
     /// 50001: database error (also a valid JWT for a deleted/banned user).
     DbError,
     /// 50004: storage I/O failed.
@@ -155,6 +160,8 @@ impl ErrorCode {
             40081 => BatchOperationNotFullyCompleted,
             40082 => OwnerOnly,
             40083 => PurchaseRequired,
+            40088 => AnonymousAccessDenied,
+            40089 => InsufficientScope,
             50001 => DbError,
             50004 => IoFailed,
             50005 => InternalSetting,
@@ -206,6 +213,8 @@ impl ErrorCode {
             BatchOperationNotFullyCompleted => 40081,
             OwnerOnly => 40082,
             PurchaseRequired => 40083,
+            AnonymousAccessDenied => 40088,
+            InsufficientScope => 40089,
             DbError => 50001,
             IoFailed => 50004,
             InternalSetting => 50005,
@@ -402,7 +411,13 @@ impl Error {
     pub fn is_permission_denied(&self) -> bool {
         matches!(
             self.code(),
-            Some(ErrorCode::NoPermission | ErrorCode::OwnerOnly | ErrorCode::GroupNotAllowed)
+            Some(
+                ErrorCode::NoPermission
+                    | ErrorCode::OwnerOnly
+                    | ErrorCode::GroupNotAllowed
+                    | ErrorCode::AnonymousAccessDenied
+                    | ErrorCode::InsufficientScope
+            )
         )
     }
 
@@ -676,7 +691,7 @@ mod tests {
             203, 401, 403, 404, 409, 40001, 40004, 40005, 40006, 40007, 40011, 40012, 40013, 40016,
             40017, 40018, 40019, 40020, 40022, 40026, 40044, 40049, 40050, 40051, 40052, 40053,
             40054, 40069, 40071, 40073, 40074, 40075, 40076, 40077, 40079, 40080, 40081, 40082,
-            40083, 50001, 50004, 50005, -1, 12345,
+            40083, 40088, 40089, 50001, 50004, 50005, -1, 12345,
         ] {
             assert_eq!(ErrorCode::from_i64(c).as_i64(), c);
             if c != 12345 {

@@ -41,6 +41,12 @@ use super::read::ReadFile;
 use super::service::DeleteMode;
 use super::write::{WriteFile, WriteGuard};
 
+/// Retries of a MKCOL that met a lock conflict (a racing create of the same
+/// folder), and the first pause between them (doubled each time: 50 ms up
+/// to 400 ms, under a second in all).
+const MKCOL_RACE_RETRIES: usize = 4;
+const MKCOL_RACE_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Name prefix of the private staging folders used for same-folder copies.
 pub const STAGING_PREFIX: &str = ".cloudreve-dav-staging-";
 /// Name prefix of a destination that `Overwrite: T` is replacing while the
@@ -207,7 +213,11 @@ impl CloudreveFs {
                 .await
                 .map_err(|e| map_err(ctx, "list", &e))?,
         };
-        if let Some(p) = &first.parent {
+        // A listing's folder entry carries no metadata; remember it only
+        // when it does (the drive root has none to carry).
+        if let Some(p) = &first.parent
+            && (p.metadata.is_some() || uri.is_root())
+        {
             ctx.remember(uri.clone(), p.clone());
         }
         let parked = match &ctx.park {
@@ -313,10 +323,29 @@ impl CloudreveFs {
             return with_replaced(ctx, &uri, copy_obj(ctx, &src, &uri)).await;
         }
         parent_is_dir(ctx, &uri).await?;
-        let r = ctx
+        // Cloudreve locks the path while it creates a folder, so a second
+        // client creating the same folder at that moment (rclone and davfs2
+        // create parents in parallel) meets a lock conflict that lasts
+        // only as long as the first create. Retry a few times; once the
+        // folder exists the answer becomes the usual 405.
+        let mut pause = MKCOL_RACE_FIRST_PAUSE;
+        let mut r = ctx
             .session
             .create(&uri, CreateKind::Folder, true, None)
             .await;
+        for _ in 0..MKCOL_RACE_RETRIES {
+            match &r {
+                Err(e) if e.is_locked() => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    r = ctx
+                        .session
+                        .create(&uri, CreateKind::Folder, true, None)
+                        .await;
+                }
+                _ => break,
+            }
+        }
         ctx.forget_all();
         r.map(drop).map_err(|e| map_err(ctx, "create", &e))
     }

@@ -637,7 +637,13 @@ pub async fn respond(
     } else {
         None
     };
-    let target = match first.as_ref().and_then(|p| p.parent.clone()) {
+    // A listing's own folder entry lacks metadata unless the pre-flight
+    // replaced it with the folder's full entry.
+    let target = match first
+        .as_ref()
+        .and_then(|p| p.parent.clone())
+        .filter(|f| f.metadata.is_some() || uri.is_root())
+    {
         Some(f) => f,
         None => lookup(&ctx, &uri).await?,
     };

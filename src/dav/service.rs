@@ -686,13 +686,28 @@ impl DavService for DavGateway {
             && ctx.depth.as_deref() == Some("1")
             && let Some(uri) = ctx.target.clone()
         {
-            match ctx
-                .session
-                .list_page(&uri, self.settings.page_size, None)
-                .await
-            {
-                Ok(page) => {
-                    if let Some(p) = &page.parent {
+            // Cloudreve's listing names its folder without the folder's
+            // metadata (dead properties, kept times), so the folder's own
+            // entry is asked for alongside, in parallel.
+            let own_entry = async {
+                if uri.is_root() {
+                    None
+                } else {
+                    ctx.session.info(&uri, false).await.ok()
+                }
+            };
+            let (listed, own) = tokio::join!(
+                ctx.session.list_page(&uri, self.settings.page_size, None),
+                own_entry
+            );
+            match listed {
+                Ok(mut page) => {
+                    if let Some(f) = own.filter(|f| f.is_folder()) {
+                        page.parent = Some(f);
+                    }
+                    if let Some(p) = &page.parent
+                        && (p.metadata.is_some() || uri.is_root())
+                    {
                         ctx.remember(uri.clone(), p.clone());
                     }
                     ctx.set_first_page(uri, page);

@@ -386,7 +386,8 @@ pub async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -
                 }
                 (
                     n.children.values().copied().collect(),
-                    file_json(&inner, n, uri::emit("my", segs), true),
+                    // Cloudreve lists the folder itself without metadata.
+                    file_json(&inner, n, uri::emit("my", segs), false),
                     "my",
                 )
             }
