@@ -5,6 +5,7 @@
 //! and cancel the rest).
 
 mod faults_common;
+mod support;
 
 use std::path::Path;
 use std::time::Duration;
@@ -53,7 +54,11 @@ async fn missing(up: &Upstream, path: &str) -> bool {
 #[tokio::test]
 async fn client_disconnect_mid_put_leaves_old_content_and_nothing_open() {
     let up = Upstream::start().await;
-    up.emu.set_chunk_size(128 * 1024);
+    skip_on_real!(
+        up,
+        "shrinks the policy chunk size so the PUT is cut mid-upload, and counts the upload sessions and locks left open (not listable on a real server)"
+    );
+    up.emu().set_chunk_size(128 * 1024);
     let gw = up.gateway(|_| {}).await;
     assert_eq!(gw.put("/old.bin", "old").await, 201);
     let data = pattern(1_000_000, 9);
@@ -74,7 +79,7 @@ async fn client_disconnect_mid_put_leaves_old_content_and_nothing_open() {
             .expect("feed");
         if known {
             assert!(
-                eventually(async || up.emu.upload_sessions(EMAIL) == 1).await,
+                eventually(async || up.emu().upload_sessions(EMAIL) == 1).await,
                 "{path}: upload session opened"
             );
             assert_eq!(journal_len(&up.state_dir()), 1, "{path}: journaled");
@@ -105,7 +110,7 @@ async fn client_disconnect_mid_put_leaves_old_content_and_nothing_open() {
             "{path}: journal emptied"
         );
     }
-    assert_eq!(up.bytes("/old.bin").as_deref(), Some(&b"old"[..]));
+    assert_eq!(up.bytes("/old.bin").await.as_deref(), Some(&b"old"[..]));
     assert!(missing(&up, "/new.bin").await, "no placeholder left");
     assert!(missing(&up, "/spooled.bin").await, "no placeholder left");
     assert!(
@@ -121,7 +126,11 @@ async fn client_disconnect_mid_put_leaves_old_content_and_nothing_open() {
 #[tokio::test]
 async fn sigkill_mid_upload_then_restart_cancels_the_journaled_session() {
     let up = Upstream::start().await;
-    up.emu.set_chunk_size(128 * 1024);
+    skip_on_real!(
+        up,
+        "shrinks the policy chunk size so the gateway dies mid-upload, and checks the upload session and lock it left open (not listable on a real server)"
+    );
+    up.emu().set_chunk_size(128 * 1024);
     up.session
         .put_content(
             &CrUri::my_path("/doc.bin").expect("uri"),
@@ -136,7 +145,7 @@ async fn sigkill_mid_upload_then_restart_cancels_the_journaled_session() {
     let http = reqwest::Client::new();
     let data = pattern(1_000_000, 4);
 
-    let mut gw = GwProc::spawn(&up.emu.url(), &state, &spool, &[]).await;
+    let mut gw = GwProc::spawn(&up.upstream.url(), &state, &spool, &[]).await;
     let (tx, put) = start_put(
         &http,
         format!("{}/doc.bin", gw.url),
@@ -147,7 +156,7 @@ async fn sigkill_mid_upload_then_restart_cancels_the_journaled_session() {
         .await
         .expect("feed");
     assert!(
-        eventually(async || up.emu.upload_sessions(EMAIL) == 1).await,
+        eventually(async || up.emu().upload_sessions(EMAIL) == 1).await,
         "upload session opened"
     );
     assert!(
@@ -165,20 +174,20 @@ async fn sigkill_mid_upload_then_restart_cancels_the_journaled_session() {
     drop(tx);
     // The kill left the session (and its upload lock) open upstream, and
     // the old content in place.
-    assert_eq!(up.emu.upload_sessions(EMAIL), 1);
+    assert_eq!(up.emu().upload_sessions(EMAIL), 1);
     assert!(
-        up.emu
+        up.emu()
             .active_locks(EMAIL)
             .iter()
             .any(|l| l.app_type == "upload"),
         "upload lock held: {:?}",
-        up.emu.active_locks(EMAIL)
+        up.emu().active_locks(EMAIL)
     );
-    assert_eq!(up.bytes("/doc.bin").as_deref(), Some(&b"old"[..]));
+    assert_eq!(up.bytes("/doc.bin").await.as_deref(), Some(&b"old"[..]));
     assert_eq!(journal_len(&state), 1, "the journal survived the kill");
 
     // The next start cancels it.
-    let gw2 = GwProc::spawn(&up.emu.url(), &state, &spool, &[]).await;
+    let gw2 = GwProc::spawn(&up.upstream.url(), &state, &spool, &[]).await;
     assert!(
         eventually(async || up.leftovers() == (0, 0)).await,
         "leftovers after restart: {:?}",
@@ -188,7 +197,7 @@ async fn sigkill_mid_upload_then_restart_cancels_the_journaled_session() {
         eventually(async || journal_len(&state) == 0).await,
         "journal cleared"
     );
-    assert_eq!(up.bytes("/doc.bin").as_deref(), Some(&b"old"[..]));
+    assert_eq!(up.bytes("/doc.bin").await.as_deref(), Some(&b"old"[..]));
     // The file is writable again (no upload lock in the way), once the
     // new process has learnt the WebDAV accounts.
     assert!(
@@ -214,7 +223,7 @@ async fn sigkill_mid_upload_then_restart_cancels_the_journaled_session() {
         .await
         .expect("put");
     assert!(r.status().is_success(), "{}", r.status());
-    assert_eq!(up.bytes("/doc.bin").as_deref(), Some(&b"new"[..]));
+    assert_eq!(up.bytes("/doc.bin").await.as_deref(), Some(&b"new"[..]));
     gw2.signal("TERM");
     let mut child = gw2.child;
     let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
@@ -223,7 +232,11 @@ async fn sigkill_mid_upload_then_restart_cancels_the_journaled_session() {
 #[tokio::test]
 async fn sigterm_finishes_inflight_requests_then_cuts_and_cancels_the_rest() {
     let up = Upstream::start().await;
-    up.emu.set_chunk_size(128 * 1024);
+    skip_on_real!(
+        up,
+        "shrinks the policy chunk size and counts the uploads in flight and left open (upload sessions are not listable on a real server)"
+    );
+    up.emu().set_chunk_size(128 * 1024);
     for p in ["/a.bin", "/b.bin"] {
         up.session
             .put_content(
@@ -240,7 +253,7 @@ async fn sigterm_finishes_inflight_requests_then_cuts_and_cancels_the_rest() {
     let http = reqwest::Client::new();
     let data = pattern(500_000, 6);
     let mut gw = GwProc::spawn(
-        &up.emu.url(),
+        &up.upstream.url(),
         &state,
         &spool,
         &[("CLOUDREVE_DAV_SHUTDOWN_GRACE_SECS", "4")],
@@ -265,7 +278,7 @@ async fn sigterm_finishes_inflight_requests_then_cuts_and_cancels_the_rest() {
             .expect("feed");
     }
     assert!(
-        eventually(async || up.emu.upload_sessions(EMAIL) == 2).await,
+        eventually(async || up.emu().upload_sessions(EMAIL) == 2).await,
         "two uploads in flight"
     );
 
@@ -301,8 +314,8 @@ async fn sigterm_finishes_inflight_requests_then_cuts_and_cancels_the_rest() {
         .expect("wait");
     assert!(status.success(), "clean exit: {status}");
 
-    assert_eq!(up.bytes("/a.bin").as_deref(), Some(&data[..]));
-    assert_eq!(up.bytes("/b.bin").as_deref(), Some(&b"old"[..]));
+    assert_eq!(up.bytes("/a.bin").await.as_deref(), Some(&data[..]));
+    assert_eq!(up.bytes("/b.bin").await.as_deref(), Some(&b"old"[..]));
     assert_eq!(up.leftovers(), (0, 0), "the cut upload was cancelled");
     assert_eq!(journal_len(&state), 0);
 }

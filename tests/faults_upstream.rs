@@ -5,6 +5,7 @@
 //! transparently; a slow upstream hits the configured timeout.
 
 mod faults_common;
+mod support;
 
 use std::time::Duration;
 
@@ -76,8 +77,8 @@ async fn unreachable_upstream_gives_retryable_errors_and_writes_nothing() {
     up.proxy.up().await;
 
     // Nothing changed upstream, nothing left open.
-    assert_eq!(up.bytes("/a.txt").as_deref(), Some(&b"old"[..]));
-    assert_eq!(up.bytes("/b.txt").as_deref(), Some(&b"bee"[..]));
+    assert_eq!(up.bytes("/a.txt").await.as_deref(), Some(&b"old"[..]));
+    assert_eq!(up.bytes("/b.txt").await.as_deref(), Some(&b"bee"[..]));
     for p in ["/new.txt", "/dir", "/c.txt", "/d.txt"] {
         assert!(
             up.session
@@ -102,6 +103,10 @@ async fn unreachable_upstream_gives_retryable_errors_and_writes_nothing() {
 #[tokio::test]
 async fn upstream_5xx_and_code_minus_one_give_retryable_errors() {
     let up = Upstream::start().await;
+    skip_on_real!(
+        up,
+        "injects upstream 5xx and `code: -1` answers on each route"
+    );
     let gw = up.gateway(|_| {}).await;
     assert_eq!(gw.put("/a.txt", "old").await, 201);
     assert_eq!(gw.put("/m.txt", "move me").await, 201);
@@ -180,14 +185,14 @@ async fn upstream_5xx_and_code_minus_one_give_retryable_errors() {
         ),
     ];
     for (what, f, rb) in cases {
-        up.emu.add_fault(f);
+        up.emu().add_fault(f);
         let r = rb.send().await.expect(what);
-        up.emu.clear_faults();
+        up.emu().clear_faults();
         assert_retryable(&r, what);
     }
-    assert_eq!(up.bytes("/a.txt").as_deref(), Some(&b"old"[..]));
-    assert_eq!(up.bytes("/m.txt").as_deref(), Some(&b"move me"[..]));
-    assert!(up.bytes("/dir-m.txt").is_none());
+    assert_eq!(up.bytes("/a.txt").await.as_deref(), Some(&b"old"[..]));
+    assert_eq!(up.bytes("/m.txt").await.as_deref(), Some(&b"move me"[..]));
+    assert!(up.bytes("/dir-m.txt").await.is_none());
     assert!(
         eventually(async || up.leftovers() == (0, 0)).await,
         "upload sessions/locks left: {:?}",
@@ -199,6 +204,10 @@ async fn upstream_5xx_and_code_minus_one_give_retryable_errors() {
 #[tokio::test]
 async fn download_cut_upstream_aborts_the_response() {
     let up = Upstream::start().await;
+    skip_on_real!(
+        up,
+        "injects a download cut upstream mid-body and before the head"
+    );
     let gw = up.gateway(|_| {}).await;
     let data = pattern(1_000_000, 3);
     assert_eq!(gw.put("/big.bin", data.clone()).await, 201);
@@ -207,7 +216,7 @@ async fn download_cut_upstream_aborts_the_response() {
         ("cut after 200000 bytes", FaultKind::DropAfterBytes(200_000)),
         ("cut before the head", FaultKind::DropConnection),
     ] {
-        up.emu.add_fault(fault(
+        up.emu().add_fault(fault(
             Some(Method::GET),
             "/api/v4/file/content/",
             kind,
@@ -238,7 +247,7 @@ async fn download_cut_upstream_aborts_the_response() {
         } else {
             assert_retryable(&r, what);
         }
-        up.emu.clear_faults();
+        up.emu().clear_faults();
     }
     // Once the faults are gone the file is served whole again.
     let r = gw.req("GET", "/big.bin").send().await.expect("get");
@@ -250,7 +259,11 @@ async fn download_cut_upstream_aborts_the_response() {
 #[tokio::test]
 async fn token_expiry_mid_upload_is_refreshed_transparently() {
     let up = Upstream::start().await;
-    up.emu.set_chunk_size(64 * 1024);
+    skip_on_real!(
+        up,
+        "shrinks the policy chunk size and moves the emulator's clock two hours ahead mid-upload"
+    );
+    up.emu().set_chunk_size(64 * 1024);
     let gw = up.gateway(|_| {}).await;
     assert_eq!(gw.put("/long.bin", "old").await, 201);
     let data = pattern(600_000, 5);
@@ -267,11 +280,11 @@ async fn token_expiry_mid_upload_is_refreshed_transparently() {
         .await
         .expect("feed");
     assert!(
-        eventually(async || up.emu.upload_sessions(EMAIL) == 1).await,
+        eventually(async || up.emu().upload_sessions(EMAIL) == 1).await,
         "upload session opened"
     );
     // Two hours later the gateway's access token is dead upstream.
-    up.emu.advance_clock(Duration::from_secs(7200));
+    up.emu().advance_clock(Duration::from_secs(7200));
     for part in data[150_000..].chunks(50_000) {
         tx.send(Bytes::copy_from_slice(part)).await.expect("feed");
     }
@@ -282,7 +295,7 @@ async fn token_expiry_mid_upload_is_refreshed_transparently() {
         "PUT across a token expiry: {}",
         r.status()
     );
-    assert_eq!(up.bytes("/long.bin").as_deref(), Some(&data[..]));
+    assert_eq!(up.bytes("/long.bin").await.as_deref(), Some(&data[..]));
     assert!(
         gw.session.refresh_count() > refreshes,
         "the token was refreshed"
@@ -294,7 +307,11 @@ async fn token_expiry_mid_upload_is_refreshed_transparently() {
 #[tokio::test]
 async fn token_expiry_mid_listing_is_refreshed_transparently() {
     let up = Upstream::start().await;
-    up.emu.set_max_page_size(10);
+    skip_on_real!(
+        up,
+        "shrinks the listing page size, injects listing latency and moves the emulator's clock mid-listing"
+    );
+    up.emu().set_max_page_size(10);
     for i in 0..35 {
         up.session
             .put_content(
@@ -310,7 +327,7 @@ async fn token_expiry_mid_listing_is_refreshed_transparently() {
     let refreshes = gw.session.refresh_count();
     // Every listing page waits a while upstream (its token is checked
     // after the wait), so the clock moves while page 2 is pending.
-    up.emu.add_fault(fault(
+    up.emu().add_fault(fault(
         Some(Method::GET),
         "/api/v4/file",
         FaultKind::Latency(Duration::from_millis(1500)),
@@ -323,9 +340,9 @@ async fn token_expiry_mid_listing_is_refreshed_transparently() {
         .await
         .expect("propfind");
     assert_eq!(r.status().as_u16(), 207);
-    up.emu.advance_clock(Duration::from_secs(7200));
+    up.emu().advance_clock(Duration::from_secs(7200));
     let body = r.text().await.expect("whole listing");
-    up.emu.clear_faults();
+    up.emu().clear_faults();
     let n = body.matches("<D:href>").count();
     assert_eq!(n, 36, "root + 35 files");
     for i in 0..35 {
@@ -341,6 +358,7 @@ async fn token_expiry_mid_listing_is_refreshed_transparently() {
 #[tokio::test]
 async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
     let up = Upstream::start().await;
+    skip_on_real!(up, "injects upstream latency beyond the gateway's timeout");
     let gw = up
         .gateway(|a| {
             a.upstream_timeout_secs = Some(1);
@@ -351,7 +369,7 @@ async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
     let tasks_before = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
-    up.emu.add_fault(fault(
+    up.emu().add_fault(fault(
         None,
         "/api/v4/file",
         FaultKind::Latency(Duration::from_secs(4)),
@@ -371,7 +389,7 @@ async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
         assert_eq!(r.status().as_u16(), 504, "slow upstream");
         assert_retryable(&r, "slow upstream");
     }
-    up.emu.clear_faults();
+    up.emu().clear_faults();
     // Nothing is left running in the gateway once the upstream calls ended.
     assert!(
         eventually(async || {
@@ -387,7 +405,7 @@ async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
             .metrics()
             .num_alive_tasks()
     );
-    assert_eq!(up.bytes("/a.txt").as_deref(), Some(&b"old"[..]));
+    assert_eq!(up.bytes("/a.txt").await.as_deref(), Some(&b"old"[..]));
     assert!(
         eventually(async || up.leftovers() == (0, 0)).await,
         "leftovers {:?}",
@@ -404,16 +422,17 @@ async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
 #[tokio::test]
 async fn failed_new_upload_is_answered_after_a_cancel_that_failed_repeatedly() {
     let up = Upstream::start().await;
-    up.emu.set_chunk_size(64 * 1024);
+    skip_on_real!(up, "injects a failing upload chunk and failing cancels");
+    up.emu().set_chunk_size(64 * 1024);
     let gw = up.gateway(|_| {}).await;
     // The second chunk fails; the next four cancels fail too.
-    up.emu.add_fault(fault(
+    up.emu().add_fault(fault(
         Some(Method::POST),
         "/api/v4/file/upload/",
         FaultKind::Latency(Duration::ZERO),
         Some(1),
     ));
-    up.emu.add_fault(fault(
+    up.emu().add_fault(fault(
         Some(Method::POST),
         "/api/v4/file/upload/",
         FaultKind::HttpStatus(500),
@@ -425,7 +444,7 @@ async fn failed_new_upload_is_answered_after_a_cancel_that_failed_repeatedly() {
         FaultKind::CodeMinusOne,
         FaultKind::HttpStatus(500),
     ] {
-        up.emu.add_fault(fault(
+        up.emu().add_fault(fault(
             Some(Method::DELETE),
             "/api/v4/file/upload",
             kind,
@@ -439,8 +458,12 @@ async fn failed_new_upload_is_answered_after_a_cancel_that_failed_repeatedly() {
         .await
         .expect("put");
     assert_retryable(&r, "PUT with a failing chunk and failing cancels");
-    assert_eq!(up.emu.pending_faults(), 0, "every cancel fault was met");
-    assert_eq!(up.bytes("/new.bin"), None, "placeholder left at the answer");
+    assert_eq!(up.emu().pending_faults(), 0, "every cancel fault was met");
+    assert_eq!(
+        up.bytes("/new.bin").await,
+        None,
+        "placeholder left at the answer"
+    );
     assert_eq!(up.leftovers(), (0, 0), "session/lock left at the answer");
     gw.stop().await;
 }
@@ -453,12 +476,16 @@ async fn failed_new_upload_is_answered_after_a_cancel_that_failed_repeatedly() {
 #[tokio::test]
 async fn a_failed_lookup_in_move_or_copy_is_retryable_and_changes_nothing() {
     let up = Upstream::start().await;
+    skip_on_real!(
+        up,
+        "injects a 500 on each file lookup of a MOVE or COPY in turn"
+    );
     let gw = up.gateway(|_| {}).await;
     for method in ["MOVE", "COPY"] {
         for overwrite in ["T", "F"] {
             for skip in 0..5u32 {
                 let what = format!("{method} Overwrite {overwrite}, lookup {skip} failing");
-                up.emu.clear_faults();
+                up.emu().clear_faults();
                 gw.req("DELETE", "/mc").send().await.expect("delete");
                 assert_eq!(
                     gw.req("MKCOL", "/mc").send().await.expect("mkcol").status(),
@@ -467,14 +494,14 @@ async fn a_failed_lookup_in_move_or_copy_is_retryable_and_changes_nothing() {
                 assert_eq!(gw.put("/mc/src.txt", "source").await, 201);
                 assert_eq!(gw.put("/mc/dst.txt", "destination").await, 201);
                 if skip > 0 {
-                    up.emu.add_fault(fault(
+                    up.emu().add_fault(fault(
                         Some(Method::GET),
                         "/api/v4/file/info",
                         FaultKind::Latency(Duration::ZERO),
                         Some(skip),
                     ));
                 }
-                up.emu.add_fault(fault(
+                up.emu().add_fault(fault(
                     Some(Method::GET),
                     "/api/v4/file/info",
                     FaultKind::HttpStatus(500),
@@ -488,7 +515,7 @@ async fn a_failed_lookup_in_move_or_copy_is_retryable_and_changes_nothing() {
                     .await
                     .expect("request");
                 let s = r.status().as_u16();
-                let (src, dst) = (up.bytes("/mc/src.txt"), up.bytes("/mc/dst.txt"));
+                let (src, dst) = (up.bytes("/mc/src.txt").await, up.bytes("/mc/dst.txt").await);
                 let unchanged = src.as_deref() == Some(&b"source"[..])
                     && dst.as_deref() == Some(&b"destination"[..]);
                 match s {
@@ -507,7 +534,7 @@ async fn a_failed_lookup_in_move_or_copy_is_retryable_and_changes_nothing() {
                         assert!(unchanged, "{what}: {s} changed something: {src:?} {dst:?}");
                     }
                 }
-                if up.emu.pending_faults() > 0 {
+                if up.emu().pending_faults() > 0 {
                     // Fewer lookups than `skip`: later values add nothing.
                     break;
                 }
@@ -539,6 +566,10 @@ async fn names(up: &Upstream, path: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_failed_step_of_an_overwriting_move_or_copy_keeps_the_destination() {
     let up = Upstream::start().await;
+    skip_on_real!(
+        up,
+        "injects a failure on each mutating upstream call of a MOVE or COPY in turn"
+    );
     let gw = up.gateway(|_| {}).await;
     let cases = [
         ("MOVE", "/mc/dst.txt"),
@@ -556,7 +587,7 @@ async fn a_failed_step_of_an_overwriting_move_or_copy_keeps_the_destination() {
             for verb in [Method::POST, Method::DELETE] {
                 for skip in 0..8u32 {
                     let what = format!("{method} to {dest}, {verb} call {skip} {kind_name}");
-                    up.emu.clear_faults();
+                    up.emu().clear_faults();
                     gw.req("DELETE", "/mc").send().await.expect("delete");
                     for dir in ["/mc", "/mc/sub"] {
                         let r = gw.req("MKCOL", dir).send().await.expect("mkcol");
@@ -565,14 +596,14 @@ async fn a_failed_step_of_an_overwriting_move_or_copy_keeps_the_destination() {
                     assert_eq!(gw.put("/mc/src.txt", "source").await, 201);
                     assert_eq!(gw.put(dest, "destination").await, 201);
                     if skip > 0 {
-                        up.emu.add_fault(fault(
+                        up.emu().add_fault(fault(
                             Some(verb.clone()),
                             "/api/v4/file",
                             FaultKind::Latency(Duration::ZERO),
                             Some(skip),
                         ));
                     }
-                    up.emu.add_fault(fault(
+                    up.emu().add_fault(fault(
                         Some(verb.clone()),
                         "/api/v4/file",
                         kind.clone(),
@@ -586,9 +617,9 @@ async fn a_failed_step_of_an_overwriting_move_or_copy_keeps_the_destination() {
                         .await
                         .expect("request");
                     let s = r.status().as_u16();
-                    let pending = up.emu.pending_faults();
-                    up.emu.clear_faults();
-                    let (src, dst) = (up.bytes("/mc/src.txt"), up.bytes(dest));
+                    let pending = up.emu().pending_faults();
+                    up.emu().clear_faults();
+                    let (src, dst) = (up.bytes("/mc/src.txt").await, up.bytes(dest).await);
                     let done = dst.as_deref() == Some(&b"source"[..])
                         && src.as_deref() == (method == "COPY").then_some(&b"source"[..]);
                     let unchanged = src.as_deref() == Some(&b"source"[..])
@@ -639,6 +670,10 @@ async fn a_failed_step_of_an_overwriting_move_or_copy_keeps_the_destination() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_destination_that_cannot_be_put_back_at_once_returns_in_the_background() {
     let up = Upstream::start().await;
+    skip_on_real!(
+        up,
+        "injects failures on every mutating upstream call after the destination is set aside"
+    );
     let gw = up.gateway(|_| {}).await;
     let r = gw.req("MKCOL", "/pb").send().await.expect("mkcol");
     assert_eq!(r.status(), 201);
@@ -646,13 +681,13 @@ async fn a_replaced_destination_that_cannot_be_put_back_at_once_returns_in_the_b
     assert_eq!(gw.put("/pb/dst.txt", "destination").await, 201);
     // The first call (setting the destination aside) goes through; every
     // later mutating call fails, the put-back's three attempts included.
-    up.emu.add_fault(fault(
+    up.emu().add_fault(fault(
         Some(Method::POST),
         "/api/v4/file",
         FaultKind::Latency(Duration::ZERO),
         Some(1),
     ));
-    up.emu.add_fault(fault(
+    up.emu().add_fault(fault(
         Some(Method::POST),
         "/api/v4/file",
         FaultKind::HttpStatus(500),
@@ -692,16 +727,19 @@ async fn a_replaced_destination_that_cannot_be_put_back_at_once_returns_in_the_b
     );
     assert!(!listing.contains("dst.txt"), "{listing}");
 
-    up.emu.clear_faults();
+    up.emu().clear_faults();
     assert!(
         eventually(async || names(&up, "/pb").await == ["dst.txt", "src.txt"]).await,
         "not put back: {:?}",
         names(&up, "/pb").await
     );
     assert_eq!(
-        up.bytes("/pb/dst.txt").as_deref(),
+        up.bytes("/pb/dst.txt").await.as_deref(),
         Some(&b"destination"[..])
     );
-    assert_eq!(up.bytes("/pb/src.txt").as_deref(), Some(&b"source"[..]));
+    assert_eq!(
+        up.bytes("/pb/src.txt").await.as_deref(),
+        Some(&b"source"[..])
+    );
     gw.stop().await;
 }

@@ -11,6 +11,12 @@
 //! outcome the client cannot know (5xx, cut connection) must have left one
 //! of the states the operation allows, and the model adopts that state.
 //!
+//! With `CLOUDREVE_BIN` set (see `support::upstream`) the same clients run
+//! against a real Cloudreve, without injected faults (those are emulator
+//! controls): every answer must then be a known outcome that matches the
+//! model, and upload sessions and Cloudreve locks, which a real server does
+//! not list, are not checked (the upload journal still is).
+//!
 //! Runs for `CLOUDREVE_DAV_SOAK_SECS` seconds (default 45, as in `cargo test`; CI keeps it at
 //! most 120) with seed `CLOUDREVE_DAV_SOAK_SEED` (default: from the clock).
 //! The seed, operation count and fault count are printed:
@@ -21,6 +27,7 @@
 //! ```
 
 mod faults_common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,11 +36,12 @@ use std::time::Duration;
 
 use cloudreve_dav::cloudreve::{CrUri, FileKind, Session};
 use cloudreve_dav::dav::fs::{ASIDE_PREFIX, STAGING_PREFIX};
-use cloudreve_dav::emulator::{Emulator, Fault, FaultKind};
+use cloudreve_dav::emulator::{Fault, FaultKind};
 use faults_common::{EMAIL, Gw, Upstream};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
+use support::upstream::TestUpstream;
 
 const CLIENTS: usize = 6;
 /// File slots of one client, relative to its folder.
@@ -122,7 +130,8 @@ struct Counters {
 struct Client {
     id: usize,
     gw: Arc<Gw>,
-    emu: Arc<Emulator>,
+    /// The upstream (emulator or real Cloudreve) the model is checked on.
+    up: Arc<TestUpstream>,
     rng: StdRng,
     model: Model,
     counters: Arc<Counters>,
@@ -133,15 +142,20 @@ impl Client {
         format!("/c{}/{slot}", self.id)
     }
 
-    fn upstream(&self, path: &str) -> Option<Vec<u8>> {
-        self.emu.file_bytes(EMAIL, path)
+    async fn upstream(&self, path: &str) -> Option<Vec<u8>> {
+        self.up.file_bytes(EMAIL, path).await
     }
 
     /// The model's state of `path` must be the upstream one.
-    fn check(&self, path: &str, what: &str) {
-        let up = self.upstream(path);
+    async fn check(&self, path: &str, what: &str) {
+        let up = self.upstream(path).await;
+        // A blob missing under an existing file (emulator only: a real
+        // server's storage is not inspected).
         if up.is_none()
-            && let Some(disk) = self.emu.file_path_on_disk(EMAIL, path)
+            && let Some(disk) = self
+                .up
+                .emulator()
+                .and_then(|emu| emu.file_path_on_disk(EMAIL, path))
         {
             panic!(
                 "client {}: after {what}: {path} exists upstream but its blob {} is missing",
@@ -166,25 +180,26 @@ impl Client {
     /// final check.
     async fn settle(&self, path: &str) {
         let dir = &path[..path.rfind('/').unwrap_or(0)];
-        let aside = || {
-            self.emu
+        let aside = async || {
+            self.up
                 .child_names(EMAIL, dir)
+                .await
                 .is_some_and(|names| names.iter().any(|n| n.starts_with(ASIDE_PREFIX)))
         };
-        if !aside() {
+        if !aside().await {
             return;
         }
         self.counters.settled.fetch_add(1, Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
-        while tokio::time::Instant::now() < deadline && aside() {
+        while tokio::time::Instant::now() < deadline && aside().await {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// After an unknown outcome: upstream `path` must be one of `allowed`;
     /// the model adopts it.
-    fn adopt(&mut self, path: &str, allowed: &[Option<&[u8]>], what: &str) {
-        let up = self.upstream(path);
+    async fn adopt(&mut self, path: &str, allowed: &[Option<&[u8]>], what: &str) {
+        let up = self.upstream(path).await;
         assert!(
             allowed.contains(&up.as_deref()),
             "client {}: after {what} with an unknown outcome: {path} upstream is {:?} bytes, none of the allowed states {:?}",
@@ -202,8 +217,8 @@ impl Client {
     }
 
     /// Like [`Client::adopt`] for the joint state of two paths.
-    fn adopt_pair(&mut self, a: &str, b: &str, allowed: &[PairState<'_>], what: &str) {
-        let (ua, ub) = (self.upstream(a), self.upstream(b));
+    async fn adopt_pair(&mut self, a: &str, b: &str, allowed: &[PairState<'_>], what: &str) {
+        let (ua, ub) = (self.upstream(a).await, self.upstream(b).await);
         assert!(
             allowed.contains(&(ua.as_deref(), ub.as_deref())),
             "client {}: after {what} with an unknown outcome: upstream ({:?}, {:?}) bytes, none of {:?}",
@@ -287,7 +302,7 @@ impl Client {
         match t {
             Told::Done(_) => {
                 self.model.insert(p.clone(), body);
-                self.check(&p, &what);
+                self.check(&p, &what).await;
             }
             Told::Refused(s) => {
                 // 403: an untyped `code: -1` at upload is a refused name.
@@ -296,36 +311,40 @@ impl Client {
                     "client {}: {what}: refused with {s}",
                     self.id
                 );
-                self.check(&p, &what)
+                self.check(&p, &what).await
             }
             Told::Unknown => {
                 let old = self.model.get(&p).cloned();
-                if old.is_none() && !body.is_empty() && self.upload_pending(&p) {
+                if old.is_none() && !body.is_empty() && self.upload_pending(&p).await {
                     // Every cancel of the failed upload failed for the
                     // ~7.7 s the gateway retries before answering: its
                     // placeholder stays until the gateway's background
                     // cancel gets through (first retry after 10 s).
                     self.counters.deferred.fetch_add(1, Ordering::Relaxed);
                     let until = tokio::time::Instant::now() + Duration::from_secs(120);
-                    while self.upload_pending(&p) && tokio::time::Instant::now() < until {
+                    while self.upload_pending(&p).await && tokio::time::Instant::now() < until {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     assert!(
-                        !self.upload_pending(&p),
+                        !self.upload_pending(&p).await,
                         "client {}: {what}: the placeholder of the failed upload was never cancelled",
                         self.id
                     );
                 }
-                self.adopt(&p, &[old.as_deref(), Some(&body)], &what);
+                self.adopt(&p, &[old.as_deref(), Some(&body)], &what).await;
             }
         }
     }
 
     /// `path` is a placeholder of an upload session still open upstream
-    /// (size 0, held by an `upload` lock).
-    fn upload_pending(&self, path: &str) -> bool {
-        self.upstream(path).is_some_and(|b| b.is_empty())
-            && self.emu.active_locks(EMAIL).iter().any(|l| {
+    /// (size 0, held by an `upload` lock). Always false on a real server,
+    /// which does not list its locks; there, with no injected faults, no
+    /// upload ends with an unknown outcome short of a gateway bug, and a
+    /// placeholder left behind then fails [`Client::adopt`] (0 bytes, not
+    /// one of the allowed states) instead of being waited for.
+    async fn upload_pending(&self, path: &str) -> bool {
+        self.upstream(path).await.is_some_and(|b| b.is_empty())
+            && self.up.active_locks(EMAIL).iter().any(|l| {
                 l.app_type == "upload"
                     && l.path.trim_start_matches('/') == path.trim_start_matches('/')
             })
@@ -416,7 +435,7 @@ impl Client {
                     // the move/copy itself, which may then be refused.
                     if overwrite && od.is_some() {
                         self.settle(&dst).await;
-                        self.adopt(&dst, &[od.as_deref(), None], &what);
+                        self.adopt(&dst, &[od.as_deref(), None], &what).await;
                     }
                 }
                 _ => panic!("client {}: {what}: refused with {st}", self.id),
@@ -433,11 +452,11 @@ impl Client {
                     }
                 }
                 self.settle(&dst).await;
-                self.adopt_pair(&src, &dst, &pairs, &what);
+                self.adopt_pair(&src, &dst, &pairs, &what).await;
             }
         }
-        self.check(&src, &what);
-        self.check(&dst, &what);
+        self.check(&src, &what).await;
+        self.check(&dst, &what).await;
     }
 
     async fn delete(&mut self) {
@@ -463,10 +482,10 @@ impl Client {
             Told::Refused(s) => assert!(matches!(s, 409 | 423), "client {}: {what}: {s}", self.id),
             Told::Unknown => {
                 let old = self.model.get(&p).cloned();
-                self.adopt(&p, &[old.as_deref(), None], &what);
+                self.adopt(&p, &[old.as_deref(), None], &what).await;
             }
         }
-        self.check(&p, &what);
+        self.check(&p, &what).await;
     }
 
     async fn lock_put(&mut self) {
@@ -497,13 +516,13 @@ impl Client {
                     // A lock on a new name creates an empty file.
                     self.model.insert(p.clone(), Vec::new());
                 }
-                self.check(&p, &what);
+                self.check(&p, &what).await;
             }
             Told::Refused(s) => {
                 assert!(matches!(s, 409 | 423), "client {}: {what}: {s}", self.id);
-                self.check(&p, &what);
+                self.check(&p, &what).await;
             }
-            Told::Unknown => self.adopt(&p, &[old.as_deref(), Some(&[])], &what),
+            Told::Unknown => self.adopt(&p, &[old.as_deref(), Some(&[])], &what).await,
         }
         let Some(token) = token else { return };
         self.put(Some((&p, &token))).await;
@@ -571,7 +590,7 @@ impl Client {
 /// names of anything that is not a file of a client slot.
 async fn upstream_tree(
     session: &Session,
-    emu: &Emulator,
+    up: &TestUpstream,
     uri: &CrUri,
     path: &str,
     out: &mut Model,
@@ -582,10 +601,11 @@ async fn upstream_tree(
         match f.kind {
             FileKind::Folder => {
                 let u = uri.join(&f.name).expect("uri");
-                Box::pin(upstream_tree(session, emu, &u, &p, out)).await;
+                Box::pin(upstream_tree(session, up, &u, &p, out)).await;
             }
             _ => {
-                out.insert(p.clone(), emu.file_bytes(EMAIL, &p).expect("bytes"));
+                let bytes = up.file_bytes(EMAIL, &p).await.expect("bytes");
+                out.insert(p.clone(), bytes);
             }
         }
     }
@@ -611,12 +631,29 @@ async fn soak_random_operations_under_upstream_faults() {
             .with_env_filter("cloudreve_dav=info")
             .try_init();
     }
-    println!(
-        "soak: seed {seed}, {secs} s, {CLIENTS} clients, up to {max_pending} pending faults (CLOUDREVE_DAV_SOAK_SEED={seed} to replay)"
-    );
+    // Faults and the chunk size are emulator controls: a real server runs
+    // the same clients without injected faults, with its own chunk size.
+    let faulty = !support::upstream::real_server_configured();
+    if faulty {
+        println!(
+            "soak: seed {seed}, {secs} s, {CLIENTS} clients, up to {max_pending} pending faults (CLOUDREVE_DAV_SOAK_SEED={seed} to replay)"
+        );
+    } else {
+        println!(
+            "soak: seed {seed}, {secs} s, {CLIENTS} clients, on a real Cloudreve without injected faults (CLOUDREVE_DAV_SOAK_SEED={seed} to replay)"
+        );
+    }
 
     let up = Upstream::start().await;
-    up.emu.set_chunk_size(64 * 1024);
+    assert_eq!(up.upstream.is_real(), !faulty, "upstream kind");
+    let upstream_name = if faulty {
+        "the emulator".to_string()
+    } else {
+        format!("a real Cloudreve at {}", up.upstream.url())
+    };
+    if let Some(emu) = up.upstream.emulator() {
+        emu.set_chunk_size(64 * 1024);
+    }
     let gw = Arc::new(up.gateway(|_| {}).await);
     for i in 0..CLIENTS {
         for d in [format!("/c{i}"), format!("/c{i}/sub")] {
@@ -625,22 +662,24 @@ async fn soak_random_operations_under_upstream_faults() {
         }
     }
     let Upstream {
-        emu,
+        upstream,
         proxy: _proxy,
         session,
         dav_password: _,
         dir,
     } = up;
-    let emu = Arc::new(emu);
+    let upstream = Arc::new(upstream);
     let counters = Arc::new(Counters::default());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
 
-    // Chaos: one single-shot fault at a time on a random route.
+    // Chaos: one single-shot fault at a time on a random route (on the
+    // emulator only).
     let stop = Arc::new(AtomicBool::new(false));
-    let chaos = {
-        let (emu, counters, stop) = (emu.clone(), counters.clone(), stop.clone());
+    let chaos = faulty.then(|| {
+        let (up, counters, stop) = (upstream.clone(), counters.clone(), stop.clone());
         let mut rng = StdRng::seed_from_u64(seed);
         tokio::spawn(async move {
+            let emu = up.emu();
             while !stop.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(rng.gen_range(20..120))).await;
                 // Faults wait for a request on their route: do not let
@@ -666,14 +705,14 @@ async fn soak_random_operations_under_upstream_faults() {
                 counters.faults.fetch_add(1, Ordering::Relaxed);
             }
         })
-    };
+    });
 
     let mut tasks = Vec::new();
     for id in 0..CLIENTS {
         let mut c = Client {
             id,
             gw: gw.clone(),
-            emu: emu.clone(),
+            up: upstream.clone(),
             rng: StdRng::seed_from_u64(seed.wrapping_add(1 + id as u64)),
             model: Model::new(),
             counters: counters.clone(),
@@ -690,9 +729,14 @@ async fn soak_random_operations_under_upstream_faults() {
         model.extend(t.await.expect("a client failed (see above)"));
     }
     stop.store(true, Ordering::Relaxed);
-    chaos.await.expect("chaos");
-    let pending = emu.pending_faults() as u64;
-    emu.clear_faults();
+    if let Some(chaos) = chaos {
+        chaos.await.expect("chaos");
+    }
+    let pending = upstream.emulator().map_or(0, |emu| {
+        let pending = emu.pending_faults() as u64;
+        emu.clear_faults();
+        pending
+    });
 
     // The gateway may still be removing, in the background, objects it
     // set aside (`Overwrite: T`) or staged (COPY) when a clean-up step hit
@@ -701,7 +745,7 @@ async fn soak_random_operations_under_upstream_faults() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         tree.clear();
-        upstream_tree(&session, &emu, &CrUri::my(), "", &mut tree).await;
+        upstream_tree(&session, &upstream, &CrUri::my(), "", &mut tree).await;
         let (_, root) = session.list_all(&CrUri::my(), 1000).await.expect("root");
         let internal = tree.keys().any(|k| k.contains(&format!("/{ASIDE_PREFIX}")))
             || root.iter().any(|f| f.name.starts_with(STAGING_PREFIX));
@@ -736,15 +780,15 @@ async fn soak_random_operations_under_upstream_faults() {
             "{p}: content differs from the model"
         );
     }
-    // Nothing left open.
+    // Nothing left open (as far as the upstream shows: a real server lists
+    // neither upload sessions nor locks).
     assert!(
-        faults_common::eventually(
-            async || emu.upload_sessions(EMAIL) == 0 && emu.active_locks(EMAIL).is_empty()
-        )
+        faults_common::eventually(async || upstream.upload_sessions(EMAIL) == 0
+            && upstream.active_locks(EMAIL).is_empty())
         .await,
         "upload sessions {} / upstream locks {:?} left",
-        emu.upload_sessions(EMAIL),
-        emu.active_locks(EMAIL)
+        upstream.upload_sessions(EMAIL),
+        upstream.active_locks(EMAIL)
     );
     // Sessions whose cancel kept failing stay journaled (their answers were
     // lost: the cancel may well have been applied); what the next start
@@ -760,7 +804,7 @@ async fn soak_random_operations_under_upstream_faults() {
         recovered.kept, 0,
         "journaled sessions could not be cancelled"
     );
-    assert_eq!(emu.upload_sessions(EMAIL), 0);
+    assert_eq!(upstream.upload_sessions(EMAIL), 0);
     let journal: Vec<String> = std::fs::read_dir(dir.path().join("state/uploads"))
         .map(|d| {
             d.filter_map(Result::ok)
@@ -779,7 +823,7 @@ async fn soak_random_operations_under_upstream_faults() {
     let ops = counters.ops.load(Ordering::Relaxed);
     let injected = counters.faults.load(Ordering::Relaxed);
     println!(
-        "soak: seed {seed}: {ops} operations, {} faults fired ({injected} injected), {} answers with an unknown outcome, {} failed uploads cancelled only in the background, {} waits for a set-aside destination, {} files at the end, {carried} journaled sessions cancelled at the next start",
+        "soak: seed {seed} on {upstream_name}: {ops} operations, {} faults fired ({injected} injected), {} answers with an unknown outcome, {} failed uploads cancelled only in the background, {} waits for a set-aside destination, {} files at the end, {carried} journaled sessions cancelled at the next start",
         injected - pending,
         counters.unknown.load(Ordering::Relaxed),
         counters.deferred.load(Ordering::Relaxed),

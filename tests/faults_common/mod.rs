@@ -1,7 +1,9 @@
-//! Harness of the fault tests: an emulator, a TCP proxy in front of it
-//! (switched off to make the upstream unreachable: connection refused),
-//! and the real gateway (`gateway::start_with`, full config path) whose
-//! upstream is the proxy; or the gateway as a child process.
+//! Harness of the fault tests: an upstream (the emulator, or a real
+//! Cloudreve when `CLOUDREVE_BIN` is set, see `support::upstream`), a TCP
+//! proxy in front of it (switched off to make the upstream unreachable:
+//! connection refused), and the real gateway (`gateway::start_with`, full
+//! config path) whose upstream is the proxy; or the gateway as a child
+//! process. Test binaries that use it declare `mod support;` too.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -11,10 +13,12 @@ use std::time::Duration;
 
 use cloudreve_dav::cloudreve::{Client, CrUri, DavAccountOptions, Session};
 use cloudreve_dav::config::{self, ServeArgs};
-use cloudreve_dav::emulator::{Emulator, EmulatorConfig};
+use cloudreve_dav::emulator::Emulator;
 use cloudreve_dav::gateway::{self, RunningGateway, Sessions};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+use crate::support::upstream::TestUpstream;
 
 /// The Cloudreve user.
 pub const EMAIL: &str = "faults@example.com";
@@ -113,10 +117,10 @@ impl Proxy {
     }
 }
 
-/// Emulator + proxy + user + WebDAV account; the gateway is started on top.
+/// Upstream + proxy + user + WebDAV account; the gateway is started on top.
 pub struct Upstream {
-    /// The emulator.
-    pub emu: Emulator,
+    /// The upstream: the emulator, or a real Cloudreve (`CLOUDREVE_BIN`).
+    pub upstream: TestUpstream,
     /// The proxy the gateway talks to.
     pub proxy: Proxy,
     /// A direct session (arranging and inspecting).
@@ -128,31 +132,41 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Starts the emulator with the user and a read-write WebDAV account on
+    /// Starts the upstream with the user and a read-write WebDAV account on
     /// the drive's root.
     pub async fn start() -> Upstream {
         let dir = tempfile::tempdir().expect("tempdir");
-        let emu = Emulator::start(EmulatorConfig::new(dir.path().join("emu")))
-            .await
-            .expect("emulator");
-        emu.add_user(EMAIL, LOGIN);
-        let session = Client::new(&emu.url())
-            .expect("client")
-            .sign_in(EMAIL, LOGIN)
-            .await
-            .expect("sign in");
+        let upstream = TestUpstream::start(dir.path()).await;
+        upstream.add_user(EMAIL, LOGIN).await;
+        let session = upstream.sign_in(EMAIL).await;
         let acct = session
             .create_dav_account(&CrUri::my(), "faults", DavAccountOptions::default())
             .await
             .expect("dav account");
-        let proxy = Proxy::start(emu.addr()).await;
+        let target = match upstream.emulator() {
+            Some(emu) => emu.addr(),
+            None => socket_addr_of(&upstream.url()),
+        };
+        let proxy = Proxy::start(target).await;
         Upstream {
-            emu,
+            upstream,
             proxy,
             session,
             dav_password: acct.password,
             dir,
         }
+    }
+
+    /// True against a real Cloudreve (for `skip_on_real!`).
+    pub fn is_real(&self) -> bool {
+        self.upstream.is_real()
+    }
+
+    /// The emulator's controls (faults, chunk size, clock…); fails the test
+    /// against a real server (start such a test with `skip_on_real!`).
+    #[track_caller]
+    pub fn emu(&self) -> &Emulator {
+        self.upstream.emu()
     }
 
     /// The gateway state directory.
@@ -161,15 +175,16 @@ impl Upstream {
     }
 
     /// Bytes of `path` upstream (`None`: no such file).
-    pub fn bytes(&self, path: &str) -> Option<Vec<u8>> {
-        self.emu.file_bytes(EMAIL, path)
+    pub async fn bytes(&self, path: &str) -> Option<Vec<u8>> {
+        self.upstream.file_bytes(EMAIL, path).await
     }
 
-    /// Open upload sessions and active locks upstream.
+    /// Open upload sessions and active locks upstream, as far as the
+    /// upstream shows them (a real server lists neither: always `(0, 0)`).
     pub fn leftovers(&self) -> (usize, usize) {
         (
-            self.emu.upload_sessions(EMAIL),
-            self.emu.active_locks(EMAIL).len(),
+            self.upstream.upload_sessions(EMAIL),
+            self.upstream.active_locks(EMAIL).len(),
         )
     }
 
@@ -224,6 +239,17 @@ impl Upstream {
         );
         gw
     }
+}
+
+/// The socket address of a base URL such as `http://127.0.0.1:PORT`.
+fn socket_addr_of(url: &str) -> SocketAddr {
+    let u = reqwest::Url::parse(url).unwrap_or_else(|e| panic!("upstream URL {url}: {e}"));
+    let host = u.host_str().expect("upstream URL has a host");
+    let port = u.port_or_known_default().expect("upstream URL has a port");
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("upstream URL {url}: cannot resolve {host}:{port}"))
 }
 
 /// A gateway running in this process.
