@@ -275,7 +275,18 @@ pub async fn run(s: &Settings) -> anyhow::Result<Report> {
         label: size_label(s.size),
         work: work.path.clone(),
     };
-    let result = measure_all(&mut cx, &mut rep).await;
+    // On a real server, Ctrl-C still removes the folder and the account.
+    let result = if upstream.is_some() {
+        tokio::select! {
+            r = measure_all(&mut cx, &mut rep) => r,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("bench: interrupted, cleaning up");
+                Err(anyhow::anyhow!("interrupted"))
+            }
+        }
+    } else {
+        measure_all(&mut cx, &mut rep).await
+    };
     cx.gw.stop().await;
     if let Some(emu) = cx.emu {
         emu.shutdown().await;
