@@ -260,3 +260,72 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn args(argv: &[&str]) -> BenchArgs {
+        Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))
+            .expect("arguments parse")
+            .bench
+    }
+
+    fn env_with_password(k: &str) -> Option<String> {
+        (k == PASSWORD_ENV).then(|| "pw-from-env".to_string())
+    }
+
+    #[test]
+    fn external_mode_only_with_upstream() {
+        assert!(
+            External::from_args(&args(&[]), &env_with_password)
+                .unwrap()
+                .is_none()
+        );
+        let err = External::from_args(&args(&["--email", "a@x"]), &env_with_password);
+        assert!(err.is_err(), "--email without --upstream is refused");
+    }
+
+    #[test]
+    fn external_password_from_env_or_file_never_printed() {
+        let a = args(&["--upstream", "http://h:1/", "--email", "a@x"]);
+        let e = External::from_args(&a, &env_with_password)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (e.url.as_str(), e.email.as_str(), e.password.as_str()),
+            ("http://h:1", "a@x", "pw-from-env")
+        );
+        assert!(!format!("{e:?}").contains("pw-from-env"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "pw-from-file\n").unwrap();
+        let mut a = a.clone();
+        a.password_file = Some(f);
+        let e = External::from_args(&a, &env_with_password)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.password, "pw-from-file");
+    }
+
+    #[test]
+    fn external_mode_needs_email_and_password() {
+        let no_env = |_: &str| None;
+        let a = args(&["--upstream", "http://h:1"]);
+        assert!(External::from_args(&a, &env_with_password).is_err());
+        let a = args(&["--upstream", "http://h:1", "--email", "a@x"]);
+        let err = External::from_args(&a, &no_env).unwrap_err().to_string();
+        assert!(err.contains(PASSWORD_ENV), "{err}");
+        let a = args(&["--upstream", "h:1", "--email", "a@x"]);
+        assert!(External::from_args(&a, &env_with_password).is_err());
+    }
+}
