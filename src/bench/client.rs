@@ -159,6 +159,9 @@ pub struct Direct {
     session: Session,
     http: reqwest::Client,
     policy: String,
+    /// Folder of the user's drive that paths are relative to (`""`: the
+    /// drive's root, else `/name`).
+    root: String,
 }
 
 fn uri(path: &str) -> anyhow::Result<CrUri> {
@@ -173,7 +176,20 @@ impl Direct {
             session,
             http,
             policy,
+            root: String::new(),
         })
+    }
+
+    /// The same client with paths relative to `root` (`/name`) of the drive.
+    pub fn with_root(&self, root: &str) -> Self {
+        Self {
+            root: root.trim_end_matches('/').to_string(),
+            ..self.clone()
+        }
+    }
+
+    fn uri(&self, path: &str) -> anyhow::Result<CrUri> {
+        uri(&format!("{}{path}", self.root))
     }
 
     /// The session.
@@ -186,7 +202,7 @@ impl Direct {
         let url = self
             .session
             .download_url(
-                &uri(path)?,
+                &self.uri(path)?,
                 None,
                 DownloadUrlOptions {
                     no_cache: true,
@@ -210,7 +226,7 @@ impl Direct {
         };
         self.session
             .upload_stream(
-                &uri(path)?,
+                &self.uri(path)?,
                 len,
                 Payload::new(seed, len).into_stream(),
                 opts,
@@ -222,27 +238,32 @@ impl Direct {
     /// Every page of a folder listing (`page_size` per page); returns the
     /// number of children.
     pub async fn list(&self, path: &str, page_size: u32) -> anyhow::Result<usize> {
-        let (_, files) = self.session.list_all(&uri(path)?, page_size).await?;
+        let (_, files) = self.session.list_all(&self.uri(path)?, page_size).await?;
         Ok(files.len())
     }
 
     /// `GET /file/info` of one object.
     pub async fn info(&self, path: &str) -> anyhow::Result<()> {
-        self.session.info(&uri(path)?, false).await?;
+        self.session.info(&self.uri(path)?, false).await?;
         Ok(())
     }
 
     /// Creates an empty file (`POST /file/create`).
     pub async fn touch(&self, path: &str) -> anyhow::Result<()> {
         self.session
-            .create(&uri(path)?, crate::cloudreve::CreateKind::File, false, None)
+            .create(
+                &self.uri(path)?,
+                crate::cloudreve::CreateKind::File,
+                false,
+                None,
+            )
             .await?;
         Ok(())
     }
 
     /// Deletes a file for good (frees its blob).
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
-        self.session.delete(&[uri(path)?], false, true).await?;
+        self.session.delete(&[self.uri(path)?], false, true).await?;
         Ok(())
     }
 
@@ -250,7 +271,7 @@ impl Direct {
     pub async fn mkdir(&self, path: &str) -> anyhow::Result<()> {
         self.session
             .create(
-                &uri(path)?,
+                &self.uri(path)?,
                 crate::cloudreve::CreateKind::Folder,
                 false,
                 None,

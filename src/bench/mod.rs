@@ -4,6 +4,9 @@
 //!
 //! The emulator runs in this process; the gateway runs as a child process
 //! `cloudreve-dav serve` so its memory can be read alone from `/proc`.
+//! With `--upstream` (external mode) a real Cloudreve server replaces the
+//! emulator, and Cloudreve's own WebDAV endpoint `/dav` on that server is
+//! measured as a third subject next to the gateway and the direct API.
 //! Payloads come from a seeded generator and are streamed both ways; the
 //! big transfers are checked by digest. Every figure is the median of
 //! `--runs` runs after one warm-up run.
@@ -76,6 +79,85 @@ pub struct BenchArgs {
     /// a temporary directory, removed at the end).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// External mode: benchmark against this real Cloudreve v4 server
+    /// instead of the embedded emulator, and add Cloudreve's own `/dav` as
+    /// a third subject. Needs --email and the sign-in password in
+    /// CLOUDREVE_DAV_BENCH_PASSWORD or --password-file.
+    #[arg(long, value_name = "URL", env = "CLOUDREVE_DAV_BENCH_UPSTREAM")]
+    pub upstream: Option<String>,
+    /// External mode: the Cloudreve user's e-mail.
+    #[arg(long, value_name = "EMAIL", env = "CLOUDREVE_DAV_BENCH_EMAIL")]
+    pub email: Option<String>,
+    /// External mode: a file holding the user's sign-in password (else
+    /// CLOUDREVE_DAV_BENCH_PASSWORD; never on the command line).
+    #[arg(long, value_name = "FILE", env = "CLOUDREVE_DAV_BENCH_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+/// Environment variable holding the external mode's sign-in password.
+pub const PASSWORD_ENV: &str = "CLOUDREVE_DAV_BENCH_PASSWORD";
+
+/// A real Cloudreve server and a user on it (external mode).
+#[derive(Clone)]
+pub struct External {
+    /// Base URL of the server (no trailing `/`).
+    pub url: String,
+    /// The user's e-mail.
+    pub email: String,
+    /// The user's sign-in password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for External {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("External")
+            .field("url", &self.url)
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl External {
+    /// The external upstream named by the arguments, if any: the password
+    /// comes from `--password-file` or [`PASSWORD_ENV`] (read through `env`).
+    pub fn from_args(
+        a: &BenchArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(url) = &a.upstream else {
+            if a.email.is_some() || a.password_file.is_some() {
+                anyhow::bail!("--email and --password-file need --upstream");
+            }
+            return Ok(None);
+        };
+        let url = url.trim_end_matches('/').to_string();
+        anyhow::ensure!(
+            url.starts_with("http://") || url.starts_with("https://"),
+            "--upstream must be an http(s) URL, got {url:?}"
+        );
+        let email = a.email.clone().filter(|e| !e.is_empty()).ok_or_else(|| {
+            anyhow::anyhow!("--upstream needs --email (or CLOUDREVE_DAV_BENCH_EMAIL)")
+        })?;
+        let password = match &a.password_file {
+            Some(p) => {
+                let s = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+                s.trim_end_matches(['\r', '\n']).to_string()
+            }
+            None => env(PASSWORD_ENV).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--upstream needs the sign-in password in {PASSWORD_ENV} or --password-file"
+                )
+            })?,
+        };
+        anyhow::ensure!(!password.is_empty(), "the sign-in password is empty");
+        Ok(Some(Self {
+            url,
+            email,
+            password,
+        }))
+    }
 }
 
 /// Resolved benchmark settings.
@@ -105,6 +187,8 @@ pub struct Settings {
     pub dir: Option<PathBuf>,
     /// Phases to run (empty: all).
     pub phases: Vec<String>,
+    /// A real Cloudreve server instead of the emulator (external mode).
+    pub external: Option<External>,
 }
 
 impl Settings {
@@ -129,6 +213,7 @@ impl Settings {
             gateway_exe: exe,
             dir: a.dir.clone(),
             phases: a.phases.iter().map(|p| p.trim().to_lowercase()).collect(),
+            external: External::from_args(a, &|k| std::env::var(k).ok())?,
         })
     }
 
@@ -147,6 +232,7 @@ impl Settings {
             gateway_exe: exe,
             dir: None,
             phases: Vec::new(),
+            external: None,
         }
     }
 
@@ -173,4 +259,73 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("benchmark errors: {}", report.errors.join("; "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn args(argv: &[&str]) -> BenchArgs {
+        Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))
+            .expect("arguments parse")
+            .bench
+    }
+
+    fn env_with_password(k: &str) -> Option<String> {
+        (k == PASSWORD_ENV).then(|| "pw-from-env".to_string())
+    }
+
+    #[test]
+    fn external_mode_only_with_upstream() {
+        assert!(
+            External::from_args(&args(&[]), &env_with_password)
+                .unwrap()
+                .is_none()
+        );
+        let err = External::from_args(&args(&["--email", "a@x"]), &env_with_password);
+        assert!(err.is_err(), "--email without --upstream is refused");
+    }
+
+    #[test]
+    fn external_password_from_env_or_file_never_printed() {
+        let a = args(&["--upstream", "http://h:1/", "--email", "a@x"]);
+        let e = External::from_args(&a, &env_with_password)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (e.url.as_str(), e.email.as_str(), e.password.as_str()),
+            ("http://h:1", "a@x", "pw-from-env")
+        );
+        assert!(!format!("{e:?}").contains("pw-from-env"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "pw-from-file\n").unwrap();
+        let mut a = a.clone();
+        a.password_file = Some(f);
+        let e = External::from_args(&a, &env_with_password)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.password, "pw-from-file");
+    }
+
+    #[test]
+    fn external_mode_needs_email_and_password() {
+        let no_env = |_: &str| None;
+        let a = args(&["--upstream", "http://h:1"]);
+        assert!(External::from_args(&a, &env_with_password).is_err());
+        let a = args(&["--upstream", "http://h:1", "--email", "a@x"]);
+        let err = External::from_args(&a, &no_env).unwrap_err().to_string();
+        assert!(err.contains(PASSWORD_ENV), "{err}");
+        let a = args(&["--upstream", "h:1", "--email", "a@x"]);
+        assert!(External::from_args(&a, &env_with_password).is_err());
+    }
 }

@@ -127,6 +127,32 @@ pub struct Target {
     pub met: Option<bool>,
 }
 
+/// The gateway's figure divided by Cloudreve's own `/dav` (external mode).
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    /// The figure or load.
+    pub figure: String,
+    /// Unit of both values.
+    pub unit: String,
+    /// Gateway / `/dav`.
+    pub ratio: f64,
+    /// Whether a ratio above 1 means the gateway is better (throughput,
+    /// request rates) rather than worse (times).
+    pub higher_is_better: bool,
+}
+
+impl Ratio {
+    /// A ratio of `figure` in `unit`.
+    pub fn new(figure: &str, unit: &str, ratio: f64, higher_is_better: bool) -> Self {
+        Self {
+            figure: figure.into(),
+            unit: unit.into(),
+            ratio,
+            higher_is_better,
+        }
+    }
+}
+
 /// Everything a run produced.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -142,6 +168,9 @@ pub struct Report {
     pub memory: Vec<MemRow>,
     /// Targets.
     pub targets: Vec<Target>,
+    /// Gateway / Cloudreve `/dav` (external mode only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ratios: Vec<Ratio>,
     /// Harness errors (failed transfers, digest mismatches); empty on success.
     pub errors: Vec<String>,
 }
@@ -267,6 +296,30 @@ impl Report {
                 }
             );
         }
+        if !self.ratios.is_empty() {
+            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "{:<52} {:<6} {:>14}  gateway is",
+                "gateway / Cloudreve /dav", "unit", "ratio"
+            );
+            let _ = writeln!(s, "{}", "-".repeat(96));
+            for r in &self.ratios {
+                let better = if r.higher_is_better {
+                    r.ratio >= 1.0
+                } else {
+                    r.ratio <= 1.0
+                };
+                let _ = writeln!(
+                    s,
+                    "{:<52} {:<6} {:>14}  {}",
+                    r.figure,
+                    r.unit,
+                    format!("{:.3}", r.ratio),
+                    if better { "faster" } else { "slower" }
+                );
+            }
+        }
         for e in &self.errors {
             let _ = writeln!(s, "ERROR: {e}");
         }
@@ -285,6 +338,7 @@ impl Report {
         let colors = |who: &str| match who {
             "gateway" => "#2b6cb0",
             "direct" => "#718096",
+            "/dav" => "#805ad5",
             w if w.starts_with("rclone") => "#dd6b20",
             _ => "#38a169",
         };

@@ -1,5 +1,10 @@
 //! The measurements, in order: set-up, GET, PUT, PROPFIND, request rates,
 //! concurrent mixed load, the 4 GiB memory check and the peers.
+//!
+//! The upstream is the embedded emulator, or in external mode a real
+//! Cloudreve server: the bench then works in a fresh folder of the user's
+//! drive, creates a WebDAV account rooted there (used by the gateway and by
+//! Cloudreve's own `/dav`, the third subject), and removes both at the end.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -8,18 +13,20 @@ use std::time::Instant;
 use anyhow::Context as _;
 use futures::{StreamExt as _, TryStreamExt as _};
 
-use super::Settings;
 use super::client::{self, Dav, Direct};
 use super::data::{self, expected_digest, file_digest};
 use super::gwproc::{Gateway, PeakSampler};
 use super::load::{self, LoadResult};
 use super::peers::{self, Peer};
-use super::report::{LoadRow, Machine, MemRow, Report, Row, Target, loadavg};
+use super::report::{LoadRow, Machine, MemRow, Ratio, Report, Row, Target, loadavg};
 use super::stats::{median, mib_per_s};
+use super::{External, Settings};
 use crate::cloudreve::{Client, CrUri, DavAccountOptions};
 use crate::emulator::{Emulator, EmulatorConfig};
 
 const EMAIL: &str = "bench@example.com";
+/// Who Cloudreve's own WebDAV endpoint is in rows and loads.
+pub const CDAV: &str = "/dav";
 const SEED_GET: u64 = 1;
 const SEED_PUT: u64 = 2;
 const SEED_GET4: u64 = 3;
@@ -113,13 +120,58 @@ fn check(rep: &mut Report, ok: bool, what: impl FnOnce() -> String) {
 /// Everything a scenario needs.
 struct Ctx<'a> {
     s: &'a Settings,
-    emu: Emulator,
+    /// The emulator (`None` in external mode).
+    emu: Option<Emulator>,
+    /// The signed-in user.
+    email: String,
     gw: Gateway,
     dav: Dav,
     direct: Direct,
+    /// Cloudreve's own `/dav` (external mode only).
+    cdav: Option<Dav>,
     http: reqwest::Client,
     label: String,
     work: PathBuf,
+}
+
+/// The upstream's side of a run: what to undo at the end.
+enum Upstream {
+    Emulator(Emulator),
+    External {
+        /// The session with paths from the drive's root.
+        base: Direct,
+        /// The bench folder (`/cloudreve-dav-bench-…`).
+        folder: String,
+        /// The WebDAV account created for the run.
+        account_id: String,
+    },
+}
+
+/// The runs of one subject that may answer wrongly (Cloudreve's `/dav`):
+/// a wrong answer or a failure ends its runs and replaces its figure with
+/// the reason.
+#[derive(Default)]
+struct Runs {
+    values: Vec<f64>,
+    bad: Option<String>,
+}
+
+impl Runs {
+    fn live(&self) -> bool {
+        self.bad.is_none()
+    }
+
+    fn fail(&mut self, why: String) {
+        eprintln!("bench: {CDAV}: {why}");
+        self.bad.get_or_insert(why);
+    }
+
+    fn into_row(self, metric: &str, who: &str, unit: &str) -> Row {
+        match self.bad {
+            Some(why) => missing(metric, who, unit, &why),
+            None => row(metric, who, unit, self.values, true),
+        }
+    }
 }
 
 /// Runs the whole benchmark.
@@ -155,43 +207,188 @@ pub async fn run(s: &Settings) -> anyhow::Result<Report> {
         },
     };
     std::fs::create_dir_all(&work.path)?;
-    let emu = Emulator::start(EmulatorConfig::new(work.path.join("emulator"))).await?;
-    let login = uuid::Uuid::new_v4().simple().to_string();
-    emu.add_user(EMAIL, &login);
     let http = client::http();
-    let session = Client::new(&emu.url())?.sign_in(EMAIL, &login).await?;
-    let account = session
-        .create_dav_account(&CrUri::my(), "bench", DavAccountOptions::default())
-        .await?;
-    let direct = Direct::new(session, http.clone()).await?;
+    let (upstream, email, login, direct, account) = match &s.external {
+        None => {
+            let emu = Emulator::start(EmulatorConfig::new(work.path.join("emulator"))).await?;
+            let login = uuid::Uuid::new_v4().simple().to_string();
+            emu.add_user(EMAIL, &login);
+            let session = Client::new(&emu.url())?.sign_in(EMAIL, &login).await?;
+            let account = session
+                .create_dav_account(&CrUri::my(), "bench", DavAccountOptions::default())
+                .await?;
+            let direct = Direct::new(session, http.clone()).await?;
+            let up = Upstream::Emulator(emu);
+            (up, EMAIL.to_string(), login, direct, account)
+        }
+        Some(ext) => {
+            let (up, direct, account) = external_setup(ext, &http, &mut rep).await?;
+            (up, ext.email.clone(), ext.password.clone(), direct, account)
+        }
+    };
+    let upstream_url = match &upstream {
+        Upstream::Emulator(emu) => emu.url(),
+        Upstream::External { .. } => s
+            .external
+            .as_ref()
+            .map(|e| e.url.clone())
+            .unwrap_or_default(),
+    };
+    let cdav = s.external.as_ref().map(|e| {
+        Dav::new(
+            http.clone(),
+            &format!("{}/dav/", e.url),
+            Some((email.clone(), account.password.clone())),
+        )
+    });
     let gw = match &s.gateway_exe {
         Some(exe) => {
-            Gateway::spawn_child(exe, &emu.url(), EMAIL, &login, &work.path.join("spool")).await?
+            Gateway::spawn_child(exe, &upstream_url, &email, &login, &work.path.join("spool")).await
         }
-        None => Gateway::in_process(&emu.url(), EMAIL, &login, work.path.join("spool")).await?,
+        None => Gateway::in_process(&upstream_url, &email, &login, work.path.join("spool")).await,
+    };
+    let gw = match gw {
+        Ok(gw) => gw,
+        Err(e) => {
+            upstream_cleanup(upstream).await;
+            return Err(e);
+        }
     };
     let dav = Dav::new(
         http.clone(),
         &gw.url(),
-        Some((EMAIL.to_string(), account.password.clone())),
+        Some((email.clone(), account.password.clone())),
     );
+    let (emu, upstream) = match upstream {
+        Upstream::Emulator(emu) => (Some(emu), None),
+        other => (None, Some(other)),
+    };
     let mut cx = Ctx {
         s,
         emu,
+        email,
         gw,
         dav,
         direct,
+        cdav,
         http,
         label: size_label(s.size),
         work: work.path.clone(),
     };
-    let result = measure_all(&mut cx, &mut rep).await;
+    // On a real server, Ctrl-C still removes the folder and the account.
+    let result = if upstream.is_some() {
+        tokio::select! {
+            r = measure_all(&mut cx, &mut rep) => r,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("bench: interrupted, cleaning up");
+                Err(anyhow::anyhow!("interrupted"))
+            }
+        }
+    } else {
+        measure_all(&mut cx, &mut rep).await
+    };
     cx.gw.stop().await;
-    cx.emu.shutdown().await;
+    if let Some(emu) = cx.emu {
+        emu.shutdown().await;
+    }
+    if let Some(up) = upstream {
+        upstream_cleanup(up).await;
+    }
     result?;
     rep.machine.loadavg.push(loadavg());
     targets(&mut rep, s);
+    rep.ratios = dav_ratios(&rep);
     Ok(rep)
+}
+
+/// External mode: signs in, makes the bench folder and a WebDAV account
+/// rooted there (proxied downloads, read-write).
+async fn external_setup(
+    ext: &External,
+    http: &reqwest::Client,
+    rep: &mut Report,
+) -> anyhow::Result<(Upstream, Direct, crate::cloudreve::DavAccount)> {
+    let client = Client::new(&ext.url)?;
+    let version = client
+        .ping()
+        .await
+        .with_context(|| format!("{} does not answer /api/v4/site/ping", ext.url))?;
+    let session = client
+        .sign_in(&ext.email, &ext.password)
+        .await
+        .with_context(|| format!("cannot sign in {} at {}", ext.email, ext.url))?;
+    let base = Direct::new(session, http.clone()).await?;
+    let folder = format!("/cloudreve-dav-bench-{}", uuid::Uuid::new_v4().simple());
+    base.mkdir(&folder).await?;
+    let root = CrUri::my_path(&folder)?;
+    let opts = DavAccountOptions {
+        proxy: true,
+        ..Default::default()
+    };
+    let account = match base
+        .session()
+        .create_dav_account(&root, "cloudreve-dav bench", opts)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = base.delete(&folder).await;
+            return Err(anyhow::Error::new(e).context(
+                "cannot create a WebDAV account (is WebDAV allowed for the user's group?)",
+            ));
+        }
+    };
+    eprintln!(
+        "bench: external upstream {} (Cloudreve {version}), folder {folder}, WebDAV account {}",
+        ext.url, account.id
+    );
+    rep.settings.push_str(&format!(
+        ", upstream {} (Cloudreve {version}, external), {CDAV} = {}/dav/ (proxied account)",
+        ext.url, ext.url
+    ));
+    let direct = base.with_root(&folder);
+    let up = Upstream::External {
+        base,
+        folder,
+        account_id: account.id.clone(),
+    };
+    Ok((up, direct, account))
+}
+
+/// Removes what external mode created (best effort; says what failed).
+async fn upstream_cleanup(up: Upstream) {
+    match up {
+        Upstream::Emulator(emu) => emu.shutdown().await,
+        Upstream::External {
+            base,
+            folder,
+            account_id,
+        } => {
+            if let Err(e) = base.session().delete_dav_account(&account_id).await {
+                eprintln!("bench: cannot delete WebDAV account {account_id}: {e:#}");
+            }
+            match base.delete(&folder).await {
+                Ok(()) => eprintln!("bench: removed {folder} and the WebDAV account"),
+                Err(e) => eprintln!("bench: cannot remove {folder}: {e:#}"),
+            }
+        }
+    }
+}
+
+/// What the upstream stored at `path`: (bytes, digest). The emulator's
+/// blob is read from disk; a real server's file is downloaded directly.
+async fn stored(cx: &Ctx<'_>, path: &str) -> anyhow::Result<(u64, u64)> {
+    match &cx.emu {
+        Some(emu) => {
+            let p = emu.file_path_on_disk(&cx.email, path);
+            let len = p
+                .as_ref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map_or(0, |m| m.len());
+            Ok((len, digest_on_disk(p).await?))
+        }
+        None => cx.direct.get(path).await,
+    }
 }
 
 async fn measure_all(cx: &mut Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
@@ -255,6 +452,11 @@ async fn setup(cx: &Ctx<'_>) -> anyhow::Result<()> {
     d.put("/big/get.bin", SEED_GET, cx.s.size).await?;
     // The gateway learns the account on its first request.
     cx.dav.propfind("/", 0).await?;
+    if let Some(c) = &cx.cdav {
+        c.propfind("/", 0)
+            .await
+            .context("Cloudreve's /dav does not answer PROPFIND with the new account")?;
+    }
     Ok(())
 }
 
@@ -264,6 +466,10 @@ async fn get_big(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
     let metric = format!("GET {}", cx.label);
     cx.dav.get("/big/get.bin").await?;
     cx.direct.get("/big/get.bin").await?;
+    let mut c = Runs::default();
+    if let Some(cdav) = &cx.cdav {
+        cdav_get(cdav, &mut c, size, want, None).await;
+    }
     let sampler = cx.gw.pid().map(PeakSampler::start);
     let (mut g, mut d) = (Vec::new(), Vec::new());
     for _ in 0..cx.s.runs {
@@ -277,6 +483,9 @@ async fn get_big(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
             format!("direct GET: {n} bytes, digest {h:x}, want {size} / {want:x}")
         });
         d.push(mib_per_s(size, t));
+        if let Some(cdav) = &cx.cdav {
+            cdav_get(cdav, &mut c, size, want, Some(size)).await;
+        }
     }
     if let Some(sm) = sampler {
         rep.memory
@@ -284,7 +493,29 @@ async fn get_big(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
     }
     rep.rows.push(row(&metric, "gateway", "MiB/s", g, true));
     rep.rows.push(row(&metric, "direct", "MiB/s", d, true));
+    if cx.cdav.is_some() {
+        rep.rows.push(c.into_row(&metric, CDAV, "MiB/s"));
+    }
     Ok(())
+}
+
+/// One GET of the big file from `/dav`, checked; `timed_size` records the
+/// throughput (`None`: warm-up).
+async fn cdav_get(cdav: &Dav, c: &mut Runs, size: u64, want: u64, timed_size: Option<u64>) {
+    if !c.live() {
+        return;
+    }
+    match timed(cdav.get("/big/get.bin")).await {
+        Ok((t, (n, h))) if n == size && h == want => {
+            if let Some(sz) = timed_size {
+                c.values.push(mib_per_s(sz, t));
+            }
+        }
+        Ok((_, (n, h))) => c.fail(format!(
+            "GET returned wrong bytes: {n} bytes, digest {h:x}, want {size} / {want:x}"
+        )),
+        Err(e) => c.fail(format!("GET failed: {e:#}")),
+    }
 }
 
 async fn put_big(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
@@ -293,21 +524,28 @@ async fn put_big(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
     let metric = format!("PUT {}", cx.label);
     cx.dav.put("/big/put-gw.bin", SEED_PUT, size).await?;
     cx.direct.put("/big/put-direct.bin", SEED_PUT, size).await?;
+    let mut c = Runs::default();
+    if cx.cdav.is_some() {
+        cdav_put(cx, &mut c, size, want, false).await;
+    }
     let sampler = cx.gw.pid().map(PeakSampler::start);
     let (mut g, mut d) = (Vec::new(), Vec::new());
     for _ in 0..cx.s.runs {
         let (t, ()) = timed(cx.dav.put("/big/put-gw.bin", SEED_PUT, size)).await?;
         g.push(mib_per_s(size, t));
-        let h = digest_on_disk(cx.emu.file_path_on_disk(EMAIL, "/big/put-gw.bin")).await?;
+        let (n, h) = stored(cx, "/big/put-gw.bin").await?;
         check(rep, h == want, || {
-            format!("gateway PUT: digest {h:x}, want {want:x}")
+            format!("gateway PUT: stored {n} bytes, digest {h:x}, want {size} / {want:x}")
         });
         let (t, ()) = timed(cx.direct.put("/big/put-direct.bin", SEED_PUT, size)).await?;
         d.push(mib_per_s(size, t));
-        let h = digest_on_disk(cx.emu.file_path_on_disk(EMAIL, "/big/put-direct.bin")).await?;
+        let (n, h) = stored(cx, "/big/put-direct.bin").await?;
         check(rep, h == want, || {
-            format!("direct PUT: digest {h:x}, want {want:x}")
+            format!("direct PUT: stored {n} bytes, digest {h:x}, want {size} / {want:x}")
         });
+        if cx.cdav.is_some() {
+            cdav_put(cx, &mut c, size, want, true).await;
+        }
     }
     if let Some(sm) = sampler {
         rep.memory
@@ -315,7 +553,35 @@ async fn put_big(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
     }
     rep.rows.push(row(&metric, "gateway", "MiB/s", g, true));
     rep.rows.push(row(&metric, "direct", "MiB/s", d, true));
+    if cx.cdav.is_some() {
+        rep.rows.push(c.into_row(&metric, CDAV, "MiB/s"));
+    }
     Ok(())
+}
+
+/// One PUT of the big file to `/dav` (with a `Content-Length`: Cloudreve
+/// stores a chunked PUT as 0 bytes), then what was stored is checked.
+async fn cdav_put(cx: &Ctx<'_>, c: &mut Runs, size: u64, want: u64, record: bool) {
+    let Some(cdav) = &cx.cdav else { return };
+    if !c.live() {
+        return;
+    }
+    let path = "/big/put-cdav.bin";
+    match timed(cdav.put(path, SEED_PUT, size)).await {
+        Ok((t, ())) => {
+            if record {
+                c.values.push(mib_per_s(size, t));
+            }
+        }
+        Err(e) => return c.fail(format!("PUT failed: {e:#}")),
+    }
+    match stored(cx, path).await {
+        Ok((_, h)) if h == want => {}
+        Ok((n, h)) => c.fail(format!(
+            "PUT stored wrong bytes: {n} bytes, digest {h:x}, want {size} / {want:x}"
+        )),
+        Err(e) => c.fail(format!("reading back its PUT failed: {e:#}")),
+    }
 }
 
 fn propfind_metric(files: usize) -> String {
@@ -327,6 +593,10 @@ async fn propfind(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
     let metric = propfind_metric(files);
     cx.dav.propfind("/list/", 1).await?;
     cx.direct.list("/list", DIRECT_PAGE).await?;
+    let mut c = Runs::default();
+    if let Some(cdav) = &cx.cdav {
+        cdav_propfind(cdav, &mut c, files, false).await;
+    }
     let sampler = cx.gw.pid().map(PeakSampler::start);
     let (mut g, mut d) = (Vec::new(), Vec::new());
     for _ in 0..cx.s.runs {
@@ -340,6 +610,9 @@ async fn propfind(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
             format!("direct listing: {n} files, want {files}")
         });
         d.push(t);
+        if let Some(cdav) = &cx.cdav {
+            cdav_propfind(cdav, &mut c, files, true).await;
+        }
     }
     if let Some(sm) = sampler {
         rep.memory
@@ -350,7 +623,25 @@ async fn propfind(cx: &Ctx<'_>, rep: &mut Report) -> anyhow::Result<()> {
     if let Some(r) = rep.rows.last_mut() {
         r.note = format!("all pages of {DIRECT_PAGE}");
     }
+    if cx.cdav.is_some() {
+        rep.rows.push(c.into_row(&metric, CDAV, "s"));
+    }
     Ok(())
+}
+
+async fn cdav_propfind(cdav: &Dav, c: &mut Runs, files: usize, record: bool) {
+    if !c.live() {
+        return;
+    }
+    match timed(cdav.propfind("/list/", 1)).await {
+        Ok((t, n)) if n == files + 1 => {
+            if record {
+                c.values.push(t);
+            }
+        }
+        Ok((_, n)) => c.fail(format!("PROPFIND gave {n} responses, want {}", files + 1)),
+        Err(e) => c.fail(format!("PROPFIND failed: {e:#}")),
+    }
 }
 
 fn push_load(rep: &mut Report, name: &str, who: &str, r: LoadResult) {
@@ -361,15 +652,23 @@ fn push_load(rep: &mut Report, name: &str, who: &str, r: LoadResult) {
     });
 }
 
+/// The WebDAV subjects: the gateway, and `/dav` in external mode.
+fn webdav_subjects(cx: &Ctx<'_>) -> Vec<(&'static str, Dav)> {
+    let mut v = vec![("gateway", cx.dav.clone())];
+    v.extend(cx.cdav.clone().map(|c| (CDAV, c)));
+    v
+}
+
 async fn rates(cx: &Ctx<'_>, rep: &mut Report) {
     let dur = cx.s.rps_duration;
-    let dav = cx.dav.clone();
-    let r = load::run(RPS_CLIENTS, dur, move |_, _| {
-        let dav = dav.clone();
-        async move { dav.propfind("/big/get.bin", 0).await.map(drop) }
-    })
-    .await;
-    push_load(rep, "PROPFIND Depth 0, warm file", "gateway", r);
+    for (who, dav) in webdav_subjects(cx) {
+        let r = load::run(RPS_CLIENTS, dur, move |_, _| {
+            let dav = dav.clone();
+            async move { dav.propfind("/big/get.bin", 0).await.map(drop) }
+        })
+        .await;
+        push_load(rep, "PROPFIND Depth 0, warm file", who, r);
+    }
     let direct = cx.direct.clone();
     let r = load::run(RPS_CLIENTS, dur, move |_, _| {
         let d = direct.clone();
@@ -378,28 +677,31 @@ async fn rates(cx: &Ctx<'_>, rep: &mut Report) {
     .await;
     push_load(rep, "GET /file/info, same file", "direct", r);
 
-    let dav = cx.dav.clone();
-    let r = load::run(RPS_CLIENTS, dur, move |_, _| {
-        let dav = dav.clone();
-        async move {
-            let s = dav.options("/").await?;
-            anyhow::ensure!(s.is_success(), "OPTIONS: {s}");
-            Ok(())
-        }
-    })
-    .await;
-    push_load(rep, "OPTIONS /, authenticated (cache warm)", "gateway", r);
-    let anon = cx.dav.with_auth(None);
-    let r = load::run(RPS_CLIENTS, dur, move |_, _| {
-        let dav = anon.clone();
-        async move {
-            let s = dav.status_of_get("/big/get.bin").await?;
-            anyhow::ensure!(s.as_u16() == 401, "anonymous GET: {s}");
-            Ok(())
-        }
-    })
-    .await;
-    push_load(rep, "GET without credentials (401)", "gateway", r);
+    for (who, dav) in webdav_subjects(cx) {
+        let r = load::run(RPS_CLIENTS, dur, move |_, _| {
+            let dav = dav.clone();
+            async move {
+                let s = dav.options("/").await?;
+                anyhow::ensure!(s.is_success(), "OPTIONS: {s}");
+                Ok(())
+            }
+        })
+        .await;
+        push_load(rep, "OPTIONS /, authenticated (cache warm)", who, r);
+    }
+    for (who, dav) in webdav_subjects(cx) {
+        let anon = dav.with_auth(None);
+        let r = load::run(RPS_CLIENTS, dur, move |_, _| {
+            let dav = anon.clone();
+            async move {
+                let s = dav.status_of_get("/big/get.bin").await?;
+                anyhow::ensure!(s.as_u16() == 401, "anonymous GET: {s}");
+                Ok(())
+            }
+        })
+        .await;
+        push_load(rep, "GET without credentials (401)", who, r);
+    }
 }
 
 async fn mixed(cx: &Ctx<'_>, rep: &mut Report) {
@@ -407,22 +709,7 @@ async fn mixed(cx: &Ctx<'_>, rep: &mut Report) {
     let name = format!("mixed PROPFIND/GET/PUT, {clients} clients");
     let dav = cx.dav.clone();
     let sampler = cx.gw.pid().map(PeakSampler::start);
-    let r = load::run(clients, dur, move |c, i| {
-        let dav = dav.clone();
-        async move {
-            let k = c as u64 + i;
-            match k % 3 {
-                0 => dav.propfind("/mix/", 1).await.map(drop),
-                1 => {
-                    let (n, _) = dav.get(&format!("/mix/s{}.bin", k % SMALL_FILES)).await?;
-                    anyhow::ensure!(n == small, "GET: {n} bytes, want {small}");
-                    Ok(())
-                }
-                _ => dav.put(&format!("/mixput/c{c}.bin"), k, small).await,
-            }
-        }
-    })
-    .await;
+    let r = mixed_dav(dav, "c", clients, dur, small).await;
     push_load(rep, &name, "gateway", r);
     if let Some(sm) = sampler {
         rep.memory
@@ -446,6 +733,36 @@ async fn mixed(cx: &Ctx<'_>, rep: &mut Report) {
     })
     .await;
     push_load(rep, &name, "direct", r);
+    if let Some(cdav) = cx.cdav.clone() {
+        let r = mixed_dav(cdav, "v", clients, dur, small).await;
+        push_load(rep, &name, CDAV, r);
+    }
+}
+
+/// The mixed load over WebDAV; each client PUTs to `/mixput/{prefix}{c}.bin`.
+async fn mixed_dav(
+    dav: Dav,
+    prefix: &'static str,
+    clients: usize,
+    dur: std::time::Duration,
+    small: u64,
+) -> LoadResult {
+    load::run(clients, dur, move |c, i| {
+        let dav = dav.clone();
+        async move {
+            let k = c as u64 + i;
+            match k % 3 {
+                0 => dav.propfind("/mix/", 1).await.map(drop),
+                1 => {
+                    let (n, _) = dav.get(&format!("/mix/s{}.bin", k % SMALL_FILES)).await?;
+                    anyhow::ensure!(n == small, "GET: {n} bytes, want {small}");
+                    Ok(())
+                }
+                _ => dav.put(&format!("/mixput/{prefix}{c}.bin"), k, small).await,
+            }
+        }
+    })
+    .await
 }
 
 async fn big4(cx: &Ctx<'_>, rep: &mut Report, n: u64) -> anyhow::Result<()> {
@@ -477,9 +794,9 @@ async fn big4(cx: &Ctx<'_>, rep: &mut Report, n: u64) -> anyhow::Result<()> {
     let sm = PeakSampler::start(pid);
     let (t, ()) = timed(cx.dav.put("/big/put4.bin", SEED_PUT4, n)).await?;
     let peak = sm.finish().await;
-    let h = digest_on_disk(cx.emu.file_path_on_disk(EMAIL, "/big/put4.bin")).await?;
+    let (len, h) = stored(cx, "/big/put4.bin").await?;
     check(rep, h == want, || {
-        format!("gateway PUT {label}: digest {h:x}, want {want:x}")
+        format!("gateway PUT {label}: stored {len} bytes, digest {h:x}, want {want:x}")
     });
     rep.memory
         .push(MemRow::new(&format!("PUT {label}"), "gateway", peak));
@@ -707,4 +1024,32 @@ fn targets(rep: &mut Report, s: &Settings) {
         }
     }
     rep.targets = t;
+}
+
+/// Gateway / `/dav` for every figure and load both have (external mode).
+fn dav_ratios(rep: &Report) -> Vec<Ratio> {
+    let mut out = Vec::new();
+    for r in rep.rows.iter().filter(|r| r.who == "gateway") {
+        if let (Some(g), Some(c)) = (r.median, rep.median(&r.metric, CDAV))
+            && c > 0.0
+        {
+            out.push(Ratio::new(&r.metric, &r.unit, g / c, r.unit != "s"));
+        }
+    }
+    for l in rep.loads.iter().filter(|l| l.who == "gateway") {
+        let other = rep.loads.iter().find(|o| o.name == l.name && o.who == CDAV);
+        if let Some(o) = other
+            && o.result.rps > 0.0
+            && l.result.errors == 0
+            && o.result.errors == 0
+        {
+            out.push(Ratio::new(
+                &l.name,
+                "req/s",
+                l.result.rps / o.result.rps,
+                true,
+            ));
+        }
+    }
+    out
 }
