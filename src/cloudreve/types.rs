@@ -227,6 +227,17 @@ pub struct StoragePolicy {
     /// Chunk size, if the server reports it here.
     #[serde(default)]
     pub chunk_size: Option<u64>,
+    /// How many chunks may be in flight at once (4.7+; absent = one).
+    /// The client sends chunks one at a time, in index order, which both
+    /// completion rules accept (4.17 and older: the last index completes;
+    /// 4.18: all chunks).
+    #[serde(default)]
+    pub chunk_concurrency: Option<u32>,
+    /// The policy encrypts at rest (4.10+). Cloudreve's encryption is done
+    /// by clients that list a cipher; this client lists none, so its
+    /// uploads are stored as sent.
+    #[serde(default)]
+    pub encryption: bool,
 }
 
 impl StoragePolicy {

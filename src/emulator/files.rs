@@ -104,7 +104,7 @@ pub fn display_name(n: &Node) -> String {
 }
 
 /// Policy JSON.
-pub fn policy_json(inner: &Inner, kind: PolicyKind, max_size: i64) -> Value {
+pub fn policy_json(inner: &Inner, kind: PolicyKind, max_size: i64, encryption: bool) -> Value {
     let id = inner.ids.encode(1, IdKind::Policy);
     let mut v = match kind {
         PolicyKind::Local => {
@@ -116,6 +116,9 @@ pub fn policy_json(inner: &Inner, kind: PolicyKind, max_size: i64) -> Value {
         PolicyKind::S3 => json!({"id": id, "name": "S3 policy", "type": "s3", "max_size": 0}),
     };
     v["max_size"] = json!(max_size);
+    if encryption {
+        v["encryption"] = json!(true);
+    }
     v
 }
 
@@ -482,7 +485,12 @@ pub async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -
                       "order_direction_options": ["asc","desc"]},
             "context_hint": uuid::Uuid::new_v4().to_string(),
             "mixed_type": false,
-            "storage_policy": policy_json(&inner, st.settings.policy, st.settings.policy_max_size),
+            "storage_policy": policy_json(
+                &inner,
+                st.settings.policy,
+                st.settings.policy_max_size,
+                st.settings.policy_encryption,
+            ),
         })))
     })
 }
@@ -554,7 +562,12 @@ pub async fn info(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -
         let n = st.files.get(&id).ok_or_else(err::not_exist)?;
         let mut v = file_json(&inner, n, path, true);
         if extended {
-            let pol = policy_json(&inner, st.settings.policy, st.settings.policy_max_size);
+            let pol = policy_json(
+                &inner,
+                st.settings.policy,
+                st.settings.policy_max_size,
+                st.settings.policy_encryption,
+            );
             let mut ents = vec![];
             if let Some(e) = st.entities.get(&n.primary) {
                 ents.push(

@@ -26,6 +26,10 @@
 //!   placeholders of lost sessions stay (with their stale `sys:upload_session_id`).
 //! * `customize:emoji` accepts any non-empty value; colours are approximated.
 //!   The captcha answer is [`CAPTCHA_ANSWER`]. Error `msg` texts are approximate.
+//! * An encrypting policy ([`Emulator::set_policy_encryption`]) hands out no
+//!   `encrypt_metadata`: uploads are stored as sent, which is what Cloudreve
+//!   does for a client that lists no cipher (the gateway lists none).
+//! * No `/file/events` change feed.
 
 /// The Cloudreve version the emulator behaves as (its `/site/ping`).
 pub const VERSION: &str = "4.18.0";
@@ -347,6 +351,11 @@ impl Emulator {
     /// Sets the storage policy type (affects new upload sessions).
     pub fn set_policy_type(&self, kind: PolicyKind) {
         self.with(|st| st.settings.policy = kind);
+    }
+
+    /// Turns the policy's `encryption` switch on or off.
+    pub fn set_policy_encryption(&self, on: bool) {
+        self.with(|st| st.settings.policy_encryption = on);
     }
 
     /// Sets the policy chunk size (default 25 MiB).

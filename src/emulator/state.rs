@@ -148,6 +148,11 @@ pub struct Settings {
     pub policy: PolicyKind,
     /// Policy chunk size.
     pub chunk_size: i64,
+    /// The policy's `encryption` switch (4.10). Cloudreve encrypts on the
+    /// client side, and only for clients that list a cipher; the emulator
+    /// reports the switch and, like Cloudreve for a client that lists none,
+    /// stores uploads as they come.
+    pub policy_encryption: bool,
     /// List page cap.
     pub max_page_size: usize,
     /// Case-insensitive names.
@@ -177,6 +182,7 @@ impl Default for Settings {
             max_edit_size: 52_428_800,
             policy: PolicyKind::Local,
             chunk_size: 25 * 1024 * 1024,
+            policy_encryption: false,
             max_page_size: 2000,
             case_insensitive: false,
             access_ttl: 3600,

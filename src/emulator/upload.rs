@@ -320,7 +320,12 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             meta,
             last_modified,
         )?;
-        let policy = policy_json(&inner, s.policy, st.settings.policy_max_size);
+        let policy = policy_json(
+            &inner,
+            s.policy,
+            st.settings.policy_max_size,
+            st.settings.policy_encryption,
+        );
         let mut v = json!({
             "session_id": s.id, "upload_id": "", "chunk_size": s.chunk_size,
             "expires": s.expires.timestamp(), "storage_policy": policy,

@@ -246,6 +246,27 @@ impl RealCloudreve {
         .await;
     }
 
+    /// Turns the default storage policy's `encryption` switch (4.10) on or
+    /// off through the admin API (the whole policy object goes back).
+    pub async fn set_policy_encryption(&self, on: bool) {
+        let mut policy = self
+            .call(
+                reqwest::Method::GET,
+                "/admin/policy/1",
+                Some(&self.admin_token),
+                Value::Null,
+            )
+            .await;
+        policy["settings"]["encryption"] = json!(on);
+        self.call(
+            reqwest::Method::PUT,
+            "/admin/policy/1",
+            Some(&self.admin_token),
+            json!({ "policy": policy }),
+        )
+        .await;
+    }
+
     /// Sets site settings through the admin API (`PATCH /admin/settings`).
     pub async fn set_settings(&self, settings: Value) {
         self.call(

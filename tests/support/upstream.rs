@@ -199,6 +199,14 @@ impl TestUpstream {
             .unwrap_or(0)
     }
 
+    /// Turns the storage policy's `encryption` switch on or off.
+    pub async fn set_policy_encryption(&self, on: bool) {
+        match self.server() {
+            Server::Emulator(e) => e.set_policy_encryption(on),
+            Server::Real(r) => r.set_policy_encryption(on).await,
+        }
+    }
+
     /// Invalidates every token and signed URL issued so far, as Cloudreve
     /// 4.13's upgrade did by resetting `secret_key` (a real server is
     /// restarted with a new key; the emulator swaps its secret).
