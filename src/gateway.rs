@@ -136,28 +136,16 @@ pub async fn sign_in_users(config: &Config) -> anyhow::Result<Sessions> {
     check_upstream_version(&client, &config.upstream).await?;
     let mut sessions = Vec::new();
     for user in &config.users {
-        let mut attempt = 0;
-        let session = loop {
-            attempt += 1;
-            let result = match &user.secret {
+        let session = retry_transient(&format!("sign-in of {}", user.email), || async {
+            match &user.secret {
                 UserSecret::Password(p) => client.sign_in(&user.email, p.expose()).await,
                 UserSecret::RefreshToken(t) => client.session_from_refresh_token(t.expose()).await,
-            };
-            match result {
-                Ok(s) => break s,
-                Err(e) if attempt < SIGN_IN_ATTEMPTS && is_transient(&e) => {
-                    tracing::warn!(user = %user.email, error = %e, attempt, "sign-in failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-                }
-                Err(e) => {
-                    return Err(anyhow::anyhow!(
-                        "cannot sign in {} at {}: {e}",
-                        user.email,
-                        config.upstream
-                    ));
-                }
             }
-        };
+        })
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot sign in {} at {}: {e}", user.email, config.upstream)
+        })?;
         tracing::info!(user = %user.email, "signed in to Cloudreve");
         sessions.push((user.email.clone(), session));
     }
@@ -170,22 +158,13 @@ pub async fn sign_in_users(config: &Config) -> anyhow::Result<Sessions> {
 /// when it is older than the tested version. Transient failures are
 /// retried like sign-ins.
 async fn check_upstream_version(client: &Client, upstream: &str) -> anyhow::Result<()> {
-    let mut attempt = 0;
-    let answered = loop {
-        attempt += 1;
-        match client.ping().await {
-            Ok(v) => break v,
-            Err(e) if attempt < SIGN_IN_ATTEMPTS && is_transient(&e) => {
-                tracing::warn!(error = %e, attempt, "upstream ping failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-            }
-            Err(e) => {
-                return Err(anyhow::anyhow!(
-                    "{upstream} does not answer as a Cloudreve v4 server (GET /api/v4/site/ping): {e}"
-                ));
-            }
-        }
-    };
+    let answered = retry_transient("upstream ping", || client.ping())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{upstream} does not answer as a Cloudreve v4 server (GET /api/v4/site/ping): {e}"
+            )
+        })?;
     match version::classify(&answered) {
         version::Support::Tested => {
             tracing::info!(version = %answered, "upstream Cloudreve version");
@@ -200,6 +179,27 @@ async fn check_upstream_version(client: &Client, upstream: &str) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// Runs `op`, retrying transient failures (unreachable upstream, 5xx) up
+/// to [`SIGN_IN_ATTEMPTS`] times with a growing pause; any other failure is
+/// returned at once.
+async fn retry_transient<T, F, Fut>(what: &str, mut op: F) -> Result<T, CrError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CrError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match op().await {
+            Err(e) if attempt < SIGN_IN_ATTEMPTS && is_transient(&e) => {
+                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 fn is_transient(e: &CrError) -> bool {

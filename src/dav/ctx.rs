@@ -145,7 +145,12 @@ impl RequestCtx {
     }
 
     /// Caches `f` as the metadata of `uri`.
+    /// An entry without its metadata (the folder entry of a listing) is not
+    /// cached: its dead properties and kept times would be missing.
     pub fn remember(&self, uri: CrUri, f: FileResponse) {
+        if !entry_is_complete(&uri, &f) {
+            return;
+        }
         if let Ok(mut c) = self.cache.lock() {
             c.insert(uri, Some(f));
         }
@@ -257,4 +262,11 @@ impl RequestCtx {
     pub fn depth_zero(&self) -> bool {
         self.depth.as_deref() == Some("0")
     }
+}
+
+/// Whether `f`, what Cloudreve said of `uri`, carries the entry's metadata.
+/// A listing names its own folder with `metadata: null` (docs/UPSTREAM.md
+/// §4.2); the drive root has no metadata to carry.
+pub(crate) fn entry_is_complete(uri: &CrUri, f: &FileResponse) -> bool {
+    f.metadata.is_some() || uri.is_root()
 }

@@ -213,11 +213,7 @@ impl CloudreveFs {
                 .await
                 .map_err(|e| map_err(ctx, "list", &e))?,
         };
-        // A listing's folder entry carries no metadata; remember it only
-        // when it does (the drive root has none to carry).
-        if let Some(p) = &first.parent
-            && (p.metadata.is_some() || uri.is_root())
-        {
+        if let Some(p) = &first.parent {
             ctx.remember(uri.clone(), p.clone());
         }
         let parked = match &ctx.park {

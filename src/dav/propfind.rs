@@ -642,7 +642,7 @@ pub async fn respond(
     let target = match first
         .as_ref()
         .and_then(|p| p.parent.clone())
-        .filter(|f| f.metadata.is_some() || uri.is_root())
+        .filter(|f| super::ctx::entry_is_complete(&uri, f))
     {
         Some(f) => f,
         None => lookup(&ctx, &uri).await?,

@@ -705,9 +705,7 @@ impl DavService for DavGateway {
                     if let Some(f) = own.filter(|f| f.is_folder()) {
                         page.parent = Some(f);
                     }
-                    if let Some(p) = &page.parent
-                        && (p.metadata.is_some() || uri.is_root())
-                    {
+                    if let Some(p) = &page.parent {
                         ctx.remember(uri.clone(), p.clone());
                     }
                     ctx.set_first_page(uri, page);
