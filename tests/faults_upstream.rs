@@ -375,6 +375,11 @@ async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
         FaultKind::Latency(Duration::from_secs(4)),
         None,
     ));
+    // `Connection: close`: the test client keeps no idle connection (and the
+    // gateway no connection task) alive after the answers, so what the task
+    // count below sees is only what the timed-out upstream calls left behind
+    // (an idle keep-alive connection would live until the gateway's 30 s
+    // header-read timeout).
     let mut all = Vec::new();
     for i in 0..8 {
         let rb = if i % 2 == 0 {
@@ -382,7 +387,7 @@ async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
         } else {
             gw.req("GET", "/a.txt")
         };
-        all.push(tokio::spawn(rb.send()));
+        all.push(tokio::spawn(rb.header("connection", "close").send()));
     }
     for h in all {
         let r = h.await.expect("join").expect("answer");
