@@ -16,6 +16,8 @@ mod auth;
 mod content;
 #[path = "contract/edges.rs"]
 mod edges;
+#[path = "contract/events.rs"]
+mod events;
 #[path = "contract/files.rs"]
 mod files;
 #[path = "contract/locks.rs"]

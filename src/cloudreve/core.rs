@@ -41,6 +41,10 @@ pub struct ClientOptions {
     /// (`/api/v4/file/content/…`) to the base URL (the signature covers
     /// only the path). Useful when the server's site URL is not reachable.
     pub rewrite_download_host: bool,
+    /// This client's id, sent as `X-Cr-Client-Id` on every call: Cloudreve's
+    /// change feed (`GET /file/events`) does not send a listener the changes
+    /// made with its own id. `None`: a random id per [`Client`].
+    pub client_id: Option<uuid::Uuid>,
 }
 
 impl Default for ClientOptions {
@@ -54,6 +58,7 @@ impl Default for ClientOptions {
             user_agent: concat!("cloudreve-dav/", env!("CARGO_PKG_VERSION")).to_string(),
             refresh_margin: Duration::from_secs(120),
             rewrite_download_host: false,
+            client_id: None,
         }
     }
 }
@@ -71,6 +76,7 @@ pub(crate) struct ClientInner {
     pub(crate) http: reqwest::Client,
     pub(crate) base: String,
     pub(crate) opts: ClientOptions,
+    pub(crate) client_id: String,
 }
 
 /// A request body.
@@ -127,8 +133,17 @@ impl Client {
             b = b.read_timeout(t);
         }
         let http = b.build()?;
+        let client_id = opts
+            .client_id
+            .unwrap_or_else(uuid::Uuid::new_v4)
+            .to_string();
         Ok(Client {
-            inner: Arc::new(ClientInner { http, base, opts }),
+            inner: Arc::new(ClientInner {
+                http,
+                base,
+                opts,
+                client_id,
+            }),
         })
     }
 
@@ -140,6 +155,11 @@ impl Client {
     /// The options in use.
     pub fn options(&self) -> &ClientOptions {
         &self.inner.opts
+    }
+
+    /// The id this client sends as `X-Cr-Client-Id`.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
     }
 
     /// The shared `reqwest` client.
@@ -157,7 +177,8 @@ impl Client {
         url
     }
 
-    /// Sends one request to an API path.
+    /// Sends one request to an API path. JSON calls get the configured
+    /// total timeout; streamed bodies do not.
     pub(crate) async fn send(
         &self,
         method: Method,
@@ -166,19 +187,50 @@ impl Client {
         body: ReqBody,
         bearer: Option<&str>,
     ) -> Result<Response> {
+        let streamed = matches!(body, ReqBody::Stream(..));
+        let mut rb = self.request(method, path, query, body, bearer);
+        if !streamed && let Some(t) = self.inner.opts.request_timeout {
+            rb = rb.timeout(t);
+        }
+        self.send_built(rb, path).await
+    }
+
+    /// Sends a request built by [`Client::request`], counting it.
+    pub(crate) async fn send_built(
+        &self,
+        rb: reqwest::RequestBuilder,
+        path: &str,
+    ) -> Result<Response> {
+        let result = rb.send().await;
+        crate::metrics::global()
+            .upstream_call(path, result.as_ref().ok().map(|r| r.status().as_u16()));
+        Ok(result?)
+    }
+
+    /// One request to an API path with the headers every call carries
+    /// (correlation id, client id, bearer), and no timeout of its own.
+    pub(crate) fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: ReqBody,
+        bearer: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let url = self.api_url(path, query);
         let cid = uuid::Uuid::new_v4().to_string();
+        tracing::trace!(%method, path, correlation_id = %cid, "cloudreve request");
         let mut rb = self
             .inner
             .http
-            .request(method.clone(), &url)
+            .request(method, &url)
             .header("X-Cr-Correlation-Id", &cid)
+            .header("X-Cr-Client-Id", &self.inner.client_id)
             .header(header::ACCEPT, "application/json");
         if let Some(t) = bearer {
             rb = rb.bearer_auth(t);
         }
-        let streamed = matches!(body, ReqBody::Stream(..));
-        rb = match body {
+        match body {
             ReqBody::Empty => rb,
             ReqBody::Json(b) => rb
                 .header(header::CONTENT_TYPE, "application/json")
@@ -188,15 +240,7 @@ impl Client {
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .header(header::CONTENT_LENGTH, len)
                 .body(b),
-        };
-        if !streamed && let Some(t) = self.inner.opts.request_timeout {
-            rb = rb.timeout(t);
         }
-        tracing::trace!(%method, path, correlation_id = %cid, "cloudreve request");
-        let result = rb.send().await;
-        crate::metrics::global()
-            .upstream_call(path, result.as_ref().ok().map(|r| r.status().as_u16()));
-        Ok(result?)
     }
 
     /// Reads a JSON route's answer into a raw envelope (any code).

@@ -7,7 +7,8 @@
 //!   conflicts and normalised per-URI batch errors;
 //! * `uri` — [`CrUri`], Cloudreve URI escaping/parsing and query embedding;
 //! * `session` — [`Session`]: sign-in, single-flight token refresh;
-//! * `files`, `lister`, `reader`, `writer`, `accounts` — the endpoints.
+//! * `files`, `lister`, `reader`, `writer`, `accounts` — the endpoints;
+//! * `events` — the change feed (`GET /file/events`).
 //!
 //! ```no_run
 //! # async fn demo() -> cloudreve_dav::cloudreve::Result<()> {
@@ -22,6 +23,7 @@
 mod accounts;
 mod core;
 mod error;
+mod events;
 mod files;
 mod lister;
 mod reader;
@@ -36,6 +38,7 @@ mod tests;
 
 pub use self::core::{API_PREFIX, Client, ClientOptions};
 pub use self::error::{AggregatedErrors, ApiError, Error, ErrorCode, Result};
+pub use self::events::{ChangeFeed, ChangeKind, FeedItem, FileChange};
 pub use self::files::{CreateKind, DownloadUrlOptions};
 pub use self::lister::ListStream;
 pub use self::reader::{ByteStream, ContentRange, Reader};

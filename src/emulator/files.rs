@@ -1,5 +1,6 @@
 //! File-tree endpoints: list, info, create, rename, move/copy, delete, restore, plus site/user.
 
+use super::events::{self, Change};
 use super::ids::IdKind;
 use super::locks::{LockApp, LockReq, conflict_payload};
 use super::server::{
@@ -199,6 +200,7 @@ pub fn mkdir_p(
     segs: &[String],
     now: DateTime<Utc>,
     name_err: fn() -> ApiError,
+    origin: Option<&str>,
 ) -> Result<u64, ApiError> {
     let mut cur = st.users.get(&uid).ok_or_else(err::login)?.root;
     for s in segs {
@@ -216,6 +218,7 @@ pub fn mkdir_p(
                 let id = st.alloc();
                 st.files.insert(id, new_node(id, uid, None, s, true, now));
                 st.attach(id, cur);
+                events::publish(st, Change::Created(id), origin);
                 cur = id;
             }
         }
@@ -646,7 +649,9 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             if !valid_name(name) {
                 return Err(illegal_name());
             }
-            let parent = mkdir_p(&mut st, uid, parent_segs, now, illegal_name)?;
+            let origin = events::origin(&headers);
+            let origin = origin.as_deref();
+            let parent = mkdir_p(&mut st, uid, parent_segs, now, illegal_name, origin)?;
             let id = st.alloc();
             let mut n = new_node(id, uid, None, name, folder, now);
             for (k, v) in &meta {
@@ -654,6 +659,7 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             }
             st.files.insert(id, n);
             st.attach(id, parent);
+            events::publish(&mut st, Change::Created(id), origin);
             let n = st.files.get(&id).ok_or_else(err::not_exist)?;
             let path = node_uri(&st, id).unwrap_or_default();
             Ok(ok(file_json(&inner, n, path, true)))
@@ -719,6 +725,12 @@ pub async fn rename(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
                 .get(&id)
                 .map(|n| n.name.clone())
                 .unwrap_or_default();
+            let origin = events::origin(&headers);
+            events::publish(
+                &mut st,
+                Change::Renamed(id, &req.new_name),
+                origin.as_deref(),
+            );
             st.detach(id);
             let now = inner.clock.now();
             if let Some(n) = st.files.get_mut(&id) {
@@ -862,6 +874,7 @@ pub async fn move_copy(
             reqs.push(lreq(uid, "my", &d, false, folder, "moveCopy"));
         }
         let locks = take_locks(&inner, &mut st, &reqs)?;
+        let origin = events::origin(&headers);
         let r = (|| {
             // All-or-nothing name clash check.
             let mut seen = std::collections::HashSet::new();
@@ -886,7 +899,8 @@ pub async fn move_copy(
                     return Err(ApiError::new(40051, "Insufficient capacity"));
                 }
                 for (id, ..) in &items {
-                    copy_tree(&mut st, *id, dst_id, now);
+                    let copy = copy_tree(&mut st, *id, dst_id, now);
+                    events::publish(&mut st, Change::Created(copy), origin.as_deref());
                 }
                 if let Some(u) = st.users.get_mut(&uid) {
                     u.used += total;
@@ -896,6 +910,12 @@ pub async fn move_copy(
                     if st.files.get(id).and_then(|n| n.parent) == Some(dst_id) {
                         continue;
                     }
+                    let moved = Change::Moved {
+                        id: *id,
+                        dst: dst_id,
+                        name,
+                    };
+                    events::publish(&mut st, moved, origin.as_deref());
                     st.detach(*id);
                     if *from_trash {
                         let tname = st.files.get(id).map(|n| n.name.clone()).unwrap_or_default();
@@ -928,9 +948,10 @@ pub async fn move_copy(
     })
 }
 
-fn copy_tree(st: &mut Model, src: u64, dst_parent: u64, now: DateTime<Utc>) {
+/// Copies `src` with everything below it under `dst_parent`; the copy's id.
+fn copy_tree(st: &mut Model, src: u64, dst_parent: u64, now: DateTime<Utc>) -> u64 {
     let Some(n) = st.files.get(&src).cloned() else {
-        return;
+        return 0;
     };
     let id = st.alloc();
     let mut c = n.clone();
@@ -948,6 +969,7 @@ fn copy_tree(st: &mut Model, src: u64, dst_parent: u64, now: DateTime<Utc>) {
     for child in n.children.values() {
         copy_tree(st, *child, id, now);
     }
+    id
 }
 
 #[derive(Deserialize)]
@@ -977,7 +999,15 @@ pub async fn delete(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
                 return Err(err::unsupported());
             }
         }
-        delete_impl(&inner, uid, &req.uris, req.skip_soft_delete, req.unlink)
+        let origin = events::origin(&headers);
+        delete_impl(
+            &inner,
+            uid,
+            &req.uris,
+            req.skip_soft_delete,
+            req.unlink,
+            origin.as_deref(),
+        )
     })
 }
 
@@ -987,6 +1017,7 @@ fn delete_impl(
     uris: &[String],
     hard: bool,
     unlink: bool,
+    origin: Option<&str>,
 ) -> Result<Response, ApiError> {
     let now = inner.clock.now();
     let mut st = inner.lock();
@@ -1043,6 +1074,7 @@ fn delete_impl(
         if !st.files.contains_key(id) {
             continue;
         }
+        events::publish(&mut st, Change::Deleted(*id), origin);
         if hard {
             if unlink {
                 // Keep the blobs: drop records only.
@@ -1132,6 +1164,7 @@ pub async fn restore(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: 
             .collect();
         let locks = take_locks(&inner, &mut st, &reqs)?;
         let root = st.users.get(&uid).map(|u| u.root).unwrap_or_default();
+        let origin = events::origin(&headers);
         for (raw, (id, tname, segs)) in items {
             let Some((name, parent_segs)) = segs.split_last() else {
                 fails.push((agg_key(&raw), err::not_exist()));
@@ -1159,6 +1192,7 @@ pub async fn restore(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: 
                 n.metadata.remove("sys:expected_collect_time");
             }
             st.attach(id, parent);
+            events::publish(&mut st, Change::Created(id), origin.as_deref());
         }
         st.locks.release(&locks);
         inner.touch();

@@ -38,6 +38,7 @@ mod auth;
 mod clock;
 mod content;
 mod dav_accounts;
+mod events;
 mod faults;
 mod files;
 mod ids;
@@ -356,6 +357,17 @@ impl Emulator {
     /// Turns the policy's `encryption` switch on or off.
     pub fn set_policy_encryption(&self, on: bool) {
         self.with(|st| st.settings.policy_encryption = on);
+    }
+
+    /// Switches the change feed (`fs_event_push_enabled`, on by default).
+    pub fn set_events_enabled(&self, on: bool) {
+        self.with(|st| st.settings.events_enabled = on);
+    }
+
+    /// Sets how long the change feed waits for more changes before it sends
+    /// (`fs_event_push_debounce`, 5 s by default).
+    pub fn set_event_debounce(&self, by: Duration) {
+        self.with(|st| st.settings.event_debounce = by);
     }
 
     /// Sets the policy chunk size (default 25 MiB).

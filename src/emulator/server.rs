@@ -426,6 +426,7 @@ pub fn router(inner: Arc<Inner>) -> Router {
             get(content::serve).head(content::serve),
         )
         .route("/file/metadata", patch(metadata::patch))
+        .route("/file/events", get(super::events::subscribe))
         .route("/file/lock", delete(metadata::unlock))
         .route("/file/upload", put(upload::create).delete(upload::cancel))
         .route("/file/upload/{sid}/{index}", post(upload::chunk))

@@ -1,5 +1,6 @@
 //! The in-memory model: users, file tree, entities, DAV accounts, settings.
 
+use super::events::EventHub;
 use super::locks::LockTable;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -173,6 +174,10 @@ pub struct Settings {
     pub policy_max_size: i64,
     /// Group `max_walked_files`.
     pub max_walked_files: usize,
+    /// `fs_event_push_enabled`: the change feed is served.
+    pub events_enabled: bool,
+    /// `fs_event_push_debounce`: how long a change waits for more.
+    pub event_debounce: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -193,6 +198,8 @@ impl Default for Settings {
             default_quota: 1 << 40,
             policy_max_size: 0,
             max_walked_files: 100_000,
+            events_enabled: true,
+            event_debounce: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -255,6 +262,9 @@ pub struct State {
     /// Settings (not persisted).
     #[serde(skip)]
     pub settings: Settings,
+    /// Change-feed listeners (not persisted: Cloudreve too starts empty).
+    #[serde(skip)]
+    pub events: EventHub,
 }
 
 impl State {
@@ -275,6 +285,7 @@ impl State {
             revoked: HashSet::new(),
             twofa: HashMap::new(),
             settings: Settings::default(),
+            events: EventHub::default(),
         }
     }
 

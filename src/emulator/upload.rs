@@ -1,5 +1,6 @@
 //! Upload sessions (UPSTREAM §5.4–§5.7) and `PUT /file/content` (§5.1). All bodies stream to disk.
 
+use super::events::{self, Change};
 use super::files::{check_fs, file_json, mkdir_p, parse_uri, policy_json, run, take_locks};
 use super::ids::IdKind;
 use super::locks::{LockApp, LockReq};
@@ -31,13 +32,13 @@ pub fn sweep(inner: &Inner, st: &mut Model) {
         .collect();
     for sid in expired {
         if let Some(s) = st.sessions.remove(&sid) {
-            abort(inner, st, &s);
+            abort(inner, st, &s, None);
         }
     }
 }
 
 /// Undoes a session: releases its lock, removes the placeholder or the pending marker.
-pub fn abort(inner: &Inner, st: &mut Model, s: &UploadSession) {
+pub fn abort(inner: &Inner, st: &mut Model, s: &UploadSession, origin: Option<&str>) {
     st.locks.remove(&s.lock);
     let _ = std::fs::remove_file(inner.upload_path(&s.id));
     let Some(n) = st.files.get_mut(&s.file) else {
@@ -45,6 +46,7 @@ pub fn abort(inner: &Inner, st: &mut Model, s: &UploadSession) {
     };
     let mine = n.metadata.get("sys:upload_session_id") == Some(&s.id);
     if s.new_file && n.primary == 0 && mine {
+        events::publish(st, Change::Deleted(s.file), origin);
         let blobs = st.purge(s.file);
         super::files::remove_blobs(inner, blobs);
     } else if mine {
@@ -79,6 +81,7 @@ pub fn prepare(
     entity_type: &str,
     metadata: BTreeMap<String, String>,
     last_modified: Option<DateTime<Utc>>,
+    origin: Option<&str>,
 ) -> Result<UploadSession, ApiError> {
     let Some((name, parent_segs)) = segs.split_last() else {
         return Err(err::existed());
@@ -134,7 +137,7 @@ pub fn prepare(
             (e, false)
         }
         None => {
-            let parent = match mkdir_p(st, uid, parent_segs, now, err::untyped) {
+            let parent = match mkdir_p(st, uid, parent_segs, now, err::untyped, origin) {
                 Ok(p) => p,
                 Err(e) => {
                     st.locks.remove(&lock);
@@ -149,6 +152,7 @@ pub fn prepare(
                 .insert("sys:upload_session_id".into(), sid.clone());
             st.files.insert(id, n);
             st.attach(id, parent);
+            events::publish(st, Change::Created(id), origin);
             (id, true)
         }
     };
@@ -174,7 +178,7 @@ pub fn prepare(
         last_modified,
     };
     if created.is_err() {
-        abort(inner, st, &s);
+        abort(inner, st, &s, origin);
         return Err(ApiError::new(50004, "Failed to create upload placeholder"));
     }
     inner.touch();
@@ -182,7 +186,12 @@ pub fn prepare(
 }
 
 /// Completes an upload: the temp file becomes a new entity and the primary version.
-pub fn complete(inner: &Inner, st: &mut Model, s: &UploadSession) -> Result<u64, ApiError> {
+pub fn complete(
+    inner: &Inner,
+    st: &mut Model,
+    s: &UploadSession,
+    origin: Option<&str>,
+) -> Result<u64, ApiError> {
     if !st.locks.contains(&s.lock) {
         return Err(ApiError::new(40073, "Lock expired"));
     }
@@ -225,6 +234,7 @@ pub fn complete(inner: &Inner, st: &mut Model, s: &UploadSession) -> Result<u64,
         let _ = std::fs::remove_file(inner.blob_path(b));
     }
     st.locks.remove(&s.lock);
+    events::publish(st, Change::Modified(s.file), origin);
     inner.touch();
     Ok(s.file)
 }
@@ -319,6 +329,7 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             &req.entity_type,
             meta,
             last_modified,
+            events::origin(&headers).as_deref(),
         )?;
         let policy = policy_json(
             &inner,
@@ -407,7 +418,7 @@ pub async fn chunk(
     let Some(cur) = st.sessions.get(&s.id).cloned() else {
         return ApiError::new(40011, "Upload session expired or not exist").into_resp();
     };
-    match complete(&inner, &mut st, &cur) {
+    match complete(&inner, &mut st, &cur, events::origin(&headers).as_deref()) {
         Ok(_) => {
             st.sessions.remove(&s.id);
             ok_void()
@@ -442,7 +453,7 @@ pub async fn cancel(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
                 return Err(ApiError::new(404, "Upload session not exist"));
             }
             st.sessions.remove(&req.id);
-            abort(&inner, &mut st, &s);
+            abort(&inner, &mut st, &s, events::origin(&headers).as_deref());
             return Ok(ok_void());
         }
         let id = st.walk(root, &u.segments).ok_or_else(err::not_exist)?;
@@ -511,6 +522,7 @@ pub async fn put_content(
             "version",
             BTreeMap::new(),
             None,
+            events::origin(&headers).as_deref(),
         ))
     })();
     let s = match prep {
@@ -523,12 +535,14 @@ pub async fn put_content(
     };
     let len = s.size as u64;
     let written = write_body(&inner.upload_path(&s.id), 0, len, body).await;
+    let origin = events::origin(&headers);
+    let origin = origin.as_deref();
     let mut st = inner.lock();
     if !matches!(written, Ok(n) if n == len) {
-        abort(&inner, &mut st, &s);
+        abort(&inner, &mut st, &s, origin);
         return ApiError::new(50004, "Failed to upload file").into_resp();
     }
-    match complete(&inner, &mut st, &s) {
+    match complete(&inner, &mut st, &s, origin) {
         Ok(id) => {
             let path = super::files::node_uri(&st, id).unwrap_or_default();
             match st.files.get(&id) {
@@ -537,7 +551,7 @@ pub async fn put_content(
             }
         }
         Err(e) => {
-            abort(&inner, &mut st, &s);
+            abort(&inner, &mut st, &s, origin);
             e.into_resp()
         }
     }
