@@ -332,10 +332,10 @@ async fn an_unsupported_upstream_is_refused_at_start() {
     }
 }
 
-/// A storage policy with encryption on (4.10): files go up and come back
-/// whole, ranges included. (Cloudreve encrypts on the client side, for
-/// clients that list a cipher; the gateway lists none, so Cloudreve stores
-/// its uploads unencrypted, see docs/UPSTREAM.md §5.7.)
+/// A storage policy with encryption on (4.10): what the gateway uploads is
+/// stored encrypted (Cloudreve leaves that to the uploading client, which
+/// gets the key in the upload session, docs/UPSTREAM.md §5.7), and comes
+/// back whole through the gateway, ranges included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_and_downloads_work_on_an_encrypting_policy() {
     let stack = Stack::start().await;
@@ -384,6 +384,53 @@ async fn uploads_and_downloads_work_on_an_encrypting_policy() {
     assert_eq!(
         stack.up.file_size(EMAIL, "/enc.bin").await,
         Some(data.len() as u64)
+    );
+    // Encrypted at rest: Cloudreve says so, and the stored bytes are not
+    // the content.
+    let info = stack
+        .session
+        .info(&CrUri::my_path("/enc.bin").unwrap(), true)
+        .await
+        .unwrap();
+    let entities = info.extended_info.map(|x| x.entities).unwrap_or_default();
+    assert_eq!(
+        entities.first().and_then(|e| e.encrypted_with.as_deref()),
+        Some("aes-256-ctr"),
+        "{entities:?}"
+    );
+    let stored = stack
+        .up
+        .stored_bytes(EMAIL, "/enc.bin")
+        .expect("stored blob");
+    assert_eq!(stored.len(), data.len());
+    assert!(stored != data, "stored in clear");
+    // A second, chunked upload over it (several chunks, each encrypted
+    // from its own offset) reads back whole too.
+    stack.up.set_policy_chunk_size(1 << 20).await;
+    let data2: Vec<u8> = (0..2_500_000u32).map(|i| (i * 13 % 241) as u8).collect();
+    let r = http
+        .put(format!("http://{addr}/enc.bin"))
+        .basic_auth(EMAIL, Some(&pw))
+        .body(data2.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = http
+        .get(format!("http://{addr}/enc.bin"))
+        .basic_auth(EMAIL, Some(&pw))
+        .header("Range", "bytes=1048570-1048600")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert!(
+        r.bytes().await.unwrap() == data2[1_048_570..1_048_601],
+        "range across chunks differs"
+    );
+    assert_eq!(
+        stack.up.file_bytes(EMAIL, "/enc.bin").await.as_deref(),
+        Some(&data2[..])
     );
     stack.stop().await;
 }

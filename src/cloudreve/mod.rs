@@ -21,6 +21,7 @@
 //! ```
 
 mod accounts;
+mod cipher;
 mod core;
 mod error;
 mod events;
@@ -45,9 +46,9 @@ pub use self::reader::{ByteStream, ContentRange, Reader};
 pub use self::session::Session;
 pub use self::types::{
     Boolset, Capacity, DavAccount, DavAccountOptions, DownloadUrl, DownloadUrlEntry, DownloadUrls,
-    Entity, EntityType, ExplorerConfig, ExtendedInfo, FileKind, FileResponse, Group, ListPage,
-    LockConflict, LockOwner, LockOwnerApp, LoginConfig, LoginResponse, MetadataPatch, Pagination,
-    StoragePolicy, Timestamp, Token, UploadSession, User,
+    EncryptMetadata, Entity, EntityType, ExplorerConfig, ExtendedInfo, FileKind, FileResponse,
+    Group, ListPage, LockConflict, LockOwner, LockOwnerApp, LoginConfig, LoginResponse,
+    MetadataPatch, Pagination, StoragePolicy, Timestamp, Token, UploadSession, User,
 };
 pub use self::uri::{CrUri, build_query, escape_segment, query_escape};
 pub use self::writer::{

@@ -201,6 +201,9 @@ pub struct Entity {
     /// Creation time.
     #[serde(default)]
     pub created_at: Option<Timestamp>,
+    /// The cipher it is stored encrypted with (4.10+), if any.
+    #[serde(default)]
+    pub encrypted_with: Option<String>,
 }
 
 /// A storage policy summary (list / upload session).
@@ -234,8 +237,9 @@ pub struct StoragePolicy {
     #[serde(default)]
     pub chunk_concurrency: Option<u32>,
     /// The policy encrypts at rest (4.10+). Cloudreve's encryption is done
-    /// by clients that list a cipher; this client lists none, so its
-    /// uploads are stored as sent.
+    /// by the uploading client with a key from the upload session (this
+    /// client does it, `cipher.rs`), or by the server for relayed uploads
+    /// and `PUT /file/content`.
     #[serde(default)]
     pub encryption: bool,
 }
@@ -437,6 +441,32 @@ pub struct UploadSession {
     /// Provider upload id.
     #[serde(default)]
     pub upload_id: Option<String>,
+    /// The key to encrypt this upload with, when the policy encrypts and
+    /// the request listed the cipher (4.10+).
+    #[serde(default)]
+    pub encrypt_metadata: Option<EncryptMetadata>,
+}
+
+/// `encrypt_metadata` of an upload session: Go `[]byte`s, so base64.
+#[derive(Clone, Deserialize, Serialize, Default)]
+pub struct EncryptMetadata {
+    /// The cipher (`aes-256-ctr`).
+    #[serde(default)]
+    pub algorithm: String,
+    /// The content key in clear, base64.
+    #[serde(default)]
+    pub key_plain_text: String,
+    /// The initial counter block, base64.
+    #[serde(default)]
+    pub iv: String,
+}
+
+impl std::fmt::Debug for EncryptMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptMetadata")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `entity_type` of an upload session.

@@ -19,6 +19,7 @@ use reqwest::Method;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::cipher::{AES_256_CTR, ContentCipher};
 use super::core::ReqBody;
 use super::error::{ApiError, Error, ErrorCode, Result};
 use super::session::Session;
@@ -225,6 +226,9 @@ struct CreateSessionReq<'a> {
     entity_type: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<&'a HashMap<String, String>>,
+    /// Offered always: a policy that encrypts then hands out a key (and a
+    /// server before 4.10 ignores the field).
+    encryption_supported: [&'a str; 1],
 }
 
 #[derive(Serialize)]
@@ -389,6 +393,7 @@ impl Session {
             mime_type: req.mime_type.as_deref(),
             entity_type: req.entity_type.as_str(),
             metadata: req.metadata.as_ref(),
+            encryption_supported: [AES_256_CTR],
         })?;
         self.call(
             Method::PUT,
@@ -612,7 +617,15 @@ impl Session {
                 })))
             }
             _ => match self.check_previous(uri, previous.as_ref()).await {
-                Ok(()) => self.send_all_chunks(&sess, size, source).await,
+                Ok(()) => match sess
+                    .encrypt_metadata
+                    .as_ref()
+                    .map(ContentCipher::from_metadata)
+                {
+                    Some(Err(e)) => Err(e),
+                    Some(Ok(c)) => self.send_all_chunks(&sess, size, source, Some(&c)).await,
+                    None => self.send_all_chunks(&sess, size, source, None).await,
+                },
                 Err(e) => Err(e),
             },
         };
@@ -680,19 +693,26 @@ impl Session {
         sess: &UploadSession,
         size: u64,
         source: &mut R,
+        cipher: Option<&ContentCipher>,
     ) -> Result<()>
     where
         R: AsyncRead + Unpin + Send + ?Sized,
     {
         for c in chunk_plan(size, sess.chunk_size) {
-            self.pump_chunk(&sess.session_id, c, source).await?;
+            self.pump_chunk(&sess.session_id, c, source, cipher).await?;
         }
         Ok(())
     }
 
     /// Streams one chunk; re-sends it once when the server refused it for
     /// an expired token and every byte read so far is in the replay buffer.
-    async fn pump_chunk<R>(&self, session_id: &str, c: ChunkSpec, source: &mut R) -> Result<()>
+    async fn pump_chunk<R>(
+        &self,
+        session_id: &str,
+        c: ChunkSpec,
+        source: &mut R,
+        cipher: Option<&ContentCipher>,
+    ) -> Result<()>
     where
         R: AsyncRead + Unpin + Send + ?Sized,
     {
@@ -702,7 +722,7 @@ impl Session {
         loop {
             attempt += 1;
             let r = self
-                .chunk_attempt(session_id, c, source, &mut replay, &mut left)
+                .chunk_attempt(session_id, c, source, &mut replay, &mut left, cipher)
                 .await;
             match r {
                 Err(e)
@@ -725,7 +745,8 @@ impl Session {
 
     /// One attempt at a chunk: a pump feeds the replayed bytes, then reads
     /// the rest of the chunk from the source into a small channel that
-    /// feeds the request body.
+    /// feeds the request body. With a cipher, what goes out is encrypted
+    /// from the chunk's offset (the replay buffer keeps plaintext).
     async fn chunk_attempt<R>(
         &self,
         session_id: &str,
@@ -733,16 +754,22 @@ impl Session {
         source: &mut R,
         replay: &mut Replay,
         left: &mut u64,
+        cipher: Option<&ContentCipher>,
     ) -> Result<()>
     where
         R: AsyncRead + Unpin + Send + ?Sized,
     {
+        let mut keystream = cipher.map(|k| k.at(c.offset));
+        let mut seal = move |b: Bytes| match keystream.as_mut() {
+            Some(k) => k.apply(&b),
+            None => b,
+        };
         let (mut tx, rx) = futures::channel::mpsc::channel::<
             std::result::Result<Bytes, std::io::Error>,
         >(CHANNEL_DEPTH);
         let pump = async move {
             for b in replay.kept.clone() {
-                if tx.send(Ok(b)).await.is_err() {
+                if tx.send(Ok(seal(b))).await.is_err() {
                     return Ok(());
                 }
             }
@@ -770,7 +797,7 @@ impl Session {
                 *left -= n as u64;
                 let b = buf.freeze();
                 replay.keep(&b);
-                if tx.send(Ok(b)).await.is_err() {
+                if tx.send(Ok(seal(b))).await.is_err() {
                     // The request ended (failed); its error is reported.
                     return Ok(());
                 }

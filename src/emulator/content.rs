@@ -1,5 +1,6 @@
 //! Signed download URLs (`POST /file/url`) and content serving with Range support.
 
+use super::crypt::EntityKey;
 use super::files::{Target, check_batch, check_fs, parse_uri, resolve, run};
 use super::ids::IdKind;
 use super::server::{ApiError, Inner, aggregate, current_user, err, ok, parse_json, parse_query};
@@ -257,21 +258,28 @@ pub fn mime_of(name: &str) -> &'static str {
     }
 }
 
+/// `len` bytes of a blob from `start`, decrypted when it is stored encrypted.
 async fn file_stream(
     path: std::path::PathBuf,
     start: u64,
     len: u64,
+    key: Option<EntityKey>,
 ) -> std::io::Result<impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
     let mut f = tokio::fs::File::open(path).await?;
     f.seek(std::io::SeekFrom::Start(start)).await?;
-    Ok(tokio_util::io::ReaderStream::with_capacity(
-        f.take(len),
-        64 * 1024,
-    ))
+    let mut open = key.map(|k| k.at(start));
+    Ok(
+        tokio_util::io::ReaderStream::with_capacity(f.take(len), 64 * 1024).map(move |r| {
+            r.map(|b| match open.as_mut() {
+                Some(k) => k.apply(&b),
+                None => b,
+            })
+        }),
+    )
 }
 
-/// Entity id, size, download flag and modification time of a served blob.
-type Served = (u64, u64, bool, Option<DateTime<Utc>>);
+/// Entity id, size, download flag, modification time and key of a served blob.
+type Served = (u64, u64, bool, Option<DateTime<Utc>>, Option<EntityKey>);
 
 #[derive(Deserialize)]
 struct ServeQ {
@@ -302,14 +310,14 @@ pub async fn serve(
             .ids
             .decode(&entity, IdKind::Entity)
             .ok_or_else(|| ApiError::new(40001, "Invalid entity id"))?;
-        let (size, modified) = if eid == 0 {
-            (0, None)
+        let (size, modified, key) = if eid == 0 {
+            (0, None, None)
         } else {
             inner
                 .lock()
                 .entities
                 .get(&eid)
-                .map(|e| (e.size, Some(e.created_at)))
+                .map(|e| (e.size, Some(e.created_at), e.key.clone()))
                 .ok_or_else(|| ApiError::new(40077, "Entity not exist"))?
         };
         Ok((
@@ -317,9 +325,10 @@ pub async fn serve(
             size.max(0) as u64,
             sq.download.as_deref() == Some("true"),
             modified,
+            key,
         ))
     })();
-    let (eid, size, download, modified) = match pre {
+    let (eid, size, download, modified, key) = match pre {
         Ok(x) => x,
         Err(e) => return e.into_resp(),
     };
@@ -447,14 +456,14 @@ pub async fn serve(
             );
             (StatusCode::PARTIAL_CONTENT, *s, *l)
         }
-        many => return multipart(blob, many.to_vec(), size, ctype, h, head).await,
+        many => return multipart(blob, many.to_vec(), size, ctype, h, head, key).await,
     };
     h.insert(header::CONTENT_TYPE, hv(ctype));
     h.insert(header::CONTENT_LENGTH, hv(&len.to_string()));
     if head || len == 0 || eid == 0 {
         return (status, h, Body::empty()).into_response();
     }
-    match file_stream(blob, start, len).await {
+    match file_stream(blob, start, len, key).await {
         Ok(s) => (status, h, Body::from_stream(s)).into_response(),
         Err(_) => (StatusCode::NOT_FOUND, "Entity data does not exist.").into_response(),
     }
@@ -467,6 +476,7 @@ async fn multipart(
     ctype: &str,
     mut h: HeaderMap,
     head: bool,
+    key: Option<EntityKey>,
 ) -> Response {
     let boundary = uuid::Uuid::new_v4().simple().to_string();
     let mut parts: Vec<(Bytes, ByteRange)> = vec![];
@@ -494,9 +504,10 @@ async fn multipart(
     let stream = futures::stream::iter(parts)
         .then(move |(hdr, (s, l))| {
             let blob = blob.clone();
+            let key = key.clone();
             async move {
                 let head = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(hdr) });
-                match file_stream(blob, s, l).await {
+                match file_stream(blob, s, l, key).await {
                     Ok(fs) => head.chain(fs).boxed(),
                     Err(e) => head
                         .chain(futures::stream::once(async move { Err(e) }))

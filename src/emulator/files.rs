@@ -578,6 +578,11 @@ pub async fn info(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -
                                  "created_at": super::clock::fmt_time(&e.created_at),
                                  "storage_policy": pol.clone()}),
                 );
+                if e.key.is_some()
+                    && let Some(last) = ents.last_mut()
+                {
+                    last["encrypted_with"] = json!(super::crypt::CIPHER);
+                }
             }
             v["extended_info"] =
                 json!({"storage_policy": pol, "storage_used": n.size, "entities": ents});

@@ -26,10 +26,11 @@
 //!   placeholders of lost sessions stay (with their stale `sys:upload_session_id`).
 //! * `customize:emoji` accepts any non-empty value; colours are approximated.
 //!   The captcha answer is [`CAPTCHA_ANSWER`]. Error `msg` texts are approximate.
-//! * An encrypting policy ([`Emulator::set_policy_encryption`]) hands out no
-//!   `encrypt_metadata`: uploads are stored as sent, which is what Cloudreve
-//!   does for a client that lists no cipher (the gateway lists none).
-//! * No `/file/events` change feed.
+//! * An encrypting policy ([`Emulator::set_policy_encryption`]) hands a client
+//!   that offers `aes-256-ctr` a key in the session and stores its chunks as
+//!   sent; relayed uploads and `PUT /file/content` are encrypted by the
+//!   server; a client that offers no cipher is stored in clear. Downloads
+//!   decrypt. The master-key wrapping of the stored key is not modelled.
 
 /// The Cloudreve version the emulator behaves as (its `/site/ping`).
 pub const VERSION: &str = "4.18.0";
@@ -37,6 +38,7 @@ pub const VERSION: &str = "4.18.0";
 mod auth;
 mod clock;
 mod content;
+mod crypt;
 mod dav_accounts;
 mod events;
 mod faults;
@@ -434,13 +436,36 @@ impl Emulator {
         st.files.get(&st.walk(root, &uri::clean(path))?)
     }
 
-    /// The bytes of a file (test helper; small files only). Empty files give `Some(vec![])`.
+    /// The bytes of a file as a download gives them (test helper; small
+    /// files only). Empty files give `Some(vec![])`.
     pub fn file_bytes(&self, email: &str, path: &str) -> Option<Vec<u8>> {
         let (eid, _) = self.node_of(email, path)?;
         if eid == 0 {
             return Some(Vec::new());
         }
-        std::fs::read(self.inner.blob_path(eid)).ok()
+        let stored = std::fs::read(self.inner.blob_path(eid)).ok()?;
+        let key = self
+            .inner
+            .lock()
+            .entities
+            .get(&eid)
+            .and_then(|e| e.key.clone());
+        Some(match key {
+            Some(k) => k.at(0).apply(&stored).to_vec(),
+            None => stored,
+        })
+    }
+
+    /// Whether a file's current content is stored encrypted.
+    pub fn is_stored_encrypted(&self, email: &str, path: &str) -> bool {
+        let Some((eid, _)) = self.node_of(email, path) else {
+            return false;
+        };
+        self.inner
+            .lock()
+            .entities
+            .get(&eid)
+            .is_some_and(|e| e.key.is_some())
     }
 
     /// The names in a folder (test helper); `None` when `path` is not a folder.

@@ -105,6 +105,9 @@ pub struct Entity {
     pub created_at: DateTime<Utc>,
     /// Number of files referencing it.
     pub refs: u32,
+    /// Stored encrypted with this key (an encrypting policy).
+    #[serde(default)]
+    pub key: Option<super::crypt::EntityKey>,
 }
 
 /// A WebDAV account.
@@ -230,6 +233,10 @@ pub struct UploadSession {
     /// The uploader's modification time (`last_modified`), kept as the
     /// file's `updated_at`.
     pub last_modified: Option<DateTime<Utc>>,
+    /// The content key, on an encrypting policy.
+    pub key: Option<super::crypt::EntityKey>,
+    /// The client encrypts (it got the key); otherwise the server does.
+    pub client_encrypts: bool,
 }
 
 /// Everything the emulator knows.

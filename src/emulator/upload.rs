@@ -1,5 +1,6 @@
 //! Upload sessions (UPSTREAM §5.4–§5.7) and `PUT /file/content` (§5.1). All bodies stream to disk.
 
+use super::crypt::{CIPHER, EntityKey, Keystream};
 use super::events::{self, Change};
 use super::files::{check_fs, file_json, mkdir_p, parse_uri, policy_json, run, take_locks};
 use super::ids::IdKind;
@@ -176,6 +177,8 @@ pub fn prepare(
         metadata,
         policy,
         last_modified,
+        key: None,
+        client_encrypts: false,
     };
     if created.is_err() {
         abort(inner, st, &s, origin);
@@ -209,6 +212,7 @@ pub fn complete(
             size: s.size,
             created_at: now,
             refs: 1,
+            key: s.key.clone(),
         },
     );
     let (old, old_size) = match st.files.get(&s.file) {
@@ -239,12 +243,23 @@ pub fn complete(
     Ok(s.file)
 }
 
-/// Streams at most `len` bytes of `body` into `path` at `offset`; returns bytes written.
+/// The keystream the server encrypts a body with, when the session's content
+/// is encrypted and the client did not do it.
+fn server_seal(s: &UploadSession, offset: u64) -> Option<Keystream> {
+    s.key
+        .as_ref()
+        .filter(|_| !s.client_encrypts)
+        .map(|k| k.at(offset))
+}
+
+/// Streams at most `len` bytes of `body` into `path` at `offset` (through
+/// `seal` when given); returns bytes written.
 async fn write_body(
     path: &std::path::Path,
     offset: u64,
     len: u64,
     body: Body,
+    mut seal: Option<Keystream>,
 ) -> std::io::Result<u64> {
     let mut f = tokio::fs::OpenOptions::new().write(true).open(path).await?;
     f.seek(std::io::SeekFrom::Start(offset)).await?;
@@ -256,7 +271,10 @@ async fn write_body(
         };
         let chunk = chunk.map_err(std::io::Error::other)?;
         let take = (len - written).min(chunk.len() as u64) as usize;
-        f.write_all(&chunk[..take]).await?;
+        match seal.as_mut() {
+            Some(k) => f.write_all(&k.apply(&chunk[..take])).await?,
+            None => f.write_all(&chunk[..take]).await?,
+        }
         written += take as u64;
     }
     f.flush().await?;
@@ -282,6 +300,9 @@ struct CreateReq {
     /// The client's modification time, milliseconds since the epoch.
     #[serde(default)]
     last_modified: Option<i64>,
+    /// Ciphers the client can encrypt with (4.10+).
+    #[serde(default)]
+    encryption_supported: Vec<String>,
 }
 
 /// Whether the default local policy's stored name (`{uid}_{random8}_{name}`)
@@ -320,7 +341,7 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
         let last_modified = req
             .last_modified
             .and_then(DateTime::<Utc>::from_timestamp_millis);
-        let s = prepare(
+        let mut s = prepare(
             &inner,
             &mut st,
             uid,
@@ -331,6 +352,14 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             last_modified,
             events::origin(&headers).as_deref(),
         )?;
+        // An encrypting policy gives a client that offers the cipher a key;
+        // a relayed upload is encrypted by the server instead.
+        if st.settings.policy_encryption
+            && req.encryption_supported.first().map(String::as_str) == Some(CIPHER)
+        {
+            s.key = Some(EntityKey::random());
+            s.client_encrypts = s.policy != PolicyKind::Relay;
+        }
         let policy = policy_json(
             &inner,
             s.policy,
@@ -343,6 +372,9 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
             "uri": uri::emit("my", &u.segments),
             "callback_secret": super::dav_accounts::random_letters(32),
         });
+        if let Some(k) = s.key.as_ref().filter(|_| s.client_encrypts) {
+            v["encrypt_metadata"] = k.session_json();
+        }
         if s.policy == PolicyKind::S3 {
             v["upload_urls"] = json!([format!("{}/s3-emulated/{}", inner.base_url, s.id)]);
             v["completeURL"] = json!(format!("{}/s3-emulated/{}/complete", inner.base_url, s.id));
@@ -407,7 +439,8 @@ pub async fn chunk(
         Ok(x) => x,
         Err(e) => return e.into_resp(),
     };
-    match write_body(&inner.upload_path(&s.id), start, len, body).await {
+    let seal = server_seal(&s, start);
+    match write_body(&inner.upload_path(&s.id), start, len, body, seal).await {
         Ok(n) if n == len => {}
         _ => return ApiError::new(50004, "Failed to upload file").into_resp(),
     }
@@ -513,6 +546,8 @@ pub async fn put_content(
         {
             return Ok(Err(ApiError::new(50004, "Failed to upload file")));
         }
+        // An encrypting policy: the server encrypts what it writes itself.
+        let encrypt = st.settings.policy_encryption;
         Ok(prepare(
             &inner,
             &mut st,
@@ -523,7 +558,11 @@ pub async fn put_content(
             BTreeMap::new(),
             None,
             events::origin(&headers).as_deref(),
-        ))
+        )
+        .map(|mut s| {
+            s.key = encrypt.then(EntityKey::random);
+            s
+        }))
     })();
     let s = match prep {
         Ok(Ok(s)) => s,
@@ -534,7 +573,8 @@ pub async fn put_content(
         Err(e) => return e.into_resp(),
     };
     let len = s.size as u64;
-    let written = write_body(&inner.upload_path(&s.id), 0, len, body).await;
+    let seal = server_seal(&s, 0);
+    let written = write_body(&inner.upload_path(&s.id), 0, len, body, seal).await;
     let origin = events::origin(&headers);
     let origin = origin.as_deref();
     let mut st = inner.lock();

@@ -51,6 +51,33 @@ pub struct RealCloudreve {
 }
 
 impl RealCloudreve {
+    /// The newest blob the local policy stored for a file called `name`
+    /// (it names blobs `{uid}_{random}_{name}` below the working folder).
+    pub fn newest_blob_named(&self, name: &str) -> Option<PathBuf> {
+        let suffix = format!("_{name}");
+        let mut found: Option<(std::time::SystemTime, PathBuf)> = None;
+        let mut dirs = vec![self.dir.path().to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).ok()?.flatten() {
+                let p = e.path();
+                let Ok(meta) = e.metadata() else { continue };
+                if meta.is_dir() {
+                    dirs.push(p);
+                } else if p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(&suffix))
+                {
+                    let t = meta.modified().ok()?;
+                    if found.as_ref().is_none_or(|(ft, _)| t >= *ft) {
+                        found = Some((t, p));
+                    }
+                }
+            }
+        }
+        found.map(|(_, p)| p)
+    }
+
     /// Starts `bin` in a fresh folder and prepares it for tests.
     pub async fn start(bin: &Path) -> RealCloudreve {
         let dir = tempfile::Builder::new()
@@ -249,6 +276,12 @@ impl RealCloudreve {
     /// Turns the default storage policy's `encryption` switch (4.10) on or
     /// off through the admin API (the whole policy object goes back).
     pub async fn set_policy_encryption(&self, on: bool) {
+        self.set_policy_setting("encryption", json!(on)).await;
+    }
+
+    /// Sets one of the default storage policy's `settings` through the
+    /// admin API (the whole policy goes back with it).
+    pub async fn set_policy_setting(&self, key: &str, value: Value) {
         let mut policy = self
             .call(
                 reqwest::Method::GET,
@@ -257,7 +290,7 @@ impl RealCloudreve {
                 Value::Null,
             )
             .await;
-        policy["settings"]["encryption"] = json!(on);
+        policy["settings"][key] = value;
         self.call(
             reqwest::Method::PUT,
             "/admin/policy/1",

@@ -199,6 +199,27 @@ impl TestUpstream {
             .unwrap_or(0)
     }
 
+    /// The bytes of the file at `path` as they lie on the storage (the
+    /// local policy's blob), which differ from its content when the
+    /// policy encrypts.
+    pub fn stored_bytes(&self, email: &str, path: &str) -> Option<Vec<u8>> {
+        match self.server() {
+            Server::Emulator(e) => std::fs::read(e.file_path_on_disk(email, path)?).ok(),
+            Server::Real(r) => {
+                let name = path.rsplit('/').next().unwrap_or(path);
+                std::fs::read(r.newest_blob_named(name)?).ok()
+            }
+        }
+    }
+
+    /// Sets the storage policy's chunk size.
+    pub async fn set_policy_chunk_size(&self, bytes: i64) {
+        match self.server() {
+            Server::Emulator(e) => e.set_chunk_size(bytes),
+            Server::Real(r) => r.set_policy_setting("chunk_size", bytes.into()).await,
+        }
+    }
+
     /// Turns the storage policy's `encryption` switch on or off.
     pub async fn set_policy_encryption(&self, on: bool) {
         match self.server() {
