@@ -32,74 +32,74 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
     /// Path of the TOML configuration file (env: CLOUDREVE_DAV_CONFIG).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Address to listen on, e.g. 0.0.0.0:8080 (env: CLOUDREVE_DAV_LISTEN).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, global = true, value_name = "ADDR")]
     pub listen: Option<String>,
     /// Base URL of the Cloudreve server, e.g. `https://cloud.example.com` (env: CLOUDREVE_DAV_UPSTREAM).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL")]
     pub upstream: Option<String>,
     /// PEM certificate chain for TLS (env: CLOUDREVE_DAV_TLS_CERT).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS (env: CLOUDREVE_DAV_TLS_KEY).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH")]
     pub tls_key: Option<PathBuf>,
     /// Seconds between refreshes of the WebDAV account list (env: CLOUDREVE_DAV_ACCOUNT_REFRESH_SECS).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, global = true, value_name = "SECS")]
     pub account_refresh_secs: Option<u64>,
     /// Seconds a verified credential stays cached (env: CLOUDREVE_DAV_CREDENTIAL_CACHE_TTL_SECS).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, global = true, value_name = "SECS")]
     pub credential_cache_ttl_secs: Option<u64>,
     /// What DELETE does: `trash` or `permanent` (env: CLOUDREVE_DAV_DELETE_MODE).
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, global = true, value_name = "MODE")]
     pub delete_mode: Option<String>,
     /// Directory for spooled uploads (env: CLOUDREVE_DAV_SPOOL_DIR).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH")]
     pub spool_dir: Option<PathBuf>,
     /// Upper bound of the bytes held in the spool directory (env: CLOUDREVE_DAV_SPOOL_MAX_BYTES).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, global = true, value_name = "BYTES")]
     pub spool_max_bytes: Option<u64>,
     /// Gateway state directory, e.g. the WebDAV lock table (env: CLOUDREVE_DAV_STATE_DIR).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH")]
     pub state_dir: Option<PathBuf>,
     /// Smallest WebDAV lock timeout granted, seconds (env: CLOUDREVE_DAV_LOCK_TIMEOUT_MIN_SECS).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, global = true, value_name = "SECS")]
     pub lock_timeout_min_secs: Option<u64>,
     /// Largest WebDAV lock timeout granted, also for `Infinite` (env: CLOUDREVE_DAV_LOCK_TIMEOUT_MAX_SECS).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, global = true, value_name = "SECS")]
     pub lock_timeout_max_secs: Option<u64>,
     /// Seconds a client may take to send request headers (env: CLOUDREVE_DAV_HEADER_TIMEOUT_SECS).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, global = true, value_name = "SECS")]
     pub header_timeout_secs: Option<u64>,
     /// Seconds one upstream (Cloudreve) request may take (env: CLOUDREVE_DAV_UPSTREAM_TIMEOUT_SECS).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, global = true, value_name = "SECS")]
     pub upstream_timeout_secs: Option<u64>,
     /// Seconds a connection to the upstream may take to open (env: CLOUDREVE_DAV_UPSTREAM_CONNECT_TIMEOUT_SECS).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, global = true, value_name = "SECS")]
     pub upstream_connect_timeout_secs: Option<u64>,
     /// Seconds in-flight requests get to finish on shutdown (env: CLOUDREVE_DAV_SHUTDOWN_GRACE_SECS).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, global = true, value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
     /// Junk files (`.DS_Store`, `._*`, `Thumbs.db`, `desktop.ini`, `~$*`, `.~lock.*#`):
     /// `auto`, `off`, `hide`, `park` or `reject` (env: CLOUDREVE_DAV_JUNK_FILES).
-    #[arg(long, value_name = "POLICY")]
+    #[arg(long, global = true, value_name = "POLICY")]
     pub junk_files: Option<String>,
     /// Log format: `human` or `json` (env: CLOUDREVE_DAV_LOG_FORMAT).
-    #[arg(long, value_name = "FORMAT")]
+    #[arg(long, global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
     /// Address of the admin endpoints `/healthz`, `/readyz` and `/metrics`,
     /// e.g. 127.0.0.1:9090; off when unset (env: CLOUDREVE_DAV_ADMIN_LISTEN).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, global = true, value_name = "ADDR")]
     pub admin_listen: Option<String>,
     /// Redis holding the state shared by several instances (locks, accounts,
     /// login throttle), e.g. `redis://10.0.0.5:6379/0`; a URL with a
     /// password belongs in the environment or the file (env: CLOUDREVE_DAV_REDIS).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL")]
     pub redis: Option<String>,
     /// Prefix of every Redis key, so deployments can share one Redis (env: CLOUDREVE_DAV_REDIS_PREFIX).
-    #[arg(long, value_name = "PREFIX")]
+    #[arg(long, global = true, value_name = "PREFIX")]
     pub redis_prefix: Option<String>,
 }
 

@@ -50,7 +50,7 @@ enum Command {
     /// List or remove WebDAV locks: the gateway's own (from its state
     /// directory; change them while the gateway is stopped) and Cloudreve's
     /// (force unlock with the token shown in a 423 answer). Settings flags
-    /// go before the action: `locks --config FILE list`.
+    /// go before or after the action.
     Locks(Box<LocksArgs>),
     /// Check a configuration: validate it, reach the upstream (print its
     /// version from `/site/ping`), sign in each configured user and count
@@ -63,15 +63,21 @@ enum Command {
     Accounts(AccountsArgs),
 }
 
-/// Arguments of `cloudreve-dav accounts`.
+/// Arguments of `cloudreve-dav accounts` (each flag goes before or after
+/// the action).
 #[derive(clap::Args, Debug)]
 struct AccountsArgs {
-    /// Base URL of the Cloudreve server.
-    #[arg(long, value_name = "URL", env = "CLOUDREVE_DAV_UPSTREAM")]
-    upstream: String,
-    /// The Cloudreve user's e-mail (sign-in name).
-    #[arg(long, value_name = "EMAIL")]
-    email: String,
+    /// Base URL of the Cloudreve server (required).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "CLOUDREVE_DAV_UPSTREAM"
+    )]
+    upstream: Option<String>,
+    /// The Cloudreve user's e-mail, the sign-in name (required).
+    #[arg(long, global = true, value_name = "EMAIL")]
+    email: Option<String>,
     /// Print JSON instead of a table (one array for `list`, one object otherwise).
     #[arg(long, global = true)]
     json: bool,
@@ -268,7 +274,11 @@ async fn main() -> anyhow::Result<()> {
 
 async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
     use cloudreve_dav::opscli;
-    let session = opscli::sign_in(&args.upstream, &args.email).await?;
+    let missing =
+        |flag: &str| anyhow::anyhow!("accounts: {flag} is required (before or after the action)");
+    let upstream = args.upstream.ok_or_else(|| missing("--upstream URL"))?;
+    let email = args.email.ok_or_else(|| missing("--email EMAIL"))?;
+    let session = opscli::sign_in(&upstream, &email).await?;
     let one = match args.action {
         AccountsAction::List => {
             let all = opscli::list(&session).await?;

@@ -280,3 +280,73 @@ async fn check_reports_version_users_and_accounts_and_fails_clearly() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no users configured"), "{}", stderr(&o));
 }
+
+/// Flags of `accounts` and `locks` are accepted before or after the action,
+/// and a missing required one is named.
+#[tokio::test]
+async fn flags_go_before_or_after_the_action() {
+    let emu = emulator().await;
+    let env = [("CLOUDREVE_PASSWORD", PASSWORD)];
+    for args in [
+        &[
+            "accounts",
+            "list",
+            "--upstream",
+            &emu.url,
+            "--email",
+            EMAIL,
+            "--json",
+        ][..],
+        &[
+            "accounts",
+            "--email",
+            EMAIL,
+            "list",
+            "--upstream",
+            &emu.url,
+            "--json",
+        ],
+        &[
+            "accounts",
+            "--json",
+            "--upstream",
+            &emu.url,
+            "--email",
+            EMAIL,
+            "list",
+        ],
+    ] {
+        let o = run(args, &env).await;
+        assert_eq!(json_of(&o), Value::Array(vec![]), "{args:?}");
+    }
+    let o = run(&["accounts", "list", "--email", EMAIL], &env).await;
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--upstream URL is required"),
+        "{}",
+        stderr(&o)
+    );
+
+    // `locks`: the settings flags either side of the action.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let conf = dir.path().join("gw.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "upstream = \"{}\"\n[[users]]\nemail = \"{EMAIL}\"\npassword_env = \"CLOUDREVE_PASSWORD\"\n",
+            emu.url
+        ),
+    )
+    .unwrap();
+    let (c, s) = (conf.to_str().unwrap(), state.to_str().unwrap());
+    for args in [
+        &["locks", "--config", c, "--state-dir", s, "list"][..],
+        &["locks", "list", "--config", c, "--state-dir", s],
+        &["locks", "--config", c, "list", "--state-dir", s],
+    ] {
+        let o = run(args, &env).await;
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "", "no locks: {args:?}");
+    }
+}
