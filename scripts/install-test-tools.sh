@@ -16,6 +16,12 @@ command -v rclone >/dev/null || need+=(rclone)   # tests/client_rclone.rs
 command -v cadaver >/dev/null || need+=(cadaver) # tests/client_cadaver.rs
 command -v chromium >/dev/null || need+=(chromium)   # tests/browser_index.rs (HTML listing)
 command -v redis-server >/dev/null || need+=(redis-server)   # tests/scaleout_redis.rs (two instances, one Redis)
+# tests/client_gnome_files.rs: GNOME Files' GVFS WebDAV backend, driven by
+# gio in a private D-Bus session.
+command -v gio >/dev/null || need+=(libglib2.0-bin)
+command -v dbus-run-session >/dev/null || need+=(dbus-daemon)
+[ -x /usr/libexec/gvfsd ] || need+=(gvfs-daemons)
+[ -x /usr/libexec/gvfsd-dav ] || need+=(gvfs-backends)
 
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""
