@@ -310,3 +310,120 @@ async fn finder_junk_is_parked_for_accounts_without_system_files() {
     assert_eq!(gw.get("/Fotos/.DS_Store").await.0, 404);
     gw.stop().await;
 }
+
+/// Writes `data` at `path` through the direct API, as the web UI would
+/// (with the name exactly as given, in whatever Unicode form).
+async fn upstream_put(gw: &Gw, path: &str, data: &'static [u8]) {
+    gw.session
+        .put_content(
+            &CrUri::my_path(path).unwrap(),
+            None,
+            futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from_static(data)) }),
+            data.len() as u64,
+        )
+        .await
+        .unwrap();
+}
+
+/// A name stored decomposed upstream (uploaded from a Mac through the web
+/// UI) is listed as it is, and every method reaches it through that href;
+/// the composed spelling reaches it too, there being no other.
+#[tokio::test]
+async fn a_name_stored_decomposed_upstream_is_reachable_by_every_method() {
+    let gw = Gw::start().await;
+    upstream_put(&gw, &format!("/{NFD}"), b"from the web").await;
+    let href = format!("/{}", enc(NFD));
+    let nfc = format!("/{}", enc(NFC));
+    let (s, body) = gw.propfind("/", "1").await;
+    assert_eq!(s, 207);
+    let listed = hrefs(&body);
+    let decoded: Vec<String> = listed
+        .iter()
+        .map(|h| {
+            percent_encoding::percent_decode_str(h)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(decoded, ["/".to_string(), format!("/{NFD}")], "{listed:?}");
+
+    for p in [&href, &nfc] {
+        let (s, b) = gw.get(p).await;
+        assert_eq!((s, &b[..]), (200, &b"from the web"[..]), "GET {p}");
+        let (s, body) = gw.propfind(p, "0").await;
+        assert_eq!(s, 207, "PROPFIND {p}");
+        assert!(body.contains("<D:getcontentlength>12<"), "{body}");
+    }
+    // PUT over either spelling replaces the one file.
+    assert_eq!(gw.put(&href, "v2").await, 204);
+    assert_eq!(gw.put(&nfc, "v3").await, 204);
+    assert_eq!(names(&gw, "/").await, [NFD]);
+    assert_eq!(
+        gw.up.file_bytes(EMAIL, &format!("/{NFD}")).await.as_deref(),
+        Some(&b"v3"[..])
+    );
+    // PROPPATCH, LOCK, UNLOCK.
+    let r = gw
+        .req("PROPPATCH", &href)
+        .body(r#"<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:tag>t</Z:tag></D:prop></D:set></D:propertyupdate>"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 207);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("200 OK"), "{body}");
+    let token = lock_new(&gw, &href).await;
+    unlock(&gw, &href, &token).await;
+    // COPY from it, MOVE onto it (Destination in its own spelling).
+    let r = gw
+        .req("COPY", &href)
+        .header("destination", format!("{}/copy.txt", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = gw
+        .req("MOVE", "/copy.txt")
+        .header("destination", format!("{}{href}", gw.url))
+        .header("overwrite", "T")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(names(&gw, "/").await, [NFD], "replaced, not doubled");
+    // DELETE.
+    assert_eq!(gw.req("DELETE", &href).send().await.unwrap().status(), 204);
+    assert!(names(&gw, "/").await.is_empty());
+    gw.stop().await;
+}
+
+/// Two names that differ only in normalization are two resources, each
+/// reached by its own spelling; the ambiguous third spelling reaches none.
+#[tokio::test]
+async fn names_differing_only_in_normalization_stay_distinct() {
+    let gw = Gw::start().await;
+    upstream_put(&gw, &format!("/{NFD}"), b"decomposed").await;
+    upstream_put(&gw, &format!("/{NFC}"), b"composed").await;
+    let (s, body) = gw.propfind("/", "1").await;
+    assert_eq!(s, 207);
+    assert_eq!(hrefs(&body).len(), 3, "{body}");
+    let (s, b) = gw.get(&format!("/{}", enc(NFD))).await;
+    assert_eq!((s, &b[..]), (200, &b"decomposed"[..]));
+    let (s, b) = gw.get(&format!("/{}", enc(NFC))).await;
+    assert_eq!((s, &b[..]), (200, &b"composed"[..]));
+    // "Re\u{301}sum\u{e9}.txt": neither, and both match it after normalization.
+    let mixed = enc("Re\u{301}sum\u{e9}.txt");
+    assert_eq!(gw.get(&format!("/{mixed}")).await.0, 404);
+    assert_eq!(
+        gw.req("DELETE", &format!("/{}", enc(NFC)))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(names(&gw, "/").await, [NFD]);
+    let (s, b) = gw.get(&format!("/{}", enc(NFD))).await;
+    assert_eq!((s, &b[..]), (200, &b"decomposed"[..]));
+    gw.stop().await;
+}

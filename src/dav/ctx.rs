@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use dav_server::davpath::DavPath;
 use http::{Method, StatusCode};
-use unicode_normalization::UnicodeNormalization as _;
 
 use crate::cloudreve::{CrUri, FileResponse, ListPage, LockConflict, Session};
 use crate::front::Principal;
@@ -68,6 +67,10 @@ pub struct RequestCtx {
     replace: Mutex<Option<CrUri>>,
     conflicts: Mutex<Option<Vec<LockConflict>>>,
     aborted: AtomicBool,
+    /// Requested paths (decoded, without trailing slash) that name an
+    /// upstream object spelled in another Unicode form (`spelling.rs`),
+    /// with the object's URI.
+    spellings: Mutex<Vec<(String, CrUri)>>,
 }
 
 impl std::fmt::Debug for RequestCtx {
@@ -116,26 +119,49 @@ impl RequestCtx {
             replace: Mutex::new(None),
             conflicts: Mutex::new(None),
             aborted: AtomicBool::new(false),
+            spellings: Mutex::new(Vec::new()),
         }
     }
 
     /// Maps a dav-server path (prefix already stripped) to a Cloudreve URI
     /// below the account root. `None` for undecodable or invalid names.
     ///
-    /// Every segment is put in Unicode normalization form C, so a name
-    /// macOS sends decomposed (NFD) and the same name composed (NFC, as
-    /// Windows and Linux send it) reach the same Cloudreve file.
+    /// Names are taken as spelled, so every name a listing shows reaches
+    /// its object whatever its Unicode form. A path the request resolved to
+    /// another spelling (`spelling::resolve`: a name macOS sends decomposed
+    /// for an object stored composed, or one to create) maps through that,
+    /// and so do the paths below it.
     pub fn uri_of(&self, path: &DavPath) -> Option<CrUri> {
         let s = std::str::from_utf8(path.as_bytes()).ok()?;
-        let mut u = self.root.clone();
-        for seg in s.split('/').filter(|s| !s.is_empty()) {
-            u = if unicode_normalization::is_nfc(seg) {
-                u.join(seg).ok()?
-            } else {
-                u.join(&seg.nfc().collect::<String>()).ok()?
-            };
+        let (mut u, rest) = self
+            .spelled(s)
+            .unwrap_or_else(|| (self.root.clone(), s.to_string()));
+        for seg in rest.split('/').filter(|s| !s.is_empty()) {
+            u = u.join(seg).ok()?;
         }
         Some(u)
+    }
+
+    /// The longest resolved spelling covering `path`, if any: its URI and
+    /// the rest of the path below it.
+    fn spelled(&self, path: &str) -> Option<(CrUri, String)> {
+        let trimmed = path.trim_end_matches('/');
+        let s = self.spellings.lock().ok()?;
+        s.iter()
+            .filter_map(|(requested, uri)| {
+                let rest = trimmed.strip_prefix(requested.as_str())?;
+                (rest.is_empty() || rest.starts_with('/'))
+                    .then(|| (requested.len(), uri.clone(), rest.to_string()))
+            })
+            .max_by_key(|(len, ..)| *len)
+            .map(|(_, uri, rest)| (uri, rest))
+    }
+
+    /// Records that `path` (decoded) means `uri` for the rest of the request.
+    pub(crate) fn spell(&self, path: &str, uri: CrUri) {
+        if let Ok(mut s) = self.spellings.lock() {
+            s.push((path.trim_end_matches('/').to_string(), uri));
+        }
     }
 
     /// A cached lookup: `Some(Some(f))` found, `Some(None)` known missing,

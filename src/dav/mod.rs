@@ -34,6 +34,7 @@ pub mod propfix;
 pub mod props;
 pub mod read;
 pub mod service;
+pub mod spelling;
 pub mod write;
 
 pub use ctx::RequestCtx;

@@ -588,8 +588,13 @@ impl DavService for DavGateway {
             self.settings.clone(),
             self.quota.clone(),
         );
-        ctx.target = ctx.uri_of(&path);
         let dest_path = self.destination(&req);
+        // Names with more than one Unicode spelling: which object they mean.
+        super::spelling::resolve(&ctx, &path).await;
+        if let Some(d) = &dest_path {
+            super::spelling::resolve(&ctx, d).await;
+        }
+        ctx.target = ctx.uri_of(&path);
         ctx.destination = dest_path.as_ref().and_then(|d| ctx.uri_of(d));
         ctx.if_match = conditions::if_match_tags(req.headers());
         ctx.junk = JunkAction::resolve(self.settings.junk, &principal);
