@@ -20,6 +20,8 @@ use std::{
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 
+use crate::dav::reserved::ReservedNames;
+
 /// Prefix of every environment variable the gateway reads.
 pub const ENV_PREFIX: &str = "CLOUDREVE_DAV_";
 
@@ -86,6 +88,11 @@ pub struct ServeArgs {
     /// `auto`, `off`, `hide`, `park` or `reject` (env: CLOUDREVE_DAV_JUNK_FILES).
     #[arg(long, global = true, value_name = "POLICY")]
     pub junk_files: Option<String>,
+    /// Names with characters Cloudreve refuses (`\ : * ? " < > |`): `refuse`
+    /// (400) or `map` (stored as full-width look-alikes) (env:
+    /// CLOUDREVE_DAV_RESERVED_NAMES).
+    #[arg(long, global = true, value_name = "MODE")]
+    pub reserved_names: Option<String>,
     /// Log format: `human` or `json` (env: CLOUDREVE_DAV_LOG_FORMAT).
     #[arg(long, global = true, value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -315,6 +322,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Junk-file policy.
     pub junk_files: JunkPolicy,
+    /// Names with characters Cloudreve refuses.
+    pub reserved_names: ReservedNames,
     /// Address of the admin endpoints (health, readiness, metrics); `None` = off.
     pub admin_listen: Option<SocketAddr>,
     /// Failed-login throttle.
@@ -347,6 +356,7 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     log_format: Option<LogFormat>,
     junk_files: Option<JunkPolicy>,
+    reserved_names: Option<String>,
     admin_listen: Option<String>,
     login_failure_window_secs: Option<u64>,
     login_max_failures_per_address: Option<u64>,
@@ -501,6 +511,15 @@ pub fn load_with_env(
     let junk_files = match args.junk_files.clone().or_else(|| var("JUNK_FILES")) {
         Some(text) => text.parse()?,
         None => file.junk_files.unwrap_or_default(),
+    };
+    let reserved_names = match args
+        .reserved_names
+        .clone()
+        .or_else(|| var("RESERVED_NAMES"))
+        .or(file.reserved_names.clone())
+    {
+        Some(text) => text.parse().map_err(|e: String| anyhow!(e))?,
+        None => ReservedNames::default(),
     };
     let log_format = match args.log_format.clone().or_else(|| var("LOG_FORMAT")) {
         Some(text) => text.parse()?,
@@ -721,6 +740,7 @@ pub fn load_with_env(
         timeouts,
         log_format,
         junk_files,
+        reserved_names,
         admin_listen,
         login_throttle,
         redis,
@@ -988,6 +1008,29 @@ password = "file-secret"
             &env_of(&[("CLOUDREVE_DAV_CONFIG", cfg)]),
         );
         assert_eq!(c.expect("load").junk_files, JunkPolicy::Hide);
+    }
+
+    #[test]
+    fn reserved_names_from_file_env_and_flags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!("reserved_names = \"map\"\n{BASE}");
+        let cfg_path = write_file(dir.path(), "c.toml", &text);
+        let cfg = cfg_path.to_str().expect("utf8");
+        let file_only = env_of(&[("CLOUDREVE_DAV_CONFIG", cfg)]);
+        let c = load_with_env(&ServeArgs::default(), &file_only).expect("load");
+        assert_eq!(c.reserved_names, ReservedNames::Map);
+        let env = env_of(&[
+            ("CLOUDREVE_DAV_CONFIG", cfg),
+            ("CLOUDREVE_DAV_RESERVED_NAMES", "refuse"),
+        ]);
+        let c = load_with_env(&ServeArgs::default(), &env).expect("load");
+        assert_eq!(c.reserved_names, ReservedNames::Refuse);
+        let args = ServeArgs {
+            reserved_names: Some("escape".into()),
+            ..ServeArgs::default()
+        };
+        let e = load_with_env(&args, &env).expect_err("bad mode");
+        assert!(e.to_string().contains("reserved_names"), "{e}");
     }
 
     #[test]

@@ -217,6 +217,7 @@ pub fn dav_settings(config: &Config) -> DavSettings {
         spool_max: config.spool.max_bytes,
         state_dir: Some(config.state_dir.clone()),
         junk: config.junk_files,
+        reserved_names: config.reserved_names,
         lock_limits: crate::dav::locks::LockLimits {
             min: config.lock_timeouts.0,
             max: config.lock_timeouts.1,

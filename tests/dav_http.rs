@@ -848,3 +848,92 @@ async fn racing_mkcols_of_one_folder_are_201_and_405() {
     }
     gw.stop().await;
 }
+
+/// Names with characters Cloudreve refuses (`\ : * ? " < > |`) are refused
+/// by default with 400 and a body naming the character, before anything
+/// reaches Cloudreve.
+#[tokio::test]
+async fn reserved_characters_are_refused_naming_the_character() {
+    let gw = Gw::start().await;
+    let r = gw.req("PUT", "/a:b.txt").body("x").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("':'") && body.contains("reserved_names"),
+        "{body}"
+    );
+    let r = gw.req("MKCOL", "/what%3F").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("'?'"));
+    assert_eq!(gw.put("/ok.txt", "x").await, 201);
+    for m in ["COPY", "MOVE"] {
+        let r = gw
+            .req(m, "/ok.txt")
+            .header("destination", format!("{}/st%2Ar.txt", gw.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{m}");
+        assert!(r.text().await.unwrap().contains("'*'"), "{m}");
+    }
+    // A read of such a name is simply not found.
+    assert_eq!(gw.get("/a:b.txt").await.0, 404);
+    let mut names = gw.up.child_names(EMAIL, "/").await.unwrap();
+    names.sort();
+    assert_eq!(names, ["ok.txt"]);
+    gw.stop().await;
+}
+
+/// With `reserved_names = "map"` those characters are stored as full-width
+/// look-alikes and shown as themselves; a name that really contains a
+/// look-alike stays a different file.
+#[tokio::test]
+async fn reserved_characters_map_to_look_alikes_when_asked() {
+    use cloudreve_dav::dav::reserved::ReservedNames;
+    let gw = Gw::start_with(|s| s.reserved_names = ReservedNames::Map).await;
+    assert_eq!(gw.put("/a:b%3F.txt", "colon").await, 201);
+    assert_eq!(gw.put("/a%EF%BC%9Ab%3F.txt", "look-alike").await, 201);
+    assert_eq!(
+        gw.req("MKCOL", "/x%7Cy").send().await.unwrap().status(),
+        201
+    );
+    let mut names = gw.up.child_names(EMAIL, "/").await.unwrap();
+    names.sort();
+    assert_eq!(names, ["a‛：b？.txt", "a：b？.txt", "x｜y"]);
+
+    let (s, body) = gw.propfind("/", "1").await;
+    assert_eq!(s, 207);
+    let mut listed: Vec<String> = hrefs(&body)
+        .iter()
+        .map(|h| {
+            percent_encoding::percent_decode_str(h)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["/", "/a:b?.txt", "/a：b?.txt", "/x|y/"]);
+    let (s, b) = gw.get("/a:b%3F.txt").await;
+    assert_eq!((s, &b[..]), (200, &b"colon"[..]));
+    let (s, b) = gw.get("/a%EF%BC%9Ab%3F.txt").await;
+    assert_eq!((s, &b[..]), (200, &b"look-alike"[..]));
+    // MOVE into the folder under another reserved name.
+    let r = gw
+        .req("MOVE", "/a:b%3F.txt")
+        .header("destination", format!("{}/x%7Cy/%3Cin%3E.txt", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        gw.up.file_bytes(EMAIL, "/x｜y/＜in＞.txt").await.as_deref(),
+        Some(&b"colon"[..])
+    );
+    let (s, body) = gw.propfind("/x%7Cy/", "1").await;
+    assert_eq!(s, 207);
+    assert!(
+        hrefs(&body).iter().any(|h| h.ends_with("/%3Cin%3E.txt")),
+        "{body}"
+    );
+    gw.stop().await;
+}

@@ -13,6 +13,7 @@ use crate::cloudreve::{CrUri, FileResponse, ListPage, LockConflict, Session};
 use crate::front::Principal;
 
 use super::fs::QuotaCache;
+use super::reserved::{self, ReservedNames};
 use super::service::DavSettings;
 
 /// A response status the file system wants but `FsError` cannot express
@@ -137,9 +138,26 @@ impl RequestCtx {
             .spelled(s)
             .unwrap_or_else(|| (self.root.clone(), s.to_string()));
         for seg in rest.split('/').filter(|s| !s.is_empty()) {
-            u = u.join(seg).ok()?;
+            u = u.join(&self.upstream_name(seg)).ok()?;
         }
         Some(u)
+    }
+
+    /// The upstream spelling of a name a client sent (reserved characters
+    /// mapped when the settings say so, see `reserved.rs`).
+    pub fn upstream_name<'a>(&self, name: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.settings.reserved_names {
+            ReservedNames::Map => reserved::to_upstream(name),
+            ReservedNames::Refuse => std::borrow::Cow::Borrowed(name),
+        }
+    }
+
+    /// The name a client is shown for an upstream name.
+    pub fn client_name<'a>(&self, name: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.settings.reserved_names {
+            ReservedNames::Map => reserved::to_client(name),
+            ReservedNames::Refuse => std::borrow::Cow::Borrowed(name),
+        }
     }
 
     /// The longest resolved spelling covering `path`, if any: its URI and

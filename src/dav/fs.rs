@@ -157,7 +157,8 @@ fn read_dir_stream(
                 if let Ok(child) = st.uri.join(&f.name) {
                     st.ctx.remember(child, f.clone());
                 }
-                let e: Box<dyn DavDirEntry> = Box::new(CrEntry { name: f.name, meta });
+                let name = st.ctx.client_name(&f.name).into_owned();
+                let e: Box<dyn DavDirEntry> = Box::new(CrEntry { name, meta });
                 return Some((Ok(e), st));
             }
             let Some(token) = st.next.take() else {

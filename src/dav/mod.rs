@@ -33,6 +33,7 @@ pub mod propfind;
 pub mod propfix;
 pub mod props;
 pub mod read;
+pub mod reserved;
 pub mod service;
 pub mod spelling;
 pub mod write;

@@ -783,22 +783,23 @@ async fn produce(
             if hidden(&ctx, &uri, &f) {
                 continue;
             }
+            let name = ctx.client_name(&f.name);
             href.clear();
             href.push_str(&base.href);
-            href.extend(percent_encode(f.name.as_bytes(), HREF_KEEP));
+            href.extend(percent_encode(name.as_bytes(), HREF_KEEP));
             if f.is_folder() {
                 href.push('/');
             }
             key.clear();
             key.push_str(&base.key);
             key.push('/');
-            key.push_str(&f.name);
+            key.push_str(&name);
             props.response(
                 &mut out,
                 &Res {
                     href: &href,
                     key: &key,
-                    name: &f.name,
+                    name: &name,
                     root: false,
                     f: &f,
                 },

@@ -46,6 +46,7 @@ use super::kept;
 use super::locks::{JsonFileStore, LockLimits, MemLockSystem, RedisLocks, RequestedTimeout};
 use super::propfind;
 use super::propfix::{PropFixer, requested};
+use super::reserved::ReservedNames;
 
 /// Finds the signed-in Cloudreve session of a configured user (by e-mail).
 pub type SessionLookup = Arc<dyn Fn(&str) -> Option<Session> + Send + Sync>;
@@ -85,6 +86,8 @@ pub struct DavSettings {
     pub upload_journal: Option<Arc<UploadJournal>>,
     /// What happens to junk files (`.DS_Store`, `._*`, …; see [`junk`]).
     pub junk: JunkPolicy,
+    /// Names with characters Cloudreve refuses (see [`super::reserved`]).
+    pub reserved_names: ReservedNames,
 }
 
 impl Default for DavSettings {
@@ -102,6 +105,7 @@ impl Default for DavSettings {
             fast_propfind: true,
             upload_journal: None,
             junk: JunkPolicy::default(),
+            reserved_names: ReservedNames::default(),
         }
     }
 }
@@ -263,6 +267,36 @@ fn locks_unavailable() -> Response<BoxBody> {
     )
 }
 
+/// 400 for a request that would create a name Cloudreve refuses (before
+/// any upstream call): the body names the character. `None` otherwise.
+/// Junk names parked by the gateway never reach Cloudreve and pass.
+fn refuse_reserved(
+    method: &Method,
+    path: &DavPath,
+    dest: Option<&DavPath>,
+    junk: JunkAction,
+) -> Option<Response<BoxBody>> {
+    let created = match method.as_str() {
+        "PUT" | "MKCOL" | "LOCK" => path,
+        "COPY" | "MOVE" => dest?,
+        _ => return None,
+    };
+    if junk == JunkAction::Park && junk::path_is_junk(created) {
+        return None;
+    }
+    let s = std::str::from_utf8(created.as_bytes()).ok()?;
+    let (name, c) = s
+        .split('/')
+        .find_map(|seg| super::reserved::first_reserved(seg).map(|c| (seg, c)))?;
+    tracing::info!(method = %method, name, character = %c, "name with a character Cloudreve refuses");
+    Some(text(
+        StatusCode::BAD_REQUEST,
+        &format!(
+            "the name {name:?} contains {c:?}, which Cloudreve does not allow in names              (\\ : * ? \" < > |); rename it, or have the gateway store such characters as              look-alikes (reserved_names = \"map\")"
+        ),
+    ))
+}
+
 fn text(status: StatusCode, msg: &str) -> Response<BoxBody> {
     let mut r = Response::new(full_body(format!("{msg}\n")));
     *r.status_mut() = status;
@@ -386,7 +420,7 @@ async fn collection_index(
                 folder: f.is_folder(),
                 size: f.size,
                 modified: f.updated_at,
-                name: f.name,
+                name: ctx.client_name(&f.name).into_owned(),
             })),
             Err(e) => {
                 let fe = super::errors::map_err(ctx, "list", &e);
@@ -589,6 +623,12 @@ impl DavService for DavGateway {
             self.quota.clone(),
         );
         let dest_path = self.destination(&req);
+        ctx.junk = JunkAction::resolve(self.settings.junk, &principal);
+        if self.settings.reserved_names == ReservedNames::Refuse
+            && let Some(r) = refuse_reserved(&method, &path, dest_path.as_ref(), ctx.junk)
+        {
+            return r;
+        }
         // Names with more than one Unicode spelling: which object they mean.
         super::spelling::resolve(&ctx, &path).await;
         if let Some(d) = &dest_path {
@@ -597,7 +637,6 @@ impl DavService for DavGateway {
         ctx.target = ctx.uri_of(&path);
         ctx.destination = dest_path.as_ref().and_then(|d| ctx.uri_of(d));
         ctx.if_match = conditions::if_match_tags(req.headers());
-        ctx.junk = JunkAction::resolve(self.settings.junk, &principal);
         if ctx.junk == JunkAction::Park {
             let base = self
                 .settings

@@ -53,9 +53,10 @@ pub async fn resolve(ctx: &RequestCtx, path: &DavPath) {
     let mut uri = ctx.root.clone();
     let mut changed = false;
     let mut requested = String::new();
-    for (i, seg) in segs.iter().enumerate() {
+    for (i, sent) in segs.iter().enumerate() {
         requested.push('/');
-        requested.push_str(seg);
+        requested.push_str(sent);
+        let seg = &*ctx.upstream_name(sent);
         let last = i + 1 == segs.len();
         let Ok(as_spelled) = uri.join(seg) else {
             return;
@@ -67,7 +68,7 @@ pub async fn resolve(ctx: &RequestCtx, path: &DavPath) {
         let Some(name) = other_spelling(ctx, &uri, seg).await else {
             return;
         };
-        changed |= name != *seg;
+        changed |= name != seg;
         let Ok(next) = uri.join(&name) else {
             return;
         };
