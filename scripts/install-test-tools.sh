@@ -22,6 +22,7 @@ command -v gio >/dev/null || need+=(libglib2.0-bin)
 command -v dbus-run-session >/dev/null || need+=(dbus-daemon)
 [ -x /usr/libexec/gvfsd ] || need+=(gvfs-daemons)
 [ -x /usr/libexec/gvfsd-dav ] || need+=(gvfs-backends)
+compgen -G '/usr/lib/*/gio/modules/libgvfsdbus.so' >/dev/null || need+=(gvfs)   # gio's client side
 
 if [ "${#need[@]}" -gt 0 ]; then
   SUDO=""

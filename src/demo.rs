@@ -191,11 +191,6 @@ pub async fn start(
     emulator.add_user(DEMO_EMAIL, &login_password);
     let upstream_url = emulator.url();
 
-    let client = Client::new(&upstream_url)?;
-    let session = client.sign_in(DEMO_EMAIL, &login_password).await?;
-    let password = ensure_account(&session, RW_ACCOUNT, false).await?;
-    let readonly_password = ensure_account(&session, RO_ACCOUNT, true).await?;
-
     let addr = listener.local_addr()?;
     let args = ServeArgs {
         upstream: Some(upstream_url.clone()),
@@ -212,6 +207,11 @@ pub async fn start(
         _ => None,
     })?;
     std::fs::create_dir_all(&config.spool.dir)?;
+    // The gateway's own client options: its calls count in the metrics.
+    let client = Client::with_options(&upstream_url, gateway::client_options(&config))?;
+    let session = client.sign_in(DEMO_EMAIL, &login_password).await?;
+    let password = ensure_account(&session, RW_ACCOUNT, false).await?;
+    let readonly_password = ensure_account(&session, RO_ACCOUNT, true).await?;
     let sessions = gateway::Sessions::new([(DEMO_EMAIL.to_string(), session)]);
     let gateway = gateway::start_with(&config, sessions, listener, std::future::pending()).await?;
 

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::cloudreve::{Client, ClientOptions, Error as CrError, Session, version};
+use crate::cloudreve::{CallObserver, Client, ClientOptions, Error as CrError, Session, version};
 use crate::config::{Config, UserSecret};
 use crate::dav::{DavGateway, DavSettings, SessionLookup};
 use crate::front::{
@@ -119,11 +119,25 @@ fn source_error(email: &str, e: CrError) -> SourceError {
     }
 }
 
+/// Counts the client's calls and error codes in the gateway's metrics.
+#[derive(Debug)]
+struct UpstreamMetrics;
+
+impl CallObserver for UpstreamMetrics {
+    fn call(&self, path: &str, status: Option<u16>) {
+        crate::metrics::global().upstream_call(path, status);
+    }
+    fn api_error(&self, operation: &str, code: i64) {
+        crate::metrics::global().upstream_error(operation, code);
+    }
+}
+
 /// The client options the gateway uses towards `config.upstream`.
 pub fn client_options(config: &Config) -> ClientOptions {
     ClientOptions {
         connect_timeout: config.timeouts.upstream_connect,
         read_timeout: Some(config.timeouts.upstream),
+        observer: Some(Arc::new(UpstreamMetrics)),
         ..ClientOptions::default()
     }
 }

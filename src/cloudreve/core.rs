@@ -20,6 +20,15 @@ pub const API_PREFIX: &str = "/api/v4";
 /// Maximum number of body bytes kept for diagnostics of unexpected answers.
 const DIAG_BODY_LIMIT: usize = 512;
 
+/// Told about the client's traffic (for metrics). The client reports
+/// through this and nothing else, so it depends on no other layer.
+pub trait CallObserver: Send + Sync + std::fmt::Debug {
+    /// A call to an API path ended with an HTTP status (`None`: no answer).
+    fn call(&self, path: &str, status: Option<u16>);
+    /// An answer to `operation` carried a non-zero `code`.
+    fn api_error(&self, operation: &str, code: i64);
+}
+
 /// Options of a [`Client`].
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -45,6 +54,8 @@ pub struct ClientOptions {
     /// change feed (`GET /file/events`) does not send a listener the changes
     /// made with its own id. `None`: a random id per [`Client`].
     pub client_id: Option<uuid::Uuid>,
+    /// Told about every call and every error code.
+    pub observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl Default for ClientOptions {
@@ -59,6 +70,7 @@ impl Default for ClientOptions {
             refresh_margin: Duration::from_secs(120),
             rewrite_download_host: false,
             client_id: None,
+            observer: None,
         }
     }
 }
@@ -202,9 +214,18 @@ impl Client {
         path: &str,
     ) -> Result<Response> {
         let result = rb.send().await;
-        crate::metrics::global()
-            .upstream_call(path, result.as_ref().ok().map(|r| r.status().as_u16()));
+        if let Some(o) = &self.inner.opts.observer {
+            o.call(path, result.as_ref().ok().map(|r| r.status().as_u16()));
+        }
         Ok(result?)
+    }
+
+    /// Passes `r` through, telling the observer about an error code.
+    pub(crate) fn noted<T>(&self, operation: &str, r: Result<T>) -> Result<T> {
+        if let (Err(Error::Api(e)), Some(o)) = (&r, &self.inner.opts.observer) {
+            o.api_error(operation, e.code);
+        }
+        r
     }
 
     /// One request to an API path with the headers every call carries
@@ -272,7 +293,7 @@ impl Client {
         context: &str,
     ) -> Result<T> {
         let resp = self.send(method, path, query, body, None).await?;
-        Self::read_typed(resp, context).await
+        self.noted(context, Self::read_typed(resp, context).await)
     }
 
     /// `GET /site/ping`: the server version string (e.g. `4.0.0`).
@@ -449,6 +470,7 @@ impl Session {
                     .and_then(|b| decode(&b, context)),
                 Err(e) => Err(e),
             };
+            let answer = self.client().noted(context, answer);
             match answer {
                 Err(e) if e.is(ErrorCode::CheckLogin) => {
                     self.refresh_after_401(generation).await?;
@@ -487,7 +509,10 @@ impl Session {
                 Some(&token),
             )
             .await?;
-        match Client::read_typed(resp, context).await {
+        match self
+            .client()
+            .noted(context, Client::read_typed(resp, context).await)
+        {
             Err(e) if e.is(ErrorCode::CheckLogin) => {
                 self.refresh_after_401(generation).await?;
                 Err(e)

@@ -547,7 +547,6 @@ pub(crate) fn decode_envelope(body: &[u8], context: &str) -> Result<Option<serde
         return Ok(env.data.filter(|d| !d.is_null()));
     }
     let err = env.into_api_error();
-    crate::metrics::global().upstream_error(context, err.code);
     log_api_error(context, &err);
     Err(Error::Api(Box::new(err)))
 }

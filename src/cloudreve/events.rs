@@ -196,7 +196,10 @@ impl Session {
             }
             let resp = check_status(resp, "events").await?;
             let body = resp.bytes().await?;
-            match decode_envelope(&body, "events") {
+            match self
+                .client()
+                .noted("events", decode_envelope(&body, "events"))
+            {
                 Err(e) if e.is(ErrorCode::CheckLogin) && attempt < 2 => {
                     self.refresh_after_401(generation).await?;
                 }

@@ -37,7 +37,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use self::core::{API_PREFIX, Client, ClientOptions};
+pub use self::core::{API_PREFIX, CallObserver, Client, ClientOptions};
 pub use self::error::{AggregatedErrors, ApiError, Error, ErrorCode, Result};
 pub use self::events::{ChangeFeed, ChangeKind, FeedItem, FileChange};
 pub use self::files::{CreateKind, DownloadUrlOptions};

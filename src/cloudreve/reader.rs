@@ -258,7 +258,7 @@ impl Client {
                     .and_then(|c| c.as_i64())
                     .is_some_and(|c| c != 0)
             {
-                decode_envelope(&buf, "download")?;
+                self.noted("download", decode_envelope(&buf, "download"))?;
             }
             prefix = Some(buf);
         }

@@ -5,7 +5,7 @@
 
 use cloudreve_dav::cloudreve::{Client, CrUri, CreateKind, DavAccountOptions, Session};
 use cloudreve_dav::config::{self, ServeArgs};
-use cloudreve_dav::gateway::{self, RunningGateway, Sessions};
+use cloudreve_dav::gateway::{self, RunningGateway};
 use tokio::net::TcpListener;
 
 use super::upstream::TestUpstream;
@@ -52,7 +52,9 @@ impl Stack {
         })
         .expect("config");
         std::fs::create_dir_all(&config.spool.dir).expect("spool dir");
-        let sessions = Sessions::new([(EMAIL.to_string(), session.clone())]);
+        // The gateway signs in on its own, as in production (its own client
+        // id and metrics); `session` is the test's, a separate client.
+        let sessions = gateway::sign_in_users(&config).await.expect("sign in");
         let gateway = gateway::start_with(&config, sessions, listener, std::future::pending())
             .await
             .expect("gateway starts");
