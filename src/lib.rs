@@ -20,3 +20,4 @@ pub mod lockcli;
 pub mod metrics;
 pub mod opscli;
 pub mod redis_state;
+pub mod shared;

@@ -21,7 +21,7 @@ use dav_server::davpath::DavPath;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::cloudreve::{CrUri, LockConflict, MetadataPatch};
-use crate::front::{BoxBody, full_body};
+use crate::shared::{BoxBody, full_body};
 
 use super::ctx::RequestCtx;
 

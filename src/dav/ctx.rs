@@ -10,7 +10,7 @@ use dav_server::davpath::DavPath;
 use http::{Method, StatusCode};
 
 use crate::cloudreve::{CrUri, FileResponse, ListPage, LockConflict, Session};
-use crate::front::Principal;
+use crate::shared::Principal;
 
 use super::fs::QuotaCache;
 use super::reserved::{self, ReservedNames};

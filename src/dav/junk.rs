@@ -36,7 +36,7 @@ use sha2::{Digest as _, Sha256};
 use unicode_normalization::UnicodeNormalization as _;
 
 pub use crate::config::JunkPolicy;
-use crate::front::{BoxBody, Principal};
+use crate::shared::{BoxBody, Principal};
 
 use super::meta::{CrEntry, CrMeta};
 
@@ -338,7 +338,7 @@ impl http_body::Body for CappedBody {
 
 /// The response to a write of a junk name under [`JunkAction::Reject`].
 pub fn rejected() -> Response<BoxBody> {
-    let mut r = Response::new(crate::front::full_body(
+    let mut r = Response::new(crate::shared::full_body(
         "this file name is refused by the server's junk-file policy\n",
     ));
     *r.status_mut() = StatusCode::FORBIDDEN;

@@ -35,7 +35,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use tokio::sync::mpsc;
 
 use crate::cloudreve::{CrUri, FileResponse, ListPage};
-use crate::front::BoxBody;
+use crate::shared::BoxBody;
 
 use super::ctx::RequestCtx;
 use super::errors::map_err;
@@ -658,7 +658,7 @@ pub async fn respond(
         _ => None,
     };
 
-    let mut resp = Response::new(crate::front::empty_body());
+    let mut resp = Response::new(crate::shared::empty_body());
     *resp.status_mut() = StatusCode::MULTI_STATUS;
     let h = resp.headers_mut();
     h.insert(
@@ -731,7 +731,7 @@ pub async fn respond(
     let Some(first) = listing else {
         out.extend_from_slice(b"</D:multistatus>");
         let (parts, _) = resp.into_parts();
-        return Ok(Response::from_parts(parts, crate::front::full_body(out)));
+        return Ok(Response::from_parts(parts, crate::shared::full_body(out)));
     };
 
     let (tx, rx) = mpsc::channel(4);

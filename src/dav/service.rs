@@ -33,7 +33,7 @@ use http_body_util::BodyExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::cloudreve::{CrUri, Session};
-use crate::front::{BoxBody, DavService, Principal, full_body};
+use crate::shared::{BoxBody, DavService, Principal, full_body};
 
 use super::conditions;
 use super::conflicts::{self, locked_response};
@@ -223,7 +223,7 @@ impl DavGateway {
         match ctx.session.force_unlock(&[upstream]).await {
             Ok(()) => {
                 tracing::info!(user = %ctx.principal.email, token, "upstream lock force-unlocked");
-                let mut r = Response::new(crate::front::empty_body());
+                let mut r = Response::new(crate::shared::empty_body());
                 *r.status_mut() = StatusCode::NO_CONTENT;
                 Some(r)
             }
@@ -469,7 +469,7 @@ async fn collection_index(
     html.push_str("</tbody></table></body></html>\n");
     let len = html.len();
     let mut r = Response::new(if head {
-        crate::front::empty_body()
+        crate::shared::empty_body()
     } else {
         full_body(html)
     });

@@ -66,24 +66,7 @@ pub const REALM: &str = "cloudreve-dav";
 /// The `WWW-Authenticate` value sent with every 401.
 pub const CHALLENGE: &str = "Basic realm=\"cloudreve-dav\", charset=\"UTF-8\"";
 
-/// The authenticated identity of a request: one WebDAV account of one user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// The user's e-mail, spelled as configured.
-    pub email: String,
-    /// Cloudreve id of the WebDAV account that matched.
-    pub account_id: String,
-    /// Display name of the account.
-    pub account_name: String,
-    /// Root of the account, e.g. `cloudreve://my/Documents`.
-    pub root_uri: String,
-    /// Read-only account: every mutating method is refused.
-    pub readonly: bool,
-    /// Downloads are streamed through the gateway (Cloudreve's "proxy" option).
-    pub proxy: bool,
-    /// Uploads of names starting with `.` are refused.
-    pub disable_sys_files: bool,
-}
+pub use crate::shared::Principal;
 
 /// Tunables of the [`Authenticator`].
 #[derive(Debug, Clone)]

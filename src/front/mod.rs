@@ -33,6 +33,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod counting;
 pub mod guard;
 pub mod server;
 pub mod throttle;
@@ -48,43 +49,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use futures::FutureExt as _;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Empty, Full, combinators::UnsyncBoxBody};
+use http_body_util::BodyExt as _;
 use tracing::Instrument as _;
 
 pub use accounts::{AccountSource, RawAccount, SourceError};
-pub use auth::{AuthError, AuthSettings, AuthStats, Authenticator, Principal};
+pub use auth::{AuthError, AuthSettings, AuthStats, Authenticator};
 pub use guard::Rejection;
 pub use server::{TlsReloader, load_tls, serve, shutdown_signal, spawn_sighup_reload};
 
 use crate::config::{Config, LoginThrottle};
 
-/// The streaming body type used on both sides of the front layer.
-pub type BoxBody = UnsyncBoxBody<Bytes, std::io::Error>;
-
-/// A body holding `bytes`.
-pub fn full_body(bytes: impl Into<Bytes>) -> BoxBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// An empty body.
-pub fn empty_body() -> BoxBody {
-    Empty::new().map_err(|never| match never {}).boxed_unsync()
-}
-
-/// The inner WebDAV service: receives only requests that passed the front
-/// layer, with the authenticated principal. The `Authorization` header has
-/// been removed.
-#[async_trait]
-pub trait DavService: Send + Sync {
-    /// Handles one request.
-    async fn handle(&self, req: Request<BoxBody>, principal: Arc<Principal>) -> Response<BoxBody>;
-}
+pub use crate::shared::{BoxBody, DavService, Principal, empty_body, full_body};
 
 /// Settings of the front layer and its server.
 #[derive(Debug, Clone)]
@@ -195,8 +173,7 @@ impl Front {
             let start = Instant::now();
             let metrics = crate::metrics::global();
             let req = req.map(|body| {
-                crate::metrics::CountingBody::new(body, crate::metrics::Direction::In)
-                    .boxed_unsync()
+                counting::CountingBody::new(body, counting::Direction::In).boxed_unsync()
             });
             let method = req.method().clone();
             let path = req.uri().path().to_owned();
@@ -232,8 +209,7 @@ impl Front {
                 start.elapsed().as_secs_f64(),
             );
             resp.map(|body| {
-                crate::metrics::CountingBody::new(body, crate::metrics::Direction::Out)
-                    .boxed_unsync()
+                counting::CountingBody::new(body, counting::Direction::Out).boxed_unsync()
             })
         }
         .instrument(span)
