@@ -20,7 +20,11 @@ use std::{
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 
-use crate::dav::reserved::ReservedNames;
+pub use crate::dav::reserved::ReservedNames;
+pub use crate::dav::settings::{DeleteMode, JunkPolicy};
+pub use crate::front::server::TlsPaths;
+pub use crate::front::throttle::LoginThrottle;
+use crate::front::{AuthSettings, FrontSettings};
 
 /// Prefix of every environment variable the gateway reads.
 pub const ENV_PREFIX: &str = "CLOUDREVE_DAV_";
@@ -110,62 +114,6 @@ pub struct ServeArgs {
     pub redis_prefix: Option<String>,
 }
 
-/// What a WebDAV DELETE does upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeleteMode {
-    /// Move into Cloudreve's trash (what Cloudreve's own /dav does).
-    #[default]
-    Trash,
-    /// Delete permanently, skipping the trash.
-    Permanent,
-}
-
-impl std::str::FromStr for DeleteMode {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> anyhow::Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "trash" => Ok(Self::Trash),
-            "permanent" => Ok(Self::Permanent),
-            other => bail!("delete mode must be `trash` or `permanent`, not `{other}`"),
-        }
-    }
-}
-
-/// What the gateway does with junk files (see `dav::junk`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JunkPolicy {
-    /// `park` for accounts with Cloudreve's "disable system files" option,
-    /// `off` for the others.
-    #[default]
-    Auto,
-    /// No special treatment.
-    Off,
-    /// Stored upstream but left out of listings.
-    Hide,
-    /// Kept in the gateway's state directory, never sent upstream.
-    Park,
-    /// Writes refused with 403.
-    Reject,
-}
-
-impl std::str::FromStr for JunkPolicy {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> anyhow::Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "off" => Ok(Self::Off),
-            "hide" => Ok(Self::Hide),
-            "park" => Ok(Self::Park),
-            "reject" => Ok(Self::Reject),
-            other => {
-                bail!("junk_files must be `auto`, `off`, `hide`, `park` or `reject`, not `{other}`")
-            }
-        }
-    }
-}
-
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -227,15 +175,6 @@ pub struct UserConfig {
     pub secret: UserSecret,
 }
 
-/// TLS certificate and key paths.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsPaths {
-    /// PEM certificate chain.
-    pub cert: PathBuf,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-}
-
 /// Upload spooling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolConfig {
@@ -265,32 +204,6 @@ pub struct RedisConfig {
     pub url: Secret,
     /// Prefix of every key.
     pub prefix: String,
-}
-
-/// Limits of the failed-login throttle (see `front::throttle` for the policy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoginThrottle {
-    /// Length of a counting window, from a key's first failure.
-    pub window: Duration,
-    /// Failures from one client address (any user) before it gets 429.
-    pub max_failures_per_address: u32,
-    /// Failures of one user from one address before that pair gets 429.
-    pub max_failures_per_user_address: u32,
-    /// Failures of one user from all addresses after which every address
-    /// that failed for this user gets 429 (addresses that never failed
-    /// for this user are not affected).
-    pub max_failures_per_user: u32,
-}
-
-impl Default for LoginThrottle {
-    fn default() -> Self {
-        Self {
-            window: Duration::from_secs(600),
-            max_failures_per_address: 50,
-            max_failures_per_user_address: 10,
-            max_failures_per_user: 100,
-        }
-    }
 }
 
 /// The validated gateway configuration.
@@ -876,6 +789,26 @@ fn resolve_user(
         bail!("{email}: the credential is empty");
     }
     Ok(UserConfig { email, secret })
+}
+
+/// The front layer's settings that follow from `config`.
+pub fn front_settings(config: &Config) -> FrontSettings {
+    FrontSettings {
+        header_read_timeout: config.timeouts.header_read,
+        shutdown_grace: config.timeouts.shutdown_grace,
+        login_throttle: config.login_throttle,
+        ..FrontSettings::default()
+    }
+}
+
+/// The authenticator's settings that follow from `config`.
+pub fn auth_settings(config: &Config) -> AuthSettings {
+    AuthSettings {
+        refresh_interval: config.account_refresh,
+        cache_ttl: config.credential_cache_ttl,
+        fetch_timeout: config.timeouts.upstream,
+        ..AuthSettings::default()
+    }
 }
 
 #[cfg(test)]

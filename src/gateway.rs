@@ -21,9 +21,7 @@ use tokio::task::JoinHandle;
 use crate::cloudreve::{CallObserver, Client, ClientOptions, Error as CrError, Session, version};
 use crate::config::{Config, UserSecret};
 use crate::dav::{DavGateway, DavSettings, SessionLookup};
-use crate::front::{
-    self, AccountSource, Authenticator, Front, FrontSettings, RawAccount, SourceError,
-};
+use crate::front::{self, AccountSource, Authenticator, Front, RawAccount, SourceError};
 
 /// How long shutdown waits for aborted uploads to cancel their sessions
 /// before cancelling the rest itself.
@@ -341,7 +339,11 @@ pub async fn start_with(
         None => None,
     };
     let source = Arc::new(ClientAccountSource::new(sessions.clone()));
-    let mut auth = Authenticator::from_config(source, config);
+    let mut auth = Authenticator::new(
+        source,
+        config.users.iter().map(|u| u.email.clone()),
+        crate::config::auth_settings(config),
+    );
     if let Some(state) = &shared {
         auth = auth.with_shared(state.clone());
     }
@@ -380,7 +382,7 @@ pub async fn start_with(
         }
         None => None,
     };
-    let mut front_cfg = FrontSettings::from_config(config);
+    let mut front_cfg = crate::config::front_settings(config);
     front_cfg.shared = shared;
     let front = Arc::new(Front::new(front_cfg, auth, dav));
     let tls_reloader = config

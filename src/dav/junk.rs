@@ -35,7 +35,7 @@ use http::{Method, Request, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
 use unicode_normalization::UnicodeNormalization as _;
 
-pub use crate::config::JunkPolicy;
+pub use super::settings::JunkPolicy;
 use crate::shared::{BoxBody, Principal};
 
 use super::meta::{CrEntry, CrMeta};

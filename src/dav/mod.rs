@@ -35,6 +35,7 @@ pub mod props;
 pub mod read;
 pub mod reserved;
 pub mod service;
+pub mod settings;
 pub mod spelling;
 pub mod write;
 

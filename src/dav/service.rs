@@ -52,7 +52,7 @@ use super::reserved::ReservedNames;
 pub type SessionLookup = Arc<dyn Fn(&str) -> Option<Session> + Send + Sync>;
 
 /// What DELETE does upstream (the configuration's setting).
-pub use crate::config::DeleteMode;
+pub use super::settings::DeleteMode;
 
 /// Settings of the WebDAV layer.
 #[derive(Debug, Clone)]

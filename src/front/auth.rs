@@ -57,7 +57,6 @@ use rand::RngCore;
 use sha2::Sha256;
 
 use super::accounts::{AccountSource, RawAccount};
-use crate::config::Config;
 use crate::redis_state::RedisState;
 
 /// The realm sent in every `WWW-Authenticate` challenge.
@@ -99,18 +98,6 @@ impl Default for AuthSettings {
             argon2_params: argon2::Params::default(),
             max_concurrent_argon2: 4,
             fetch_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-impl AuthSettings {
-    /// Settings taken from the gateway configuration.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            refresh_interval: config.account_refresh,
-            cache_ttl: config.credential_cache_ttl,
-            fetch_timeout: config.timeouts.upstream,
-            ..Self::default()
         }
     }
 }
@@ -549,15 +536,6 @@ impl Authenticator {
                 tracing::warn!(user = %user.email, error = %e, "cannot share the account list in Redis")
             }
         }
-    }
-
-    /// An authenticator for the users of `config`, with settings from it.
-    pub fn from_config(source: Arc<dyn AccountSource>, config: &Config) -> Self {
-        Self::new(
-            source,
-            config.users.iter().map(|u| u.email.clone()),
-            AuthSettings::from_config(config),
-        )
     }
 
     /// The settings in force.

@@ -23,9 +23,9 @@
 //!
 //! ```ignore
 //! let config = cloudreve_dav::config::load(&args)?;
-//! let auth = Arc::new(Authenticator::from_config(source, &config));
+//! let auth = Arc::new(Authenticator::new(source, emails, config::auth_settings(&config)));
 //! let _refresher = auth.spawn_refresh_loop(); // first refresh runs at once
-//! let front = Arc::new(Front::new(FrontSettings::from_config(&config), auth, dav));
+//! let front = Arc::new(Front::new(config::front_settings(&config), auth, dav));
 //! let tls = config.tls.as_ref().map(front::load_tls).transpose()?;
 //! let listener = tokio::net::TcpListener::bind(config.listen).await?;
 //! front::serve(listener, tls, front, front::shutdown_signal()).await?;
@@ -60,7 +60,7 @@ pub use auth::{AuthError, AuthSettings, AuthStats, Authenticator};
 pub use guard::Rejection;
 pub use server::{TlsReloader, load_tls, serve, shutdown_signal, spawn_sighup_reload};
 
-use crate::config::{Config, LoginThrottle};
+use throttle::LoginThrottle;
 
 pub use crate::shared::{BoxBody, DavService, Principal, empty_body, full_body};
 
@@ -90,18 +90,6 @@ impl Default for FrontSettings {
             max_header_bytes: guard::DEFAULT_MAX_HEADER_BYTES,
             login_throttle: LoginThrottle::default(),
             shared: None,
-        }
-    }
-}
-
-impl FrontSettings {
-    /// Settings taken from the gateway configuration.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            header_read_timeout: config.timeouts.header_read,
-            shutdown_grace: config.timeouts.shutdown_grace,
-            login_throttle: config.login_throttle,
-            ..Self::default()
         }
     }
 }

@@ -26,7 +26,6 @@ use tokio_rustls::{
 };
 
 use super::{Front, wire::FragmentFilter};
-use crate::config::TlsPaths;
 
 /// Upper bound of hyper's per-connection read buffer (also bounds the request head).
 const MAX_BUF_SIZE: usize = 256 * 1024;
@@ -278,4 +277,13 @@ where
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
+}
+
+/// TLS certificate and key paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPaths {
+    /// PEM certificate chain.
+    pub cert: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
 }

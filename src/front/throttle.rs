@@ -40,7 +40,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::config::LoginThrottle;
 use crate::redis_state::{RedisState, digest_hex};
 
 /// Reads (count, milliseconds left) of every key in KEYS.
@@ -332,6 +331,32 @@ impl Throttle {
             if let Err(e) = r {
                 tracing::warn!(error = %e, "cannot clear a login count in Redis");
             }
+        }
+    }
+}
+
+/// Limits of the failed-login throttle (see `front::throttle` for the policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginThrottle {
+    /// Length of a counting window, from a key's first failure.
+    pub window: Duration,
+    /// Failures from one client address (any user) before it gets 429.
+    pub max_failures_per_address: u32,
+    /// Failures of one user from one address before that pair gets 429.
+    pub max_failures_per_user_address: u32,
+    /// Failures of one user from all addresses after which every address
+    /// that failed for this user gets 429 (addresses that never failed
+    /// for this user are not affected).
+    pub max_failures_per_user: u32,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(600),
+            max_failures_per_address: 50,
+            max_failures_per_user_address: 10,
+            max_failures_per_user: 100,
         }
     }
 }
