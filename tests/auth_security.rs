@@ -10,13 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-mod support;
-
+use crate::support::upstream::TestUpstream;
 use base64::Engine as _;
 use cloudreve_dav::cloudreve::{Client, CrUri};
 use cloudreve_dav::config::{self, ServeArgs};
 use cloudreve_dav::gateway;
-use support::upstream::TestUpstream;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -258,7 +256,7 @@ fn strip_ansi(s: &str) -> String {
 #[tokio::test]
 async fn trace_logs_never_hold_passwords_credentials_or_tokens() {
     let s = Setup::new().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         s.emu,
         "moves the upstream clock to force token refreshes and reads every token it issued"
     );

@@ -3,8 +3,6 @@
 //! asserted. With `CLOUDREVE_BIN` set, external mode also runs against a
 //! real Cloudreve (with its own `/dav` as the third subject).
 
-mod support;
-
 use std::path::PathBuf;
 
 use cloudreve_dav::bench::{External, Settings, scenario};
@@ -72,11 +70,11 @@ async fn bench_quick_in_process() {
 /// the server afterwards (no bench folder, no WebDAV account).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_external_against_real_cloudreve() {
-    let Some(bin) = support::real_cloudreve::configured_bin() else {
+    let Some(bin) = crate::support::real_cloudreve::configured_bin() else {
         eprintln!("CLOUDREVE_BIN not set: external mode not exercised");
         return;
     };
-    let server = support::real_cloudreve::RealCloudreve::start(&bin).await;
+    let server = crate::support::real_cloudreve::RealCloudreve::start(&bin).await;
     let (email, password) = ("bench-ext@example.com", "bench-ext-password-1");
     server.sign_up(email, password).await;
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_cloudreve-dav"));

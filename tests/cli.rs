@@ -2,8 +2,7 @@
 //! JSON line when ready, serve, and stop on SIGTERM; `demo --data` keeps
 //! files and credentials across runs.
 
-mod support;
-use support::upstream::TestUpstream;
+use crate::support::upstream::TestUpstream;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -4,16 +4,12 @@
 //! temporary HOME. cadaver exits 0 whatever happens, so every command's
 //! output is read, and the upstream state checked after each session.
 
-mod client_common;
-mod dav_common;
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use client_common::{SERIAL, assert_no_server_errors, capture, mix, run, take};
+use crate::client_common::{SERIAL, assert_no_server_errors, capture, mix, run, take};
+use crate::dav_common::{DAV_PASSWORD, EMAIL, Gw};
 use cloudreve_dav::cloudreve::CrUri;
-use dav_common::{DAV_PASSWORD, EMAIL, Gw};
 
 const PROP_KEY: &str = "dav:http://webdav.org/cadaver/custom-properties/|myprop";
 

@@ -8,16 +8,13 @@
 //! UNLOCK, MOVE of whole folders. Needs root and /dev/fuse; davfs2 comes
 //! from `scripts/install-test-tools.sh`.
 
-mod dav_common;
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::dav_common::{DAV_PASSWORD, EMAIL, Gw, SeenRequest, request_mix};
 use cloudreve_dav::cloudreve::{CrUri, FileKind, Session};
-use dav_common::{DAV_PASSWORD, EMAIL, Gw, SeenRequest, request_mix};
 
 /// Fails (never skips) when davfs2 cannot run here.
 fn require_davfs2() {
@@ -222,6 +219,8 @@ fn describe(r: &SeenRequest) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn davfs2_copies_reads_renames_and_deletes_through_the_gateway() {
+    // One real client at a time (see tests/areas/clients.rs).
+    let _turn = crate::client_common::SERIAL.lock().await;
     require_davfs2();
     let gw = Gw::start().await;
     let base = tempfile::tempdir().expect("tempdir");

@@ -6,14 +6,10 @@
 //! byte for byte), makes a folder, moves, lists and removes; the upstream
 //! state is checked afterwards.
 
-mod client_common;
-mod dav_common;
-mod support;
-
 use std::time::Duration;
 
-use client_common::{SERIAL, assert_no_server_errors, capture, mix, run, take};
-use dav_common::{DAV_PASSWORD, EMAIL, Gw};
+use crate::client_common::{SERIAL, assert_no_server_errors, capture, mix, run, take};
+use crate::dav_common::{DAV_PASSWORD, EMAIL, Gw};
 
 /// The steps, each followed by a `STEP name rc` line. The mount prompts for
 /// the user and the password, answered on stdin.

@@ -7,15 +7,12 @@
 //! and upstream: both stored documents hold the edit. Tools come from
 //! `scripts/install-test-tools.sh`.
 
-mod dav_common;
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::dav_common::{DAV_PASSWORD, EMAIL, Gw, SeenRequest, request_mix};
 use cloudreve_dav::cloudreve::CrUri;
-use dav_common::{DAV_PASSWORD, EMAIL, Gw, SeenRequest, request_mix};
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -92,6 +89,8 @@ fn position(reqs: &[SeenRequest], what: impl Fn(&SeenRequest) -> bool) -> Option
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libreoffice_edits_a_document_under_a_lock_and_a_second_opener_gets_it_read_only() {
+    // One real client at a time (see tests/areas/clients.rs).
+    let _turn = crate::client_common::SERIAL.lock().await;
     require_libreoffice();
     let gw = Gw::start().await;
     let work = tempfile::tempdir().expect("tempdir");
@@ -321,6 +320,8 @@ fn lock_token_of(r: &SeenRequest) -> String {
 /// ("type detection failed"); unknown properties get a 404 propstat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libreoffice_propfind_gets_prefixed_dav_properties() {
+    // One real client at a time (see tests/areas/clients.rs).
+    let _turn = crate::client_common::SERIAL.lock().await;
     let gw = Gw::start().await;
     assert_eq!(gw.put("/a.odt", b"x".to_vec()).await, 201);
     assert_eq!(

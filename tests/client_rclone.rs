@@ -7,15 +7,11 @@
 //! Each test prints the gateway's request mix (`cargo test --test
 //! client_rclone -- --nocapture`) and fails on any 5xx answer.
 
-mod client_common;
-mod dav_common;
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use client_common::{Output, SERIAL, assert_no_server_errors, capture, mix, run, take};
-use dav_common::{DAV_PASSWORD, EMAIL, Gw};
+use crate::client_common::{Output, SERIAL, assert_no_server_errors, capture, mix, run, take};
+use crate::dav_common::{DAV_PASSWORD, EMAIL, Gw};
 
 const LIMIT: Duration = Duration::from_secs(900);
 const BIG: u64 = 300 * 1000 * 1000;

@@ -1,13 +1,10 @@
 //! A 1 GiB PUT and GET through the gateway, compared by SHA-256. The bytes
 //! come from a seeded PRNG stream; nothing holds the whole file.
 
-mod dav_common;
-mod support;
-
 use std::time::Instant;
 
+use crate::dav_common::Gw;
 use bytes::Bytes;
-use dav_common::Gw;
 use futures::StreamExt as _;
 use sha2::{Digest, Sha256};
 

@@ -4,15 +4,12 @@
 //! only `Lock-Token`; concurrent writes by another Cloudreve client between
 //! a client's GET and its conditional PUT (412, never a lost update).
 
-mod dav_common;
-mod support;
-
 use std::time::Duration;
 
+use crate::dav_common::{EMAIL, Gw};
 use bytes::Bytes;
 use cloudreve_dav::cloudreve::CrUri;
 use cloudreve_dav::emulator::{Fault, FaultKind, Gate, LockOwner, LockSpec, PolicyKind};
-use dav_common::{EMAIL, Gw};
 
 const LOCKINFO: &str = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>office</D:owner></D:lockinfo>"#;
 
@@ -181,7 +178,10 @@ async fn if_none_match_star_and_if_match_on_put() {
     // The getetag property is the same quoted value as the header.
     let e4 = etag(&gw, "/a.txt").await;
     let (_, pf) = gw.propfind("/a.txt", "0").await;
-    assert_eq!(dav_common::values(&pf, "D:getetag"), vec![e4.clone()]);
+    assert_eq!(
+        crate::dav_common::values(&pf, "D:getetag"),
+        vec![e4.clone()]
+    );
     // An unquoted tag (some clients echo getetag without quotes) is not
     // an entity tag: it never matches.
     let s = status(
@@ -535,7 +535,7 @@ async fn delete_of_a_collection_needs_depth_infinity() {
 #[tokio::test]
 async fn proppatch_on_an_upstream_locked_file_is_423_naming_the_holder() {
     let gw = Gw::start().await;
-    skip_on_real!(gw.up, "injects a Cloudreve lock held by the web editor");
+    crate::skip_on_real!(gw.up, "injects a Cloudreve lock held by the web editor");
     assert_eq!(gw.put("/w.txt", "w").await, 201);
     let up = gw.up.inject_lock(
         EMAIL,
@@ -599,7 +599,7 @@ fn body(bytes: &'static [u8], chunked: bool) -> reqwest::Body {
 #[tokio::test]
 async fn write_racing_the_upload_session_is_412() {
     let gw = Gw::start().await;
-    skip_on_real!(gw.up, "injects an upstream fault to time the race");
+    crate::skip_on_real!(gw.up, "injects an upstream fault to time the race");
     for (path, chunked) in [("/race-sized.txt", false), ("/race-chunked.txt", true)] {
         assert_eq!(gw.put(path, "original").await, 201);
         let old = etag(&gw, path).await;
@@ -633,7 +633,7 @@ async fn write_racing_the_upload_session_is_412() {
 #[tokio::test]
 async fn file_content_path_passes_the_version_as_previous() {
     let gw = Gw::start().await;
-    skip_on_real!(gw.up, "switches the storage policy type");
+    crate::skip_on_real!(gw.up, "switches the storage policy type");
     gw.up.set_policy_type(PolicyKind::S3);
     assert_eq!(gw.put("/p.txt", "original").await, 201);
     let old = etag(&gw, "/p.txt").await;
@@ -673,7 +673,7 @@ async fn file_content_path_passes_the_version_as_previous() {
 #[tokio::test]
 async fn create_racing_if_none_match_star_is_412() {
     let gw = Gw::start().await;
-    skip_on_real!(gw.up, "injects an upstream fault to time the race");
+    crate::skip_on_real!(gw.up, "injects an upstream fault to time the race");
     let gate = hold(&gw, http::Method::PUT, "/api/v4/file/upload");
     let put = tokio::spawn(
         gw.req("PUT", "/n.txt")

@@ -1,12 +1,9 @@
 //! WebDAV behaviour as a client sees it: real HTTP through the front layer
 //! and the gateway, the emulator as upstream.
 
-mod dav_common;
-mod support;
-
+use crate::dav_common::{EMAIL, Gw, eventually, eventually_async, hrefs, values};
 use cloudreve_dav::cloudreve::CrUri;
 use cloudreve_dav::emulator::{Fault, FaultKind};
-use dav_common::{EMAIL, Gw, eventually, eventually_async, hrefs, values};
 use http::Method;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -50,7 +47,7 @@ async fn propfind_root_folders_and_files() {
 #[tokio::test]
 async fn depth1_listing_makes_no_per_entry_calls() {
     let gw = Gw::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         gw.up,
         "sets the page size and injects faults to count calls"
     );
@@ -114,7 +111,7 @@ async fn depth1_listing_makes_no_per_entry_calls() {
 #[tokio::test]
 async fn failed_listing_is_an_error_never_an_empty_folder() {
     let gw = Gw::start().await;
-    skip_on_real!(gw.up, "injects upstream faults");
+    crate::skip_on_real!(gw.up, "injects upstream faults");
     assert_eq!(gw.req("MKCOL", "/d").send().await.unwrap().status(), 201);
     for i in 0..15 {
         assert_eq!(gw.put(&format!("/d/{i}"), "x").await, 201);
@@ -249,7 +246,7 @@ async fn get_head_ranges_conditionals_and_empty_files() {
 #[tokio::test]
 async fn put_chunked_without_length_stores_every_byte() {
     let gw = Gw::start().await;
-    skip_on_real!(gw.up, "shrinks the policy chunk size");
+    crate::skip_on_real!(gw.up, "shrinks the policy chunk size");
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..50)
         .map(|i| Ok(bytes::Bytes::from(vec![i as u8; 10_000])))
         .collect();
@@ -279,7 +276,7 @@ async fn put_chunked_without_length_stores_every_byte() {
 #[tokio::test]
 async fn aborted_overwrite_keeps_old_content_and_leaves_nothing_behind() {
     let gw = Gw::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         gw.up,
         "shrinks the policy chunk size and counts upload sessions"
     );
@@ -337,7 +334,7 @@ async fn aborted_overwrite_keeps_old_content_and_leaves_nothing_behind() {
 
 fn base64_auth() -> String {
     use base64::Engine as _;
-    let raw = format!("{EMAIL}:{}", dav_common::DAV_PASSWORD);
+    let raw = format!("{EMAIL}:{}", crate::dav_common::DAV_PASSWORD);
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(raw)
@@ -422,7 +419,7 @@ async fn copy_and_move() {
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(gw.get("/b/y.txt").await.1, b"xx");
-    skip_on_real!(gw.up, "the rest injects upstream faults");
+    crate::skip_on_real!(gw.up, "the rest injects upstream faults");
     // Cross-folder copy, same name.
     let r = gw
         .req("COPY", "/a/x.txt")
@@ -598,7 +595,7 @@ async fn locks_protect_and_expire_cleanly() {
 #[tokio::test]
 async fn upstream_outage_is_503_with_retry_after() {
     let gw = Gw::start().await;
-    skip_on_real!(gw.up, "injects upstream faults");
+    crate::skip_on_real!(gw.up, "injects upstream faults");
     assert_eq!(gw.put("/f", "x").await, 201);
     gw.up.add_fault(Fault {
         method: None,
@@ -635,7 +632,7 @@ async fn upstream_outage_is_503_with_retry_after() {
 #[tokio::test]
 async fn policy_refusing_chunks_falls_back_to_content_put() {
     let gw = Gw::start().await;
-    skip_on_real!(gw.up, "switches the storage policy and its edit-size limit");
+    crate::skip_on_real!(gw.up, "switches the storage policy and its edit-size limit");
     gw.up
         .set_policy_type(cloudreve_dav::emulator::PolicyKind::S3);
     let data = vec![5u8; 70_000];
@@ -705,7 +702,7 @@ async fn spool_limit_and_permanent_delete() {
 async fn head_never_fetches_and_get_failures_are_statuses() {
     let gw = Gw::start().await;
     assert_eq!(gw.put("/h.bin", vec![3u8; 5000]).await, 201);
-    skip_on_real!(gw.up, "the rest makes every download fail upstream");
+    crate::skip_on_real!(gw.up, "the rest makes every download fail upstream");
     // Any download attempt fails upstream from now on.
     gw.up.add_fault(Fault {
         method: None,
@@ -776,7 +773,7 @@ async fn account_rooted_in_a_subfolder() {
 #[tokio::test]
 async fn quota_properties_and_dead_properties() {
     let gw = Gw::start().await;
-    skip_on_real!(gw.up, "sets a per-user quota");
+    crate::skip_on_real!(gw.up, "sets a per-user quota");
     gw.up.set_quota(EMAIL, 1_000_000);
     assert_eq!(gw.put("/q.bin", vec![0u8; 1000]).await, 201);
     let r = gw

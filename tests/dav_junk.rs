@@ -1,12 +1,9 @@
 //! The junk-file policy (issue 5 item 6): hide, park, reject, and `auto`
 //! following the account's "disable system files" option. Never a 405.
 
-mod dav_common;
-mod support;
-
+use crate::dav_common::{EMAIL, Gw, hrefs};
 use cloudreve_dav::cloudreve::CrUri;
 use cloudreve_dav::dav::junk::JunkPolicy;
-use dav_common::{EMAIL, Gw, hrefs};
 
 const JUNK: [&str; 6] = [
     "/.DS_Store",
@@ -185,7 +182,7 @@ async fn parked_files_are_capped_and_moves_create_local_folders() {
     let gw = Gw::start_with(|s| s.junk = JunkPolicy::Park).await;
     // A declared length above the cap: refused before any byte is read.
     let auth = base64::engine::general_purpose::STANDARD
-        .encode(format!("{EMAIL}:{}", dav_common::DAV_PASSWORD));
+        .encode(format!("{EMAIL}:{}", crate::dav_common::DAV_PASSWORD));
     let mut tcp = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
     tcp.write_all(
         format!(

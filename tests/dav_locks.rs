@@ -2,13 +2,10 @@
 //! items 4 and 5): 423 bodies naming the holder, LOCK refused on an
 //! upstream-locked file, force unlock with the upstream token.
 
-mod dav_common;
-mod support;
-
 use std::time::Duration;
 
+use crate::dav_common::{EMAIL, Gw};
 use cloudreve_dav::emulator::{LockOwner, LockSpec};
-use dav_common::{EMAIL, Gw};
 
 const LOCKINFO: &str = r#"<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner><D:href>mailto:office@example.com</D:href></D:owner></D:lockinfo>"#;
 
@@ -100,7 +97,7 @@ async fn unlock(gw: &Gw, path: &str, token: &str) -> u16 {
 #[tokio::test]
 async fn viewer_lock_is_423_naming_the_web_editor_and_force_unlock_clears_it() {
     let gw = Gw::start().await;
-    skip_on_real!(gw.up, "injects a Cloudreve lock held by the web editor");
+    crate::skip_on_real!(gw.up, "injects a Cloudreve lock held by the web editor");
     assert_eq!(gw.put("/doc.txt", "v1").await, 201);
     let up = gw.up.inject_lock(
         EMAIL,
@@ -151,7 +148,7 @@ async fn viewer_lock_is_423_naming_the_web_editor_and_force_unlock_clears_it() {
 #[tokio::test]
 async fn upload_and_dav_locks_name_their_holders() {
     let gw = Gw::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         gw.up,
         "injects Cloudreve locks of an upload and of its own /dav"
     );
@@ -192,7 +189,7 @@ async fn upload_and_dav_locks_name_their_holders() {
 #[tokio::test]
 async fn locks_cli_lists_removes_and_force_unlocks() {
     let gw = Gw::start().await;
-    skip_on_real!(gw.up, "injects a Cloudreve lock to force-unlock");
+    crate::skip_on_real!(gw.up, "injects a Cloudreve lock to force-unlock");
     assert_eq!(gw.put("/cli.txt", "v1").await, 201);
     let r = gw
         .req("LOCK", "/cli.txt")
@@ -209,7 +206,7 @@ async fn locks_cli_lists_removes_and_force_unlocks() {
     };
     let config = cloudreve_dav::config::load_with_env(&args, &|k: &str| match k {
         "CLOUDREVE_DAV_USER_EMAIL" => Some(EMAIL.to_string()),
-        "CLOUDREVE_DAV_USER_PASSWORD" => Some(dav_common::CR_PASSWORD.to_string()),
+        "CLOUDREVE_DAV_USER_PASSWORD" => Some(crate::dav_common::CR_PASSWORD.to_string()),
         _ => None,
     })
     .expect("config");

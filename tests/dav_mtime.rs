@@ -1,12 +1,9 @@
 //! Kept modification times and checksums (issue 4 item 3), through real
 //! HTTP against the emulator-backed gateway.
 
-mod dav_common;
-mod support;
-
+use crate::dav_common::{Gw, values};
 use base64::Engine as _;
 use cloudreve_dav::cloudreve::CrUri;
-use dav_common::{Gw, values};
 
 const T: &str = "Fri, 14 Jul 2017 02:40:00 GMT";
 

@@ -4,12 +4,9 @@
 //! Depth 0 and 1; hrefs of odd names; every requested property answered;
 //! listings over several upstream pages.
 
-mod dav_common;
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use dav_common::{EMAIL, Gw};
+use crate::dav_common::{EMAIL, Gw};
 use percent_encoding::percent_decode_str;
 
 /// `(namespace, local name)`.
@@ -115,7 +112,7 @@ async fn propfind(url: &str, path: &str, depth: &str, ua: &str, body: &str) -> R
             reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
             format!("{url}{path}"),
         )
-        .basic_auth(EMAIL, Some(dav_common::DAV_PASSWORD))
+        .basic_auth(EMAIL, Some(crate::dav_common::DAV_PASSWORD))
         .header("depth", depth)
         .header("user-agent", ua)
         .body(body.to_string())

@@ -4,15 +4,12 @@
 //! accepting, let in-flight requests finish within the grace period, cut
 //! and cancel the rest).
 
-mod faults_common;
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::faults_common::{EMAIL, GwProc, Upstream, eventually, fed_body, pattern};
 use bytes::Bytes;
 use cloudreve_dav::cloudreve::CrUri;
-use faults_common::{EMAIL, GwProc, Upstream, eventually, fed_body, pattern};
 
 fn journal_len(state: &Path) -> usize {
     std::fs::read_dir(state.join("uploads"))
@@ -54,7 +51,7 @@ async fn missing(up: &Upstream, path: &str) -> bool {
 #[tokio::test]
 async fn client_disconnect_mid_put_leaves_old_content_and_nothing_open() {
     let up = Upstream::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         up,
         "shrinks the policy chunk size so the PUT is cut mid-upload, and counts the upload sessions and locks left open (not listable on a real server)"
     );
@@ -126,7 +123,7 @@ async fn client_disconnect_mid_put_leaves_old_content_and_nothing_open() {
 #[tokio::test]
 async fn sigkill_mid_upload_then_restart_cancels_the_journaled_session() {
     let up = Upstream::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         up,
         "shrinks the policy chunk size so the gateway dies mid-upload, and checks the upload session and lock it left open (not listable on a real server)"
     );
@@ -232,7 +229,7 @@ async fn sigkill_mid_upload_then_restart_cancels_the_journaled_session() {
 #[tokio::test]
 async fn sigterm_finishes_inflight_requests_then_cuts_and_cancels_the_rest() {
     let up = Upstream::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         up,
         "shrinks the policy chunk size and counts the uploads in flight and left open (upload sessions are not listable on a real server)"
     );

@@ -4,15 +4,12 @@
 //! that expires in the middle of an upload or a paged listing is refreshed
 //! transparently; a slow upstream hits the configured timeout.
 
-mod faults_common;
-mod support;
-
 use std::time::Duration;
 
+use crate::faults_common::{EMAIL, Upstream, eventually, fed_body, pattern};
 use bytes::Bytes;
 use cloudreve_dav::cloudreve::CrUri;
 use cloudreve_dav::emulator::{Fault, FaultKind};
-use faults_common::{EMAIL, Upstream, eventually, fed_body, pattern};
 use reqwest::Method;
 
 fn fault(method: Option<Method>, prefix: &str, kind: FaultKind, times: Option<u32>) -> Fault {
@@ -103,7 +100,7 @@ async fn unreachable_upstream_gives_retryable_errors_and_writes_nothing() {
 #[tokio::test]
 async fn upstream_5xx_and_code_minus_one_give_retryable_errors() {
     let up = Upstream::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         up,
         "injects upstream 5xx and `code: -1` answers on each route"
     );
@@ -204,7 +201,7 @@ async fn upstream_5xx_and_code_minus_one_give_retryable_errors() {
 #[tokio::test]
 async fn download_cut_upstream_aborts_the_response() {
     let up = Upstream::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         up,
         "injects a download cut upstream mid-body and before the head"
     );
@@ -259,7 +256,7 @@ async fn download_cut_upstream_aborts_the_response() {
 #[tokio::test]
 async fn token_expiry_mid_upload_is_refreshed_transparently() {
     let up = Upstream::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         up,
         "shrinks the policy chunk size and moves the emulator's clock two hours ahead mid-upload"
     );
@@ -307,7 +304,7 @@ async fn token_expiry_mid_upload_is_refreshed_transparently() {
 #[tokio::test]
 async fn token_expiry_mid_listing_is_refreshed_transparently() {
     let up = Upstream::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         up,
         "shrinks the listing page size, injects listing latency and moves the emulator's clock mid-listing"
     );
@@ -358,7 +355,7 @@ async fn token_expiry_mid_listing_is_refreshed_transparently() {
 #[tokio::test]
 async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
     let up = Upstream::start().await;
-    skip_on_real!(up, "injects upstream latency beyond the gateway's timeout");
+    crate::skip_on_real!(up, "injects upstream latency beyond the gateway's timeout");
     let gw = up
         .gateway(|a| {
             a.upstream_timeout_secs = Some(1);
@@ -427,7 +424,7 @@ async fn slow_upstream_hits_the_timeout_with_504_and_recovers() {
 #[tokio::test]
 async fn failed_new_upload_is_answered_after_a_cancel_that_failed_repeatedly() {
     let up = Upstream::start().await;
-    skip_on_real!(up, "injects a failing upload chunk and failing cancels");
+    crate::skip_on_real!(up, "injects a failing upload chunk and failing cancels");
     up.emu().set_chunk_size(64 * 1024);
     let gw = up.gateway(|_| {}).await;
     // The second chunk fails; the next four cancels fail too.
@@ -481,7 +478,7 @@ async fn failed_new_upload_is_answered_after_a_cancel_that_failed_repeatedly() {
 #[tokio::test]
 async fn a_failed_lookup_in_move_or_copy_is_retryable_and_changes_nothing() {
     let up = Upstream::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         up,
         "injects a 500 on each file lookup of a MOVE or COPY in turn"
     );
@@ -571,7 +568,7 @@ async fn names(up: &Upstream, path: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_failed_step_of_an_overwriting_move_or_copy_keeps_the_destination() {
     let up = Upstream::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         up,
         "injects a failure on each mutating upstream call of a MOVE or COPY in turn"
     );
@@ -675,7 +672,7 @@ async fn a_failed_step_of_an_overwriting_move_or_copy_keeps_the_destination() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_destination_that_cannot_be_put_back_at_once_returns_in_the_background() {
     let up = Upstream::start().await;
-    skip_on_real!(
+    crate::skip_on_real!(
         up,
         "injects failures on every mutating upstream call after the destination is set aside"
     );

@@ -3,12 +3,10 @@
 //! WebDAV client sees it: accounts learnt from Cloudreve, account scope,
 //! read-only accounts and path traversal.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::stack::{EMAIL, Stack};
 use cloudreve_dav::cloudreve::CrUri;
-use support::stack::{EMAIL, Stack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -5,18 +5,15 @@
 //! keeps serving (a normal request succeeds afterwards). A panic inside
 //! dav-server answers 500 for that request only.
 
-mod dav_common;
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::dav_common::{DAV_PASSWORD, EMAIL, Gw};
 use async_trait::async_trait;
 use base64::Engine as _;
 use cloudreve_dav::cloudreve::CrUri;
 use cloudreve_dav::dav::DavGateway;
 use cloudreve_dav::front::{BoxBody, DavService, Principal};
-use dav_common::{DAV_PASSWORD, EMAIL, Gw};
 use http::{Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

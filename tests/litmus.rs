@@ -4,15 +4,15 @@
 //! through `litmus/run.sh`, which installs litmus when it is missing. The
 //! run must pass every test with zero warnings.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::stack::{EMAIL, Stack};
+use crate::support::stack::{EMAIL, Stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn litmus_all_suites_pass_with_no_warnings() {
+    // One real client at a time (see tests/areas/clients.rs).
+    let _turn = crate::client_common::SERIAL.lock().await;
     let stack = Stack::start().await;
     let (_, password) = stack.account("/litmus-root", false).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/litmus/run.sh");

@@ -4,13 +4,10 @@
 //! writing it under a lock, creating and renaming a folder. Explorer cannot
 //! run here; every response it depends on is asserted.
 
-mod dav_common;
-mod support;
-
+use crate::dav_common::{DAV_PASSWORD, EMAIL, Gw, hrefs, values};
 use cloudreve_dav::cloudreve::CrUri;
 use cloudreve_dav::dav::junk::JunkPolicy;
 use cloudreve_dav::emulator::{Fault, FaultKind};
-use dav_common::{DAV_PASSWORD, EMAIL, Gw, hrefs, values};
 
 const UA: &str = "Microsoft-WebDAV-MiniRedir/10.0.19045";
 const PROBE_UA: &str = "DavClnt";
@@ -318,7 +315,7 @@ async fn explorer_folder_times_and_rename_with_overwrite_f() {
 #[tokio::test]
 async fn explorer_probes_are_answered_without_upstream_calls_when_junk_is_parked() {
     let gw = Gw::start_sys_files_disabled(|s| s.junk = JunkPolicy::Auto).await;
-    skip_on_real!(gw.up, "makes every upstream call fail");
+    crate::skip_on_real!(gw.up, "makes every upstream call fail");
     // Warm the credential cache, then make every upstream call fail: an
     // answer now can only come from the gateway itself.
     assert_eq!(gw.propfind("/", "0").await.0, 207);

@@ -4,13 +4,10 @@
 //! `X-Expected-Entity-Length`, `.DS_Store`, a rename with `Overwrite: F`.
 //! Finder cannot run here; every response it depends on is asserted.
 
-mod dav_common;
-mod support;
-
+use crate::dav_common::{EMAIL, Gw, hrefs, values};
 use bytes::Bytes;
 use cloudreve_dav::cloudreve::CrUri;
 use cloudreve_dav::dav::junk::JunkPolicy;
-use dav_common::{EMAIL, Gw, hrefs, values};
 
 const UA: &str = "WebDAVFS/3.0.0 (03008000) Darwin/22.6.0 (arm64)";
 /// "Résumé.txt" as macOS sends it (decomposed) and as Windows sends it.

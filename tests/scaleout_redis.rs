@@ -6,8 +6,7 @@
 //! stops on both, failed logins add up, and with Redis gone lock requests
 //! fail with 503 while reads go on.
 
-mod support;
-use support::upstream::TestUpstream;
+use crate::support::upstream::TestUpstream;
 
 use std::net::IpAddr;
 use std::path::Path;

@@ -11,7 +11,7 @@
 //! outcome the client cannot know (5xx, cut connection) must have left one
 //! of the states the operation allows, and the model adopts that state.
 //!
-//! With `CLOUDREVE_BIN` set (see `support::upstream`) the same clients run
+//! With `CLOUDREVE_BIN` set (see `crate::support::upstream`) the same clients run
 //! against a real Cloudreve, without injected faults (those are emulator
 //! controls): every answer must then be a known outcome that matches the
 //! model, and upload sessions and Cloudreve locks, which a real server does
@@ -23,25 +23,22 @@
 //!
 //! ```sh
 //! CLOUDREVE_DAV_SOAK_SECS=1800 CLOUDREVE_DAV_SOAK_SEED=42 \
-//!     cargo test --release --test soak -- --nocapture
+//!     cargo test --release --test faults soak -- --nocapture
 //! ```
-
-mod faults_common;
-mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::faults_common::{EMAIL, Gw, Upstream};
+use crate::support::upstream::TestUpstream;
 use cloudreve_dav::cloudreve::{CrUri, FileKind, Session};
 use cloudreve_dav::dav::fs::{ASIDE_PREFIX, STAGING_PREFIX};
 use cloudreve_dav::emulator::{Fault, FaultKind};
-use faults_common::{EMAIL, Gw, Upstream};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
-use support::upstream::TestUpstream;
 
 const CLIENTS: usize = 6;
 /// File slots of one client, relative to its folder.
@@ -633,7 +630,7 @@ async fn soak_random_operations_under_upstream_faults() {
     }
     // Faults and the chunk size are emulator controls: a real server runs
     // the same clients without injected faults, with its own chunk size.
-    let faulty = !support::upstream::real_server_configured();
+    let faulty = !crate::support::upstream::real_server_configured();
     if faulty {
         println!(
             "soak: seed {seed}, {secs} s, {CLIENTS} clients, up to {max_pending} pending faults (CLOUDREVE_DAV_SOAK_SEED={seed} to replay)"
@@ -783,7 +780,7 @@ async fn soak_random_operations_under_upstream_faults() {
     // Nothing left open (as far as the upstream shows: a real server lists
     // neither upload sessions nor locks).
     assert!(
-        faults_common::eventually(async || upstream.upload_sessions(EMAIL) == 0
+        crate::faults_common::eventually(async || upstream.upload_sessions(EMAIL) == 0
             && upstream.active_locks(EMAIL).is_empty())
         .await,
         "upload sessions {} / upstream locks {:?} left",

@@ -1,8 +1,7 @@
 //! `serve` re-reads its TLS certificate on SIGHUP: new connections see the
 //! new certificate, and invalid files keep the old one (with a log line).
 
-mod support;
-use support::upstream::TestUpstream;
+use crate::support::upstream::TestUpstream;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
