@@ -333,16 +333,11 @@ async fn a_name_stored_decomposed_upstream_is_reachable_by_every_method() {
     let nfc = format!("/{}", enc(NFC));
     let (s, body) = gw.propfind("/", "1").await;
     assert_eq!(s, 207);
-    let listed = hrefs(&body);
-    let decoded: Vec<String> = listed
-        .iter()
-        .map(|h| {
-            percent_encoding::percent_decode_str(h)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
-    assert_eq!(decoded, ["/".to_string(), format!("/{NFD}")], "{listed:?}");
+    assert_eq!(
+        crate::dav_common::decoded_hrefs(&body),
+        ["/".to_string(), format!("/{NFD}")],
+        "{body}"
+    );
 
     for p in [&href, &nfc] {
         let (s, b) = gw.get(p).await;

@@ -513,6 +513,20 @@ pub fn hrefs(body: &str) -> Vec<String> {
     out
 }
 
+/// The hrefs of a multistatus body, percent-decoded, sorted.
+pub fn decoded_hrefs(body: &str) -> Vec<String> {
+    let mut out: Vec<String> = hrefs(body)
+        .iter()
+        .map(|h| {
+            percent_encoding::percent_decode_str(h)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Values of element `tag` (e.g. `D:getetag`) in a multistatus body.
 pub fn values(body: &str, tag: &str) -> Vec<String> {
     let open = format!("<{tag}>");
