@@ -12,7 +12,7 @@ use http_body_util::BodyExt as _;
 
 use crate::{
     cloudreve::CrUri,
-    dav::{kept, locks::RequestedTimeout, propfix},
+    dav::{locks::RequestedTimeout, propfind_fixup, times_and_checksums},
     front::{
         auth,
         guard::{self, DEFAULT_MAX_HEADER_BYTES},
@@ -100,8 +100,8 @@ pub fn headers(data: &[u8]) {
     let _ = auth::parse_basic(&hv);
     if let Ok(text) = hv.to_str() {
         let _ = RequestedTimeout::parse(text);
-        let _ = kept::parse_time(text);
-        let _ = kept::Expected::parse(text);
+        let _ = times_and_checksums::parse_time(text);
+        let _ = times_and_checksums::Expected::parse(text);
         let _ = guard::check_range(text);
     }
     let Ok(mut req) = Request::builder()
@@ -189,8 +189,8 @@ pub fn xml(data: &[u8]) {
     if whole.is_err() {
         return;
     }
-    let _ = propfix::requested(body);
-    let _ = kept::take_times(body);
+    let _ = propfind_fixup::requested(body);
+    let _ = times_and_checksums::take_times(body);
     for method in ["PROPPATCH", "LOCK"] {
         let req = Request::builder()
             .method(method)

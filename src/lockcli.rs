@@ -13,8 +13,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 
 use crate::config::Config;
-use crate::dav::conflicts::upstream_token;
 use crate::dav::locks::{JsonFileStore, LockLimits, MemLockSystem, RedisLocks};
+use crate::dav::upstream_locks::upstream_token;
 
 async fn open(config: &Config) -> anyhow::Result<MemLockSystem> {
     if let Some(r) = &config.redis {

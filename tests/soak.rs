@@ -793,8 +793,9 @@ async fn soak_random_operations_under_upstream_faults() {
     let lookup_session = session.clone();
     let lookup: cloudreve_dav::dav::SessionLookup =
         Arc::new(move |e: &str| (e == EMAIL).then(|| lookup_session.clone()));
-    let journal = cloudreve_dav::dav::journal::UploadJournal::open(&dir.path().join("state"))
-        .expect("journal");
+    let journal =
+        cloudreve_dav::dav::upload_journal::UploadJournal::open(&dir.path().join("state"))
+            .expect("journal");
     let carried = journal.leftovers().len();
     let recovered = journal.recover(&lookup).await;
     assert_eq!(

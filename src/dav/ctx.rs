@@ -50,7 +50,7 @@ pub struct RequestCtx {
     /// `X-OC-Mtime` of a PUT (kept once the upload completes).
     pub oc_mtime: Option<std::time::SystemTime>,
     /// Times a PROPPATCH sets (kept with its dead properties).
-    pub times: super::kept::Times,
+    pub times: super::times_and_checksums::Times,
     /// What happens to junk names for this account.
     pub junk: super::junk::JunkAction,
     /// The account's parking directory (junk kept by the gateway).
@@ -109,7 +109,7 @@ impl RequestCtx {
             settings,
             quota,
             oc_mtime: None,
-            times: super::kept::Times::default(),
+            times: super::times_and_checksums::Times::default(),
             junk: super::junk::JunkAction::Off,
             park: None,
             times_kept: AtomicBool::new(false),

@@ -33,12 +33,12 @@ use crate::cloudreve::{CrUri, CreateKind, FileResponse};
 
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, classify, map_err};
+use super::file_meta::{CrEntry, CrMeta};
 use super::junk;
-use super::kept;
-use super::meta::{CrEntry, CrMeta};
 use super::props;
 use super::read::ReadFile;
 use super::service::DeleteMode;
+use super::times_and_checksums;
 use super::write::{WriteFile, WriteGuard};
 
 /// Retries of a MKCOL that met a lock conflict (a racing create of the same
@@ -916,7 +916,7 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
             let uri = uri_of(ctx, path)?;
             let f = lookup(ctx, &uri).await?;
             let mut v = props::props_of(&f, do_content);
-            v.extend(kept::checksums_prop(&f, do_content));
+            v.extend(times_and_checksums::checksums_prop(&f, do_content));
             Ok(v)
         }
         .boxed()
@@ -926,7 +926,7 @@ impl GuardedFileSystem<Ctx> for CloudreveFs {
     /// from [`get_props`](GuardedFileSystem::get_props) to every PROPFIND
     /// response anyway, so answering here would list requested dead
     /// properties twice. Absent ones get their 404 propstat from
-    /// [`propfix`](super::propfix).
+    /// [`propfind_fixup`](super::propfind_fixup).
     fn get_prop<'a>(
         &'a self,
         _path: &'a DavPath,

@@ -38,7 +38,7 @@ use unicode_normalization::UnicodeNormalization as _;
 pub use super::settings::JunkPolicy;
 use crate::shared::{BoxBody, Principal};
 
-use super::meta::{CrEntry, CrMeta};
+use super::file_meta::{CrEntry, CrMeta};
 
 /// Bytes percent-encoded in a rewritten path segment.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

@@ -39,15 +39,15 @@ use crate::shared::BoxBody;
 
 use super::ctx::RequestCtx;
 use super::errors::map_err;
+use super::file_meta::CrMeta;
 use super::fs::{hidden, lookup, quota};
-use super::kept;
 use super::locks::{UserLocks, applies_to};
-use super::meta::CrMeta;
-use super::propfix::PropName;
+use super::propfind_fixup::PropName;
 use super::props;
+use super::times_and_checksums;
 
 const DAV: &str = "DAV:";
-const MS: &str = kept::MS_NS;
+const MS: &str = times_and_checksums::MS_NS;
 
 /// Bytes collected before a chunk goes to the client.
 const CHUNK: usize = 64 * 1024;
@@ -538,7 +538,7 @@ fn dead_props(f: &FileResponse) -> Vec<DavProp> {
         return Vec::new();
     }
     let mut v = props::props_of(f, true);
-    v.extend(kept::checksums_prop(f, true));
+    v.extend(times_and_checksums::checksums_prop(f, true));
     v
 }
 

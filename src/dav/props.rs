@@ -28,7 +28,7 @@ pub fn key_of(p: &DavProp) -> Option<String> {
     let ns = p.namespace.as_deref().unwrap_or("");
     // The gateway's own namespace holds kept times/checksums: not
     // writable by clients.
-    if ns.contains('|') || p.name.is_empty() || ns == super::kept::NS {
+    if ns.contains('|') || p.name.is_empty() || ns == super::times_and_checksums::NS {
         return None;
     }
     Some(format!("{KEY_PREFIX}{ns}|{}", p.name))
@@ -106,7 +106,7 @@ pub fn props_of(f: &FileResponse, with_content: bool) -> Vec<DavProp> {
         let Some((ns, name)) = rest.split_once('|') else {
             continue;
         };
-        if ns == super::kept::NS {
+        if ns == super::times_and_checksums::NS {
             continue;
         }
         if name.is_empty()

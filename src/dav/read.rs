@@ -13,7 +13,7 @@ use crate::cloudreve::{ByteStream, CrUri};
 
 use super::ctx::RequestCtx;
 use super::errors::map_err;
-use super::meta::CrMeta;
+use super::file_meta::CrMeta;
 
 /// A file opened for reading.
 pub struct ReadFile {

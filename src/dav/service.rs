@@ -36,17 +36,17 @@ use crate::cloudreve::{CrUri, Session};
 use crate::shared::{BoxBody, DavService, Principal, full_body};
 
 use super::conditions;
-use super::conflicts::{self, locked_response};
 use super::ctx::RequestCtx;
 use super::errors::{Outcome, RETRY_AFTER, classify};
 use super::fs::{CloudreveFs, QuotaCache, lookup};
-use super::journal::UploadJournal;
 use super::junk::{self, JunkAction, JunkPolicy};
-use super::kept;
 use super::locks::{JsonFileStore, LockLimits, MemLockSystem, RedisLocks, RequestedTimeout};
 use super::propfind;
-use super::propfix::{PropFixer, requested};
+use super::propfind_fixup::{PropFixer, requested};
 use super::reserved::ReservedNames;
+use super::times_and_checksums;
+use super::upload_journal::UploadJournal;
+use super::upstream_locks::{self, locked_response};
 
 /// Finds the signed-in Cloudreve session of a configured user (by e-mail).
 pub type SessionLookup = Arc<dyn Fn(&str) -> Option<Session> + Send + Sync>;
@@ -211,7 +211,7 @@ impl DavGateway {
                 return Some(locks_unavailable());
             }
         }
-        let upstream = conflicts::upstream_token(token)?;
+        let upstream = upstream_locks::upstream_token(token)?;
         // Tokens are only ever revealed to the file's owner (UPSTREAM §4.9); an
         // account rooted in another user's share is not the owner.
         if ctx.root.fs() != "my" {
@@ -784,7 +784,7 @@ impl DavService for DavGateway {
         }
         if method.as_str() == "LOCK"
             && let Some(uri) = ctx.target.clone()
-            && let Err(c) = conflicts::probe(&ctx, &uri).await
+            && let Err(c) = upstream_locks::probe(&ctx, &uri).await
         {
             tracing::info!(%uri, "LOCK refused: locked upstream");
             return locked_response(&ctx, &c, &raw_path, true);
@@ -933,7 +933,7 @@ fn adjust_conditions(h: &mut http::HeaderMap) {
 
 /// Reads the time hints of a request into `ctx`: `X-OC-Mtime` on PUT, the
 /// times a PROPPATCH sets (whose body may be rewritten, see
-/// [`kept::take_times`]). Returns the request to hand on and the
+/// [`times_and_checksums::take_times`]). Returns the request to hand on and the
 /// properties taken out of a PROPPATCH body.
 async fn kept_hints(
     ctx: &mut RequestCtx,
@@ -944,7 +944,7 @@ async fn kept_hints(
             .headers()
             .get("x-oc-mtime")
             .and_then(|v| v.to_str().ok())
-            .and_then(kept::parse_time);
+            .and_then(times_and_checksums::parse_time);
         return Ok((req, Vec::new()));
     }
     if req.method().as_str() != "PROPPATCH" {
@@ -960,7 +960,7 @@ async fn kept_hints(
             ));
         }
     };
-    let tp = kept::take_times(&bytes);
+    let tp = times_and_checksums::take_times(&bytes);
     ctx.times = tp.times;
     let body = tp.body.map(Bytes::from).unwrap_or(bytes);
     Ok((Request::from_parts(parts, full_body(body)), tp.taken))
@@ -983,7 +983,7 @@ async fn keep_proppatch_times(
     };
     let text_body = String::from_utf8_lossy(&bytes).into_owned();
     let mut failed = None;
-    if kept::all_ok(&text_body) && !ctx.times.is_empty() && !ctx.times_kept() {
+    if times_and_checksums::all_ok(&text_body) && !ctx.times.is_empty() && !ctx.times_kept() {
         let r = match ctx.target.clone() {
             Some(uri) if uri != ctx.root => match lookup(ctx, &uri).await {
                 Ok(f) => {
@@ -1013,7 +1013,7 @@ async fn keep_proppatch_times(
             Err(s) => failed = Some(s.as_u16()),
         }
     }
-    kept::fix_response(&text_body, taken, failed)
+    times_and_checksums::fix_response(&text_body, taken, failed)
 }
 
 #[cfg(test)]

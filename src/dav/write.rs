@@ -39,8 +39,8 @@ use crate::cloudreve::{CrUri, Error, FileResponse, Previous, Session, UploadOpti
 
 use super::ctx::RequestCtx;
 use super::errors::map_err;
-use super::kept::{self, Expected};
-use super::meta::CrMeta;
+use super::file_meta::CrMeta;
+use super::times_and_checksums::{self, Expected};
 
 /// Depth of the channel between `write_bytes` and the upload task (frames).
 const CHANNEL_DEPTH: usize = 8;
@@ -469,13 +469,17 @@ impl WriteFile {
     /// the content written (the upload did complete) and is logged.
     async fn keep(&self, f: &FileResponse) -> bool {
         let entity = f.primary_entity.clone().unwrap_or_default();
-        let mut patches = kept::Times {
+        let mut patches = times_and_checksums::Times {
             mtime: self.ctx.oc_mtime,
             ctime: None,
         }
         .patches(&entity);
         if let Some(c) = &self.checksum {
-            patches.push(kept::patch(kept::CHECKSUM, &entity, &c.kept_value()));
+            patches.push(times_and_checksums::patch(
+                times_and_checksums::CHECKSUM,
+                &entity,
+                &c.kept_value(),
+            ));
         }
         if patches.is_empty() {
             return false;

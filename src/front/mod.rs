@@ -2,7 +2,7 @@
 //! enforcement, panic isolation, request ids and access logging, in front of
 //! an inner [`DavService`] (dav-server over Cloudreve).
 //!
-//! Before hyper parses a request, [`wire::FragmentFilter`] makes request
+//! Before hyper parses a request, [`fragment_filter::FragmentFilter`] makes request
 //! targets with a raw `#` unparsable, so hyper refuses them with 400.
 //!
 //! Order per request: [`guard::check_syntax`] (400/414/431/502, before
@@ -34,10 +34,10 @@
 pub mod accounts;
 pub mod auth;
 pub mod counting;
+pub mod fragment_filter;
 pub mod guard;
 pub mod server;
 pub mod throttle;
-pub mod wire;
 pub mod xmlbody;
 
 use std::{

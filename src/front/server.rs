@@ -25,7 +25,7 @@ use tokio_rustls::{
     rustls::sign::CertifiedKey,
 };
 
-use super::{Front, wire::FragmentFilter};
+use super::{Front, fragment_filter::FragmentFilter};
 
 /// Upper bound of hyper's per-connection read buffer (also bounds the request head).
 const MAX_BUF_SIZE: usize = 256 * 1024;

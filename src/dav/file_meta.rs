@@ -36,10 +36,10 @@ impl CrMeta {
         let dir = f.is_folder();
         // Times a client set through the gateway win while the version they
         // were set for is current (see `kept`).
-        let modified =
-            super::kept::time(f, super::kept::MTIME).or_else(|| sys_time(f.updated_at.as_ref()));
-        let created =
-            super::kept::time(f, super::kept::CTIME).or_else(|| sys_time(f.created_at.as_ref()));
+        let modified = super::times_and_checksums::time(f, super::times_and_checksums::MTIME)
+            .or_else(|| sys_time(f.updated_at.as_ref()));
+        let created = super::times_and_checksums::time(f, super::times_and_checksums::CTIME)
+            .or_else(|| sys_time(f.created_at.as_ref()));
         let etag = match (&f.primary_entity, dir) {
             (Some(e), false) if !e.is_empty() => e.clone(),
             _ => {
