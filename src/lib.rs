@@ -7,17 +7,15 @@
 
 pub mod admin;
 pub mod bench;
+pub mod cli;
 pub mod cloudreve;
 pub mod config;
 pub mod dav;
-pub mod demo;
 pub mod emulator;
 pub mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
-pub mod lockcli;
 pub mod metrics;
-pub mod opscli;
 pub mod redis_state;
 pub mod shared;

@@ -220,7 +220,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             init_logging(args.log_format == cloudreve_dav::config::LogFormat::Json);
-            cloudreve_dav::demo::run(cloudreve_dav::demo::DemoOptions {
+            cloudreve_dav::cli::demo::run(cloudreve_dav::cli::demo::DemoOptions {
                 listen: args.listen,
                 data: args.data,
                 admin_listen: args.admin_listen,
@@ -236,13 +236,13 @@ async fn main() -> anyhow::Result<()> {
             init_logging(config.log_format == cloudreve_dav::config::LogFormat::Json);
             match args.action {
                 LocksAction::List => {
-                    for l in cloudreve_dav::lockcli::list(&config).await? {
+                    for l in cloudreve_dav::cli::locks::list(&config).await? {
                         println!("{l}");
                     }
                 }
                 LocksAction::Unlock { token, user } => {
                     let done =
-                        cloudreve_dav::lockcli::unlock(&config, &token, user.as_deref()).await?;
+                        cloudreve_dav::cli::locks::unlock(&config, &token, user.as_deref()).await?;
                     println!("{done}");
                 }
             }
@@ -251,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Check(args) => {
             let config = cloudreve_dav::config::load(&args)?;
             init_logging(config.log_format == cloudreve_dav::config::LogFormat::Json);
-            print!("{}", cloudreve_dav::opscli::check(&config).await?);
+            print!("{}", cloudreve_dav::cli::check::check(&config).await?);
             Ok(())
         }
         Command::Accounts(args) => {
@@ -273,19 +273,19 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
-    use cloudreve_dav::opscli;
+    use cloudreve_dav::cli::accounts;
     let missing =
         |flag: &str| anyhow::anyhow!("accounts: {flag} is required (before or after the action)");
     let upstream = args.upstream.ok_or_else(|| missing("--upstream URL"))?;
     let email = args.email.ok_or_else(|| missing("--email EMAIL"))?;
-    let session = opscli::sign_in(&upstream, &email).await?;
+    let session = accounts::sign_in(&upstream, &email).await?;
     let one = match args.action {
         AccountsAction::List => {
-            let all = opscli::list(&session).await?;
+            let all = accounts::list(&session).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
-                print!("{}", opscli::table(&all));
+                print!("{}", accounts::table(&all));
             }
             return Ok(());
         }
@@ -301,7 +301,7 @@ async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
                 proxy,
                 disable_sys_files,
             };
-            opscli::create(&session, &name, &opscli::parse_root(&root)?, options).await?
+            accounts::create(&session, &name, &accounts::parse_root(&root)?, options).await?
         }
         AccountsAction::Update {
             id,
@@ -311,17 +311,17 @@ async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
             proxy,
             disable_sys_files,
         } => {
-            let changes = opscli::AccountChanges {
+            let changes = accounts::AccountChanges {
                 name,
-                root: root.as_deref().map(opscli::parse_root).transpose()?,
+                root: root.as_deref().map(accounts::parse_root).transpose()?,
                 readonly,
                 proxy,
                 disable_sys_files,
             };
-            opscli::update(&session, &id, changes).await?
+            accounts::update(&session, &id, changes).await?
         }
         AccountsAction::Delete { id } => {
-            opscli::delete(&session, &id).await?;
+            accounts::delete(&session, &id).await?;
             if args.json {
                 println!("{}", serde_json::json!({ "deleted": id }));
             } else {
@@ -333,7 +333,7 @@ async fn accounts(args: AccountsArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&one)?);
     } else {
-        print!("{}", opscli::table(std::slice::from_ref(&one)));
+        print!("{}", accounts::table(std::slice::from_ref(&one)));
     }
     Ok(())
 }

@@ -210,15 +210,17 @@ async fn locks_cli_lists_removes_and_force_unlocks() {
         _ => None,
     })
     .expect("config");
-    let listed = cloudreve_dav::lockcli::list(&config).await.expect("list");
+    let listed = cloudreve_dav::cli::locks::list(&config)
+        .await
+        .expect("list");
     assert_eq!(listed.len(), 1);
     assert!(listed[0].contains("/cli.txt") && listed[0].contains("office@example.com"));
-    let done = cloudreve_dav::lockcli::unlock(&config, &token, None)
+    let done = cloudreve_dav::cli::locks::unlock(&config, &token, None)
         .await
         .expect("unlock gateway lock");
     assert!(done.contains("removed gateway lock"), "{done}");
     assert!(
-        cloudreve_dav::lockcli::list(&config)
+        cloudreve_dav::cli::locks::list(&config)
             .await
             .unwrap()
             .is_empty()
@@ -227,13 +229,13 @@ async fn locks_cli_lists_removes_and_force_unlocks() {
     let up = gw
         .up
         .inject_lock(EMAIL, "/cli.txt", spec(LockOwner::Upload));
-    let done = cloudreve_dav::lockcli::unlock(&config, &format!("opaquelocktoken:{up}"), None)
+    let done = cloudreve_dav::cli::locks::unlock(&config, &format!("opaquelocktoken:{up}"), None)
         .await
         .expect("force unlock");
     assert!(done.contains("force-unlocked"), "{done}");
     assert!(gw.up.active_locks(EMAIL).is_empty());
     assert!(
-        cloudreve_dav::lockcli::unlock(&config, &up, None)
+        cloudreve_dav::cli::locks::unlock(&config, &up, None)
             .await
             .is_err(),
         "already gone"
