@@ -38,6 +38,7 @@ pub mod times_and_checksums;
 pub mod upload_journal;
 pub mod upstream_locks;
 pub mod write;
+pub mod xml_text;
 
 pub use ctx::RequestCtx;
 pub use fs::CloudreveFs;

@@ -22,7 +22,6 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use dav_server::davpath::DavPath;
@@ -45,6 +44,7 @@ use super::locks::{UserLocks, applies_to};
 use super::propfind_fixup::PropName;
 use super::props;
 use super::times_and_checksums;
+use super::xml_text::{http_date, push_attr, push_text, rfc3339};
 
 const DAV: &str = "DAV:";
 const MS: &str = times_and_checksums::MS_NS;
@@ -167,34 +167,6 @@ struct Res<'a> {
     f: &'a FileResponse,
 }
 
-/// Escapes character data (quotes stay as they are, as in dav-server's
-/// answers: clients compare `getetag` text with the `ETag` header).
-fn esc(out: &mut Vec<u8>, s: &str) {
-    esc_with(out, s, false)
-}
-
-/// Escapes an attribute value (in double quotes).
-fn esc_attr(out: &mut Vec<u8>, s: &str) {
-    esc_with(out, s, true)
-}
-
-fn esc_with(out: &mut Vec<u8>, s: &str, attr: bool) {
-    let mut last = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let r: &[u8] = match b {
-            b'&' => b"&amp;",
-            b'<' => b"&lt;",
-            b'>' => b"&gt;",
-            b'"' if attr => b"&quot;",
-            _ => continue,
-        };
-        out.extend_from_slice(&s.as_bytes()[last..i]);
-        out.extend_from_slice(r);
-        last = i + 1;
-    }
-    out.extend_from_slice(&s.as_bytes()[last..]);
-}
-
 /// `<D:name>text</D:name>` (or the empty element for `propname`).
 fn dav_text(out: &mut Vec<u8>, name: &str, text: Option<&str>) {
     out.push(b'<');
@@ -204,7 +176,7 @@ fn dav_text(out: &mut Vec<u8>, name: &str, text: Option<&str>) {
         None => out.extend_from_slice(b"/>"),
         Some(t) => {
             out.push(b'>');
-            esc(out, t);
+            push_text(out, t);
             out.extend_from_slice(b"</D:");
             out.extend_from_slice(name.as_bytes());
             out.push(b'>');
@@ -220,7 +192,7 @@ fn ms_text(out: &mut Vec<u8>, name: &str, text: Option<&str>) {
         None => out.extend_from_slice(b"/>"),
         Some(t) => {
             out.push(b'>');
-            esc(out, t);
+            push_text(out, t);
             out.extend_from_slice(b"</Z:");
             out.extend_from_slice(name.as_bytes());
             out.push(b'>');
@@ -233,7 +205,7 @@ fn empty_elem(out: &mut Vec<u8>, ns: &str, name: &str) {
     out.push(b'<');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b" xmlns=\"");
-    esc_attr(out, ns);
+    push_attr(out, ns);
     out.extend_from_slice(b"\"/>");
 }
 
@@ -257,77 +229,6 @@ fn write_elem(out: &mut Vec<u8>, e: &xmltree::Element) -> bool {
     } else {
         false
     }
-}
-
-/// A point in time broken down (UTC).
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    min: u32,
-    sec: u32,
-    weekday: u32,
-}
-
-fn civil(t: SystemTime) -> Civil {
-    let secs: i64 = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => {
-            let d = e.duration();
-            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
-        }
-    };
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400) as u32;
-    // Days to a proleptic Gregorian date (era-based; eras of 400 years).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Civil {
-        year,
-        month,
-        day,
-        hour: rem / 3600,
-        min: rem / 60 % 60,
-        sec: rem % 60,
-        // 1970-01-01 was a Thursday (Sunday = 0).
-        weekday: (days + 4).rem_euclid(7) as u32,
-    }
-}
-
-/// RFC 1123 date, as `getlastmodified` and the `Win32*` times use.
-pub fn http_date(t: SystemTime) -> String {
-    const WD: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let c = civil(t);
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        WD[c.weekday as usize],
-        c.day,
-        MON[(c.month - 1) as usize],
-        c.year,
-        c.hour,
-        c.min,
-        c.sec
-    )
-}
-
-/// RFC 3339 in whole seconds with `Z`, as `creationdate` uses.
-pub fn rfc3339(t: SystemTime) -> String {
-    let c = civil(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        c.year, c.month, c.day, c.hour, c.min, c.sec
-    )
 }
 
 fn mime_of(name: &str) -> &'static str {
@@ -390,7 +291,7 @@ impl Props {
                 }
                 "current-user-principal" if !matches!(self.shape, Shape::PropName) => {
                     out.extend_from_slice(b"<D:current-user-principal><D:href>");
-                    esc(out, &self.principal);
+                    push_text(out, &self.principal);
                     out.extend_from_slice(b"</D:href></D:current-user-principal>");
                 }
                 "supportedlock" => {
@@ -566,9 +467,9 @@ fn active_lock(out: &mut Vec<u8>, l: &DavLock) {
         Some(d) => out.extend_from_slice(format!("Second-{}", d.as_secs()).as_bytes()),
     }
     out.extend_from_slice(b"</D:timeout><D:locktoken><D:href>");
-    esc(out, &l.token);
+    push_text(out, &l.token);
     out.extend_from_slice(b"</D:href></D:locktoken><D:lockroot><D:href>");
-    esc(out, &l.path.with_prefix().as_url_string());
+    push_text(out, &l.path.with_prefix().as_url_string());
     out.extend_from_slice(b"</D:href></D:lockroot>");
     if let Some(o) = &l.owner {
         write_elem(out, o);
@@ -860,7 +761,6 @@ async fn produce(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn shapes() {
@@ -914,46 +814,12 @@ mod tests {
     }
 
     #[test]
-    fn dates_match_chrono() {
-        for secs in [
-            0i64,
-            1,
-            59,
-            86_399,
-            951_782_400, // 2000-02-29
-            1_500_000_000,
-            4_107_542_400, // 2100-03-01
-            253_402_300_799,
-            -1,
-            -86_401,
-        ] {
-            let t = if secs >= 0 {
-                UNIX_EPOCH + Duration::from_secs(secs as u64)
-            } else {
-                UNIX_EPOCH - Duration::from_secs((-secs) as u64)
-            };
-            let c = chrono::DateTime::<chrono::Utc>::from(t);
-            assert_eq!(
-                http_date(t),
-                c.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
-            );
-            assert_eq!(
-                rfc3339(t),
-                c.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            );
-        }
-        // Fractions are cut, not rounded.
-        let t = UNIX_EPOCH + Duration::from_millis(1_500_000_000_999);
-        assert_eq!(rfc3339(t), "2017-07-14T02:40:00Z");
-    }
-
-    #[test]
     fn escaping_and_etags() {
         let mut o = Vec::new();
-        esc(&mut o, "a&b<c>\"d'");
+        push_text(&mut o, "a&b<c>\"d'");
         assert_eq!(o, b"a&amp;b&lt;c&gt;\"d'");
         o.clear();
-        esc_attr(&mut o, "a&b<c>\"d'");
+        push_attr(&mut o, "a&b<c>\"d'");
         assert_eq!(o, b"a&amp;b&lt;c&gt;&quot;d'");
         assert_eq!(quoted("abc"), "\"abc\"");
         assert_eq!(quoted("\"abc\""), "\"abc\"");

@@ -117,12 +117,6 @@ fn has_start_tag(xml: &str, pred: impl Fn(&str) -> bool) -> bool {
     })
 }
 
-fn escape_attr(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-}
-
 /// Rewrites chunks of a multistatus answer.
 #[derive(Debug)]
 pub struct PropFixer {
@@ -202,7 +196,11 @@ impl PropFixer {
         }
         let mut o = String::from("<D:propstat><D:prop>");
         for m in missing {
-            o.push_str(&format!("<{} xmlns=\"{}\"/>", m.name, escape_attr(&m.ns)));
+            o.push_str(&format!(
+                "<{} xmlns=\"{}\"/>",
+                m.name,
+                super::xml_text::escape(&m.ns)
+            ));
         }
         o.push_str("</D:prop><D:status>HTTP/1.1 404 Not Found</D:status></D:propstat>");
         o

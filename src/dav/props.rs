@@ -68,12 +68,6 @@ fn inner_xml(xml: &[u8]) -> Vec<u8> {
     }
 }
 
-fn escape_attr(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-}
-
 /// A metadata patch for one PROPPATCH item (`set` → upsert).
 pub fn patch_of(set: bool, p: &DavProp) -> Option<MetadataPatch> {
     let key = key_of(p)?;
@@ -127,12 +121,12 @@ pub fn props_of(f: &FileResponse, with_content: bool) -> Vec<DavProp> {
             let lang = if val.l.is_empty() {
                 String::new()
             } else {
-                format!(" xml:lang=\"{}\"", escape_attr(&val.l))
+                format!(" xml:lang=\"{}\"", super::xml_text::escape(&val.l))
             };
             Some(
                 format!(
                     "<{name} xmlns=\"{}\"{lang}>{inner}</{name}>",
-                    escape_attr(ns)
+                    super::xml_text::escape(ns)
                 )
                 .into_bytes(),
             )

@@ -358,21 +358,6 @@ const PATH_SEG: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-fn html_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
 /// A size for people: bytes below 1 KiB, else one decimal and a binary unit.
 fn human_size(n: i64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -429,7 +414,9 @@ async fn collection_index(
         }
     }
     entries.sort_by(|a, b| b.folder.cmp(&a.folder).then_with(|| a.name.cmp(&b.name)));
-    let title = html_escape(&percent_encoding::percent_decode_str(&base).decode_utf8_lossy());
+    let title = super::xml_text::escape_html(
+        &percent_encoding::percent_decode_str(&base).decode_utf8_lossy(),
+    );
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Index of {title}</title><style>{INDEX_STYLE}</style></head>\n<body><h1>Index of {title}</h1>\n<table>\n<thead><tr><th>Name</th><th>Size</th><th>Modified</th></tr></thead>\n<tbody>\n"
     );
@@ -462,8 +449,8 @@ async fn collection_index(
         let download = if e.folder { "" } else { " download" };
         html.push_str(&format!(
             "<tr><td><a href=\"{}\"{download}>{}{slash}</a></td><td class=\"size\">{size}</td><td>{modified}</td></tr>\n",
-            html_escape(&href),
-            html_escape(&e.name)
+            super::xml_text::escape_html(&href),
+            super::xml_text::escape_html(&e.name)
         ));
     }
     html.push_str("</tbody></table></body></html>\n");
@@ -1039,6 +1026,9 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(html_escape("<a&'\">"), "&lt;a&amp;&#39;&quot;&gt;");
+        assert_eq!(
+            crate::dav::xml_text::escape_html("<a&'\">"),
+            "&lt;a&amp;&#39;&quot;&gt;"
+        );
     }
 }

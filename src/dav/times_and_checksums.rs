@@ -31,26 +31,12 @@ pub fn key(name: &str) -> String {
     format!("{}{NS}|{name}", super::props::KEY_PREFIX)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
 /// The patch storing `value` for `entity` under `name`.
 pub fn patch(name: &str, entity: &str, value: &str) -> MetadataPatch {
     let inner = format!(
         "<kept entity=\"{}\">{}</kept>",
-        escape(entity),
-        escape(value)
+        super::xml_text::escape(entity),
+        super::xml_text::escape(value)
     );
     let b64 = base64::engine::general_purpose::STANDARD.encode(inner.as_bytes());
     let v = serde_json::json!({ "i": b64 }).to_string();
@@ -62,10 +48,13 @@ fn parse_inner(inner: &str) -> Option<(String, String)> {
     let rest = inner.trim().strip_prefix("<kept")?;
     let i = rest.find("entity=\"")? + "entity=\"".len();
     let j = rest[i..].find('"')? + i;
-    let entity = unescape(&rest[i..j]);
+    let entity = super::xml_text::unescape(&rest[i..j]).into_owned();
     let k = rest[j..].find('>')? + j + 1;
     let l = rest[k..].find("</kept>")? + k;
-    Some((entity, unescape(rest[k..l].trim())))
+    Some((
+        entity,
+        super::xml_text::unescape(rest[k..l].trim()).into_owned(),
+    ))
 }
 
 /// The value kept under `name`, if it was set for `f`'s current entity.
@@ -277,7 +266,7 @@ pub fn checksums_prop(f: &FileResponse, with_content: bool) -> Option<dav_server
         xml: with_content.then(|| {
             format!(
                 "<checksums xmlns=\"{OC_NS}\"><checksum>{}</checksum></checksums>",
-                escape(&v)
+                super::xml_text::escape(&v)
             )
             .into_bytes()
         }),
@@ -389,7 +378,10 @@ pub fn fix_response(body: &str, taken: &[(String, String)], failed: Option<u16>)
     }
     let mut ps = String::from("<D:propstat><D:prop>");
     for (ns, name) in taken {
-        ps.push_str(&format!("<{name} xmlns=\"{}\"/>", escape(ns)));
+        ps.push_str(&format!(
+            "<{name} xmlns=\"{}\"/>",
+            super::xml_text::escape(ns)
+        ));
     }
     ps.push_str(&format!(
         "</D:prop><D:status>HTTP/1.1 {taken_status} {}</D:status></D:propstat>",

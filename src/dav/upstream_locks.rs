@@ -66,20 +66,6 @@ pub fn upstream_token(client: &str) -> Option<String> {
     (!t.contains(':') && uuid::Uuid::parse_str(t).is_ok()).then(|| t.to_string())
 }
 
-fn xml_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
 /// The WebDAV href of an upstream conflict path (below the account root),
 /// or `fallback` when it is missing or outside the account.
 fn href_of(ctx: &RequestCtx, c: &LockConflict, fallback: &str) -> String {
@@ -130,7 +116,7 @@ pub fn locked_response(
         "<D:error xmlns:D=\"DAV:\" xmlns:G=\"{NS}\">\n<D:{cond}>"
     ));
     for h in &hrefs {
-        x.push_str(&format!("<D:href>{}</D:href>", xml_escape(h)));
+        x.push_str(&format!("<D:href>{}</D:href>", super::xml_text::escape(h)));
     }
     x.push_str(&format!("</D:{cond}>\n"));
     for (c, h) in conflicts
@@ -140,23 +126,29 @@ pub fn locked_response(
         let who = describe(c);
         x.push_str(&format!(
             "<!-- {} is locked upstream by: {} -->\n",
-            xml_escape(h).replace("--", "- -"),
-            xml_escape(&who).replace("--", "- -")
+            super::xml_text::escape(h).replace("--", "- -"),
+            super::xml_text::escape(&who).replace("--", "- -")
         ));
         x.push_str("<G:upstream-lock>");
-        x.push_str(&format!("<D:href>{}</D:href>", xml_escape(h)));
+        x.push_str(&format!("<D:href>{}</D:href>", super::xml_text::escape(h)));
         x.push_str(&format!(
             "<G:application>{}</G:application>",
-            xml_escape(&c.owner.application.kind)
+            super::xml_text::escape(&c.owner.application.kind)
         ));
-        x.push_str(&format!("<G:holder>{}</G:holder>", xml_escape(&who)));
+        x.push_str(&format!(
+            "<G:holder>{}</G:holder>",
+            super::xml_text::escape(&who)
+        ));
         if let Some(o) = c.owner.application.inner_xml.as_deref() {
-            x.push_str(&format!("<G:owner>{}</G:owner>", xml_escape(o)));
+            x.push_str(&format!(
+                "<G:owner>{}</G:owner>",
+                super::xml_text::escape(o)
+            ));
         }
         if let Some(t) = c.token.as_deref().filter(|t| !t.is_empty()) {
             x.push_str(&format!(
                 "<D:locktoken><D:href>{}</D:href></D:locktoken>",
-                xml_escape(&shown_token(t))
+                super::xml_text::escape(&shown_token(t))
             ));
         }
         x.push_str("</G:upstream-lock>\n");
