@@ -30,19 +30,6 @@ step info gio info -a standard::size "$DAV/Folder Ä/moved.bin"
 step unmount gio mount -u "$DAV/"
 "#;
 
-/// 20 MB that do not compress or repeat.
-fn content() -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..20_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gio_mounts_copies_moves_lists_and_removes() {
     let _turn = SERIAL.lock().await;
@@ -57,7 +44,7 @@ async fn gio_mounts_copies_moves_lists_and_removes() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
-    let data = content();
+    let data = crate::support::rng::bytes(7, 20_000_000);
     std::fs::write(h.join("up.bin"), &data).unwrap();
     std::fs::write(h.join("note.txt"), b"a short note\n").unwrap();
 

@@ -12,33 +12,12 @@ use std::time::{Duration, SystemTime};
 
 use crate::client_common::{Output, SERIAL, assert_no_server_errors, capture, mix, run, take};
 use crate::dav_common::{DAV_PASSWORD, EMAIL, Gw};
+use crate::support::rng::{Prng, bytes};
 
 const LIMIT: Duration = Duration::from_secs(900);
 const BIG: u64 = 300 * 1000 * 1000;
 /// 2021-03-04 05:06:07 UTC.
 const T0: u64 = 1_614_834_367;
-
-/// A small, seeded generator (xorshift64*): test data that does not
-/// compress or repeat.
-struct Prng(u64);
-
-impl Prng {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for c in buf.chunks_mut(8) {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
-            c.copy_from_slice(&v[..c.len()]);
-        }
-    }
-}
-
-fn seeded(seed: u64, len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    Prng(seed).fill(&mut v);
-    v
-}
 
 /// The tree: `(relative path, size)`; every file gets mtime `T0 + i h`.
 fn tree(big: bool) -> Vec<(&'static str, u64)> {
@@ -68,7 +47,7 @@ fn write_tree(root: &Path, big: bool) -> Vec<(String, u64, SystemTime)> {
         let p = root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         let mut f = std::fs::File::create(&p).unwrap();
-        let mut g = Prng(0x5EED_0000 + i as u64);
+        let mut g = Prng::new(0x5EED_0000 + i as u64);
         let mut left = size;
         let mut buf = vec![0u8; 1 << 20];
         while left > 0 {
@@ -279,7 +258,7 @@ async fn rclone_rcat_streams_every_byte() {
     capture();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &gw, "owncloud").await;
-    let data = seeded(42, 5 * 1024 * 1024 + 17);
+    let data = bytes(42, 5 * 1024 * 1024 + 17);
     must(
         rclone(&cfg, &["rcat", "gw:streams/rcat.bin"], &data).await,
         "rcat",

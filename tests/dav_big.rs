@@ -4,43 +4,24 @@
 use std::time::Instant;
 
 use crate::dav_common::Gw;
-use bytes::Bytes;
 use futures::StreamExt as _;
 use sha2::{Digest, Sha256};
 
 const SIZE: u64 = 1 << 30;
 const BLOCK: usize = 1 << 20;
 
-/// xorshift64* blocks of `BLOCK` bytes.
-fn prng_stream(seed: u64) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
-    let blocks = SIZE / BLOCK as u64;
-    futures::stream::unfold((seed, 0u64), move |(mut x, i)| async move {
-        if i == blocks {
-            return None;
-        }
-        let mut buf = Vec::with_capacity(BLOCK);
-        while buf.len() < BLOCK {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            buf.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-        }
-        Some((Ok(Bytes::from(buf)), (x, i + 1)))
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_gib_put_and_get_match_by_hash() {
     let gw = Gw::start().await;
     let t0 = Instant::now();
     let mut expected = Sha256::new();
-    let mut s = std::pin::pin!(prng_stream(42));
+    let mut s = std::pin::pin!(crate::support::rng::stream(42, SIZE, BLOCK));
     while let Some(b) = s.next().await {
         expected.update(b.unwrap());
     }
     let expected = expected.finalize();
 
-    let body = reqwest::Body::wrap_stream(prng_stream(42));
+    let body = reqwest::Body::wrap_stream(crate::support::rng::stream(42, SIZE, BLOCK));
     let r = gw
         .req("PUT", "/big.bin")
         .header("content-length", SIZE.to_string())

@@ -1,7 +1,8 @@
 //! WebDAV behaviour as a client sees it: real HTTP through the front layer
 //! and the gateway, the emulator as upstream.
 
-use crate::dav_common::{EMAIL, Gw, eventually, eventually_async, hrefs, values};
+use crate::dav_common::{EMAIL, Gw, hrefs, values};
+use crate::support::wait::eventually;
 use cloudreve_dav::cloudreve::CrUri;
 use cloudreve_dav::emulator::{Fault, FaultKind};
 use http::Method;
@@ -293,8 +294,10 @@ async fn aborted_overwrite_keeps_old_content_and_leaves_nothing_behind() {
     s.flush().await.unwrap();
     drop(s);
     assert!(
-        eventually(|| gw.up.upload_sessions(EMAIL) == 0 && gw.up.active_locks(EMAIL).is_empty())
-            .await,
+        eventually(
+            async || gw.up.upload_sessions(EMAIL) == 0 && gw.up.active_locks(EMAIL).is_empty()
+        )
+        .await,
         "upload session or lock left behind: {:?}",
         gw.up.active_locks(EMAIL)
     );
@@ -313,11 +316,9 @@ async fn aborted_overwrite_keeps_old_content_and_leaves_nothing_behind() {
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&vec![1u8; 100_000]).await.unwrap();
     drop(s);
-    assert!(eventually(|| gw.up.upload_sessions(EMAIL) == 0).await);
+    assert!(eventually(async || gw.up.upload_sessions(EMAIL) == 0).await);
     let (st, _) = gw.propfind("/new.txt", "0").await;
-    assert!(
-        eventually_async(|| async { gw.up.file_bytes(EMAIL, "/new.txt").await.is_none() }).await
-    );
+    assert!(eventually(async || gw.up.file_bytes(EMAIL, "/new.txt").await.is_none()).await);
     assert_eq!(st, 404);
 
     // Over-quota: a clear 507, old content intact.
@@ -677,7 +678,10 @@ async fn spool_limit_and_permanent_delete() {
             .map(|d| d.count() == 0)
             .unwrap_or(false)
     };
-    assert!(eventually(spool_empty).await, "spool file left behind");
+    assert!(
+        eventually(async || spool_empty()).await,
+        "spool file left behind"
+    );
     assert_eq!(gw.put("/p", "x").await, 201);
     assert_eq!(gw.req("DELETE", "/p").send().await.unwrap().status(), 204);
     assert_eq!(gw.trash_len().await, 0);
@@ -693,8 +697,8 @@ async fn spool_limit_and_permanent_delete() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert!(eventually(|| gw.up.upload_sessions(EMAIL) == 0).await);
-    assert!(eventually_async(|| async { gw.up.file_bytes(EMAIL, "/short").await.is_none() }).await);
+    assert!(eventually(async || gw.up.upload_sessions(EMAIL) == 0).await);
+    assert!(eventually(async || gw.up.file_bytes(EMAIL, "/short").await.is_none()).await);
     gw.stop().await;
 }
 

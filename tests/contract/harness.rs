@@ -299,37 +299,9 @@ macro_rules! emulator_or_skip {
     };
 }
 
-/// A seeded pseudo-random byte stream (SplitMix64), generated block by block.
-pub struct Prng {
-    state: u64,
-}
-
-impl Prng {
-    /// A generator with a seed.
-    pub fn new(seed: u64) -> Self {
-        Prng { state: seed }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Fills `buf` (its length must be a multiple of 8).
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        for c in buf.chunks_exact_mut(8) {
-            c.copy_from_slice(&self.next_u64().to_le_bytes());
-        }
-    }
-}
+pub use crate::support::rng::Prng;
 
 /// Small deterministic test content of `n` bytes.
 pub fn sample(n: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0u8; n.div_ceil(8) * 8];
-    Prng::new(seed).fill(&mut v);
-    v.truncate(n);
-    v
+    crate::support::rng::bytes(seed, n)
 }

@@ -471,35 +471,6 @@ async fn serve(
     (gateway, format!("http://{addr}"), stop, task)
 }
 
-/// Waits (bounded, 10 s) until `cond` holds, re-checking after each short
-/// pause; for effects the gateway performs in spawned tasks (upload
-/// cancellation after a client disconnect), which have no other signal.
-pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..1000 {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    cond()
-}
-
-/// [`eventually`] for a condition that must ask the upstream (bounded,
-/// 10 s): on a real server, the state is only reachable through its API.
-pub async fn eventually_async<F, Fut>(mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..1000 {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    cond().await
-}
-
 /// `href`s of a multistatus body.
 pub fn hrefs(body: &str) -> Vec<String> {
     let mut out = Vec::new();

@@ -25,19 +25,7 @@ pub const EMAIL: &str = "faults@example.com";
 /// Its sign-in password.
 pub const LOGIN: &str = "faults-login-password";
 
-/// Waits (bounded, 30 s) until `cond` holds, re-checking after each short
-/// pause; for effects with no other signal (spawned cancels, a process'
-/// start-up recovery).
-pub async fn eventually(mut cond: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::time::Instant::now() < deadline {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond().await
-}
+pub use crate::support::wait::eventually;
 
 /// A TCP forwarder that can be switched off (listener closed, open
 /// connections cut) and on again on the same port.

@@ -5,5 +5,7 @@
 #![allow(dead_code)]
 
 pub mod real_cloudreve;
+pub mod rng;
 pub mod stack;
 pub mod upstream;
+pub mod wait;
