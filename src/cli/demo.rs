@@ -96,18 +96,18 @@ mod tempdir {
     use std::path::{Path, PathBuf};
 
     /// Removed on drop.
-    pub struct TempDir(PathBuf);
+    pub(super) struct TempDir(PathBuf);
 
     impl TempDir {
         /// Creates a fresh directory under the system temp dir.
-        pub fn new(prefix: &str) -> std::io::Result<Self> {
+        pub(super) fn new(prefix: &str) -> std::io::Result<Self> {
             let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4()));
             std::fs::create_dir_all(&path)?;
             Ok(Self(path))
         }
 
         /// Its path.
-        pub fn path(&self) -> &Path {
+        pub(super) fn path(&self) -> &Path {
             &self.0
         }
     }

@@ -19,15 +19,15 @@ use super::error::{Error, Result};
 use super::types::EncryptMetadata;
 
 /// The cipher this client offers in `encryption_supported`.
-pub const AES_256_CTR: &str = "aes-256-ctr";
+pub(super) const AES_256_CTR: &str = "aes-256-ctr";
 
 /// A keystream positioned at some byte offset of the file.
-pub struct Keystream(ctr::Ctr128BE<Aes256>);
+pub(super) struct Keystream(ctr::Ctr128BE<Aes256>);
 
 impl Keystream {
     /// Encrypts the next bytes of the file (a copy: `b` may be kept for a
     /// retry as plaintext).
-    pub fn apply(&mut self, b: &Bytes) -> Bytes {
+    pub(super) fn apply(&mut self, b: &Bytes) -> Bytes {
         let mut out = BytesMut::from(&b[..]);
         self.0.apply_keystream(&mut out);
         out.freeze()
@@ -36,7 +36,7 @@ impl Keystream {
 
 /// The key and IV an upload session handed out.
 #[derive(Clone)]
-pub struct ContentCipher {
+pub(super) struct ContentCipher {
     key: [u8; 32],
     iv: [u8; 16],
 }
@@ -51,7 +51,7 @@ impl ContentCipher {
     /// Reads a session's `encrypt_metadata`; an unknown cipher or a key or
     /// IV of the wrong size is an error (the upload must not go out in
     /// clear to a policy that encrypts).
-    pub fn from_metadata(m: &EncryptMetadata) -> Result<Self> {
+    pub(super) fn from_metadata(m: &EncryptMetadata) -> Result<Self> {
         if m.algorithm != AES_256_CTR {
             return Err(Error::decode(
                 "upload session encrypt_metadata",
@@ -75,7 +75,7 @@ impl ContentCipher {
     }
 
     /// The keystream starting at byte `offset` of the file.
-    pub fn at(&self, offset: u64) -> Keystream {
+    pub(super) fn at(&self, offset: u64) -> Keystream {
         let mut c = ctr::Ctr128BE::<Aes256>::new(&self.key.into(), &self.iv.into());
         c.seek(offset);
         Keystream(c)

@@ -36,7 +36,7 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_');
 
 /// The URI scheme.
-pub const SCHEME: &str = "cloudreve";
+pub(super) const SCHEME: &str = "cloudreve";
 
 /// Escapes one path segment like JavaScript `encodeURIComponent`.
 pub fn escape_segment(s: &str) -> String {

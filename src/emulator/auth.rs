@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Signs claims as an HS256 JWT.
-pub fn sign(secret: &[u8], claims: &Value) -> String {
+pub(super) fn sign(secret: &[u8], claims: &Value) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     let input = format!("{header}.{payload}");
@@ -33,7 +33,7 @@ fn mac(secret: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 /// Verifies signature, `nbf` and `exp`; returns the claims.
-pub fn verify(secret: &[u8], token: &str, now: i64) -> Option<Value> {
+pub(super) fn verify(secret: &[u8], token: &str, now: i64) -> Option<Value> {
     let mut parts = token.split('.');
     let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -55,7 +55,7 @@ pub fn verify(secret: &[u8], token: &str, now: i64) -> Option<Value> {
 }
 
 /// Hash of the user's credentials; refresh tokens die when it changes.
-pub fn state_hash(u: &User) -> String {
+pub(super) fn state_hash(u: &User) -> String {
     let mut h = Sha256::new();
     h.update(u.email.as_bytes());
     h.update([0]);
@@ -64,7 +64,7 @@ pub fn state_hash(u: &User) -> String {
 }
 
 /// Issues an access/refresh pair as the `Token` JSON.
-pub fn issue(
+pub(super) fn issue(
     inner: &Inner,
     user: &User,
     root: Option<String>,
@@ -96,7 +96,7 @@ pub fn issue(
 }
 
 /// The `User` JSON.
-pub fn user_json(inner: &Inner, u: &User) -> Value {
+pub(super) fn user_json(inner: &Inner, u: &User) -> Value {
     let mut bits = vec![];
     if u.flags.webdav {
         bits.push(3);
@@ -149,7 +149,7 @@ struct LoginReq {
 pub const CAPTCHA_ANSWER: &str = "emulator-captcha";
 
 /// `POST /session/token`.
-pub async fn login(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+pub(super) async fn login(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let r = (|| -> Result<Response, ApiError> {
         let req: LoginReq = parse_json(&body)?;
         let plen = req.password.chars().count();
@@ -197,7 +197,7 @@ struct PrepareQ {
 }
 
 /// `GET /session/prepare?email=`.
-pub async fn prepare(State(inner): State<Arc<Inner>>, q: axum::http::Uri) -> Response {
+pub(super) async fn prepare(State(inner): State<Arc<Inner>>, q: axum::http::Uri) -> Response {
     let r = (|| -> Result<Response, ApiError> {
         let pq: PrepareQ = super::server::parse_query(q.query())?;
         let email = pq
@@ -223,7 +223,7 @@ struct TwoFaReq {
 }
 
 /// `POST /session/token/2fa`.
-pub async fn login_2fa(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+pub(super) async fn login_2fa(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let r = (|| -> Result<Response, ApiError> {
         let req: TwoFaReq = parse_json(&body)?;
         if req.otp.is_empty() || req.session_id.is_empty() {
@@ -261,7 +261,7 @@ struct RefreshReq {
 }
 
 /// `POST /session/token/refresh`.
-pub async fn refresh(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+pub(super) async fn refresh(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let r = (|| -> Result<Response, ApiError> {
         let req: RefreshReq = parse_json(&body)?;
         if req.refresh_token.is_empty() {
@@ -297,7 +297,7 @@ pub async fn refresh(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
 }
 
 /// `DELETE /session/token`.
-pub async fn sign_out(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+pub(super) async fn sign_out(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     let r = (|| -> Result<Response, ApiError> {
         let req: RefreshReq = parse_json(&body)?;
         if req.refresh_token.is_empty() {

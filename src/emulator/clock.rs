@@ -6,13 +6,13 @@ use std::time::Duration;
 
 /// Wall-clock time shifted by an offset that tests can advance.
 #[derive(Debug, Default)]
-pub struct Clock {
+pub(super) struct Clock {
     offset: Mutex<Duration>,
 }
 
 impl Clock {
     /// The current emulated time.
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(super) fn now(&self) -> DateTime<Utc> {
         let off = self.offset.lock().map(|g| *g).unwrap_or_default();
         let now = Utc::now();
         chrono::Duration::from_std(off)
@@ -22,7 +22,7 @@ impl Clock {
     }
 
     /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
+    pub(super) fn advance(&self, by: Duration) {
         if let Ok(mut g) = self.offset.lock() {
             *g += by;
         }
@@ -30,6 +30,6 @@ impl Clock {
 }
 
 /// Formats a time as RFC 3339 with nanoseconds.
-pub fn fmt_time(t: &DateTime<Utc>) -> String {
+pub(super) fn fmt_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Nanos, true)
 }

@@ -31,12 +31,12 @@ fn mac(secret: &[u8], path: &str, exp: i64) -> Vec<u8> {
 }
 
 /// Signs a decoded path: `base64url(hmac):exp`.
-pub fn sign_path(secret: &[u8], path: &str, exp: i64) -> String {
+pub(super) fn sign_path(secret: &[u8], path: &str, exp: i64) -> String {
     format!("{}:{exp}", URL_SAFE.encode(mac(secret, path, exp)))
 }
 
 /// Checks a signature; errors are 40071 (bad) or 40005 (expired).
-pub fn check_sign(secret: &[u8], path: &str, sign: &str, now: i64) -> Result<(), ApiError> {
+pub(super) fn check_sign(secret: &[u8], path: &str, sign: &str, now: i64) -> Result<(), ApiError> {
     let bad = || ApiError::new(40071, "Invalid sign");
     let (sig, exp) = sign.rsplit_once(':').ok_or_else(bad)?;
     let exp: i64 = exp.parse().map_err(|_| bad())?;
@@ -66,7 +66,7 @@ struct UrlReq {
 }
 
 /// `POST /file/url`.
-pub async fn file_url(
+pub(super) async fn file_url(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
     body: Bytes,
@@ -168,11 +168,11 @@ fn url_query_escape(s: &str) -> String {
 }
 
 /// One satisfiable byte range `(start, length)`.
-pub type ByteRange = (u64, u64);
+pub(super) type ByteRange = (u64, u64);
 
 /// Why a Range header could not be used.
 #[derive(Debug, PartialEq, Eq)]
-pub enum RangeError {
+pub(super) enum RangeError {
     /// Malformed header.
     Invalid,
     /// No range overlaps the content.
@@ -180,7 +180,7 @@ pub enum RangeError {
 }
 
 /// Parses a `Range` header like Go's `net/http` `parseRange`.
-pub fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
+pub(super) fn parse_range(s: &str, size: u64) -> Result<Vec<ByteRange>, RangeError> {
     let spec = s.strip_prefix("bytes=").ok_or(RangeError::Invalid)?;
     let mut out = vec![];
     let mut no_overlap = false;
@@ -234,7 +234,7 @@ fn etag_matches(list: &str, etag: &str) -> bool {
 }
 
 /// A MIME type from the extension.
-pub fn mime_of(name: &str) -> &'static str {
+pub(super) fn mime_of(name: &str) -> &'static str {
     let ext = name
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())
@@ -288,7 +288,7 @@ struct ServeQ {
 }
 
 /// `GET/HEAD /file/content/{entity}/{speed}/{name}`.
-pub async fn serve(
+pub(super) async fn serve(
     State(inner): State<Arc<Inner>>,
     path: Result<Path<(String, String, String)>, PathRejection>,
     method: Method,

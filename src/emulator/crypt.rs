@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The one cipher Cloudreve 4.18 knows.
-pub const CIPHER: &str = "aes-256-ctr";
+pub(super) const CIPHER: &str = "aes-256-ctr";
 
 /// A stored entity's key and IV.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct EntityKey {
+pub(super) struct EntityKey {
     key: Vec<u8>,
     iv: Vec<u8>,
 }
@@ -30,11 +30,11 @@ impl std::fmt::Debug for EntityKey {
 }
 
 /// A keystream positioned in an entity.
-pub struct Keystream(ctr::Ctr128BE<Aes256>);
+pub(super) struct Keystream(ctr::Ctr128BE<Aes256>);
 
 impl Keystream {
     /// XORs the next bytes with the keystream (encrypts or decrypts).
-    pub fn apply(&mut self, b: &[u8]) -> Bytes {
+    pub(super) fn apply(&mut self, b: &[u8]) -> Bytes {
         let mut out = BytesMut::from(b);
         self.0.apply_keystream(&mut out);
         out.freeze()
@@ -43,7 +43,7 @@ impl Keystream {
 
 impl EntityKey {
     /// A fresh random key and IV.
-    pub fn random() -> Self {
+    pub(super) fn random() -> Self {
         let mut key = vec![0u8; 32];
         let mut iv = vec![0u8; 16];
         rand::thread_rng().fill_bytes(&mut key);
@@ -52,7 +52,7 @@ impl EntityKey {
     }
 
     /// The keystream from byte `offset` of the entity.
-    pub fn at(&self, offset: u64) -> Keystream {
+    pub(super) fn at(&self, offset: u64) -> Keystream {
         let key: [u8; 32] = self.key.as_slice().try_into().unwrap_or([0; 32]);
         let iv: [u8; 16] = self.iv.as_slice().try_into().unwrap_or([0; 16]);
         let mut c = ctr::Ctr128BE::<Aes256>::new(&key.into(), &iv.into());
@@ -62,7 +62,7 @@ impl EntityKey {
 
     /// The session's `encrypt_metadata` as Cloudreve writes it (Go `[]byte`
     /// fields in base64; the wrapped `key` is not sent).
-    pub fn session_json(&self) -> Value {
+    pub(super) fn session_json(&self) -> Value {
         json!({
             "algorithm": CIPHER,
             "key": null,

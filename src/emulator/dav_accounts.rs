@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 /// Random lower-case letters and digits (the alphabet of Cloudreve's
 /// generated WebDAV passwords).
-pub fn random_letters(n: usize) -> String {
+pub(super) fn random_letters(n: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut r = rand::thread_rng();
     (0..n)
@@ -50,7 +50,7 @@ struct ListQ {
 }
 
 /// `GET /devices/dav`.
-pub async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -> Response {
+pub(super) async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -> Response {
     run(|| {
         let uid = require_user(&inner, &headers)?;
         let lq: ListQ = parse_query(q.query())?;
@@ -142,7 +142,11 @@ fn validate(inner: &Inner, uid: u64, body: &[u8]) -> Result<(AccountReq, Vec<u8>
 }
 
 /// `PUT /devices/dav`.
-pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn create(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     run(|| {
         let uid = require_user(&inner, &headers)?;
         let (req, options) = validate(&inner, uid, &body)?;
@@ -177,7 +181,7 @@ fn find(inner: &Inner, uid: u64, id: &str) -> Result<u64, ApiError> {
 }
 
 /// `PATCH /devices/dav/{id}`.
-pub async fn update(
+pub(super) async fn update(
     State(inner): State<Arc<Inner>>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -205,7 +209,7 @@ pub async fn update(
 }
 
 /// `DELETE /devices/dav/{id}`.
-pub async fn remove(
+pub(super) async fn remove(
     State(inner): State<Arc<Inner>>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,

@@ -26,14 +26,14 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The request header naming the calling client (a UUID).
-pub const CLIENT_ID_HEADER: &str = "x-cr-client-id";
+pub(super) const CLIENT_ID_HEADER: &str = "x-cr-client-id";
 
 /// How often an idle stream sends `event:keep-alive`.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// The client id a request carries, if any: changes it makes are not sent
 /// back to the listener with the same id.
-pub fn origin(headers: &HeaderMap) -> Option<String> {
+pub(super) fn origin(headers: &HeaderMap) -> Option<String> {
     headers
         .get(CLIENT_ID_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -73,7 +73,7 @@ struct Pending {
 /// `Deleted` and `Moved` are reported before the tree changes (the old
 /// place is what listeners need); `Created` and `Modified` after.
 #[derive(Debug, Clone, Copy)]
-pub enum Change<'a> {
+pub(super) enum Change<'a> {
     /// A new object at its place.
     Created(u64),
     /// New content (an upload completed).
@@ -108,7 +108,7 @@ struct Listener {
 
 /// Every listener, by (folder id, client id).
 #[derive(Debug, Default)]
-pub struct EventHub {
+pub(super) struct EventHub {
     listeners: HashMap<(u64, String), Listener>,
 }
 
@@ -264,7 +264,7 @@ fn listeners_on(st: &Model, folders: &[u64], origin: Option<&str>) -> Vec<(u64, 
 }
 
 /// Records a change for every listener that should hear of it.
-pub fn publish(st: &mut Model, change: Change<'_>, origin: Option<&str>) {
+pub(super) fn publish(st: &mut Model, change: Change<'_>, origin: Option<&str>) {
     if !st.settings.events_enabled {
         return;
     }
@@ -414,7 +414,11 @@ impl Stream {
 }
 
 /// `GET /file/events?uri=…`.
-pub async fn subscribe(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -> Response {
+pub(super) async fn subscribe(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    q: Uri,
+) -> Response {
     run(|| {
         let uid = require_user(&inner, &headers)?;
         let mut st = inner.lock();

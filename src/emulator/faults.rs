@@ -101,7 +101,7 @@ pub struct Fault {
 }
 
 /// Takes the first matching fault, decrementing its counter.
-pub fn take(faults: &mut Vec<Fault>, method: &Method, path: &str) -> Option<FaultKind> {
+pub(super) fn take(faults: &mut Vec<Fault>, method: &Method, path: &str) -> Option<FaultKind> {
     let idx = faults.iter().position(|f| {
         f.method.as_ref().is_none_or(|m| m == method) && path.starts_with(&f.path_prefix)
     })?;

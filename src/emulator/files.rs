@@ -22,22 +22,22 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Capability boolset of `my`.
-pub const CAP_MY: &str = "w8edAQ==";
+pub(super) const CAP_MY: &str = "w8edAQ==";
 /// Capability boolset of `trash`.
-pub const CAP_TRASH: &str = "AMIK";
+pub(super) const CAP_TRASH: &str = "AMIK";
 
 /// Runs a fallible handler body and renders errors.
-pub fn run(f: impl FnOnce() -> Result<Response, ApiError>) -> Response {
+pub(super) fn run(f: impl FnOnce() -> Result<Response, ApiError>) -> Response {
     f().unwrap_or_else(ApiError::into_resp)
 }
 
 /// Parses a URI string (40001 "unknown uri").
-pub fn parse_uri(raw: &str) -> Result<CrUri, ApiError> {
+pub(super) fn parse_uri(raw: &str) -> Result<CrUri, ApiError> {
     uri::parse(raw).ok_or_else(err::bad_uri)
 }
 
 /// Checks access to the URI's file system; returns the user id.
-pub fn check_fs(inner: &Inner, uid: Option<u64>, u: &CrUri) -> Result<u64, ApiError> {
+pub(super) fn check_fs(inner: &Inner, uid: Option<u64>, u: &CrUri) -> Result<u64, ApiError> {
     match u.fs.as_str() {
         "my" | "trash" => {
             let uid = uid.ok_or_else(err::login)?;
@@ -56,7 +56,7 @@ pub fn check_fs(inner: &Inner, uid: Option<u64>, u: &CrUri) -> Result<u64, ApiEr
 
 /// A resolved target.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub(super) enum Target {
     /// A node in `my` with its decoded segments.
     My(u64, Vec<String>),
     /// The trash root.
@@ -66,7 +66,7 @@ pub enum Target {
 }
 
 /// Resolves a parsed URI to an existing object (40016 when missing).
-pub fn resolve(st: &Model, uid: u64, u: &CrUri) -> Result<Target, ApiError> {
+pub(super) fn resolve(st: &Model, uid: u64, u: &CrUri) -> Result<Target, ApiError> {
     let user = st.users.get(&uid).ok_or_else(err::login)?;
     match u.fs.as_str() {
         "my" => {
@@ -93,7 +93,7 @@ pub fn resolve(st: &Model, uid: u64, u: &CrUri) -> Result<Target, ApiError> {
 }
 
 /// Display name of a node (trash items show their original name).
-pub fn display_name(n: &Node) -> String {
+pub(super) fn display_name(n: &Node) -> String {
     if n.trashed
         && let Some(r) = n.metadata.get("sys:restore_uri")
         && let Some(u) = uri::parse(r)
@@ -105,7 +105,12 @@ pub fn display_name(n: &Node) -> String {
 }
 
 /// Policy JSON.
-pub fn policy_json(inner: &Inner, kind: PolicyKind, max_size: i64, encryption: bool) -> Value {
+pub(super) fn policy_json(
+    inner: &Inner,
+    kind: PolicyKind,
+    max_size: i64,
+    encryption: bool,
+) -> Value {
     let id = inner.ids.encode(1, IdKind::Policy);
     let mut v = match kind {
         PolicyKind::Local => {
@@ -124,7 +129,7 @@ pub fn policy_json(inner: &Inner, kind: PolicyKind, max_size: i64, encryption: b
 }
 
 /// Builds a `FileResponse`.
-pub fn file_json(inner: &Inner, n: &Node, path: String, with_meta: bool) -> Value {
+pub(super) fn file_json(inner: &Inner, n: &Node, path: String, with_meta: bool) -> Value {
     let cap = if path.starts_with("cloudreve://trash") {
         CAP_TRASH
     } else {
@@ -151,7 +156,7 @@ pub fn file_json(inner: &Inner, n: &Node, path: String, with_meta: bool) -> Valu
 }
 
 /// The URI of a node as the owner sees it.
-pub fn node_uri(st: &Model, id: u64) -> Option<String> {
+pub(super) fn node_uri(st: &Model, id: u64) -> Option<String> {
     if let Some(segs) = st.path_of(id) {
         return Some(uri::emit("my", &segs));
     }
@@ -161,7 +166,7 @@ pub fn node_uri(st: &Model, id: u64) -> Option<String> {
 }
 
 /// Acquires locks or fails with 40073.
-pub fn take_locks(
+pub(super) fn take_locks(
     inner: &Inner,
     st: &mut Model,
     reqs: &[LockReq],
@@ -180,7 +185,14 @@ pub fn take_locks(
 }
 
 /// A short-lived lock request in `my`.
-pub fn lreq(uid: u64, fs: &str, segs: &[String], zero: bool, folder: bool, app: &str) -> LockReq {
+pub(super) fn lreq(
+    uid: u64,
+    fs: &str,
+    segs: &[String],
+    zero: bool,
+    folder: bool,
+    app: &str,
+) -> LockReq {
     LockReq {
         owner: uid,
         fs: fs.to_string(),
@@ -194,7 +206,7 @@ pub fn lreq(uid: u64, fs: &str, segs: &[String], zero: bool, folder: bool, app: 
 
 /// `mkdir -p` of `segs` below the user's root; returns the folder id.
 /// `name_err` is the error for invalid names.
-pub fn mkdir_p(
+pub(super) fn mkdir_p(
     st: &mut Model,
     uid: u64,
     segs: &[String],
@@ -227,22 +239,22 @@ pub fn mkdir_p(
 }
 
 /// 40079 walk limit, with the outer message.
-pub fn walk_limit(msg: &str) -> ApiError {
+pub(super) fn walk_limit(msg: &str) -> ApiError {
     ApiError::new(40079, msg)
 }
 
 /// 40052 illegal name.
-pub fn illegal_name() -> ApiError {
+pub(super) fn illegal_name() -> ApiError {
     ApiError::new(40052, "Invalid object name")
 }
 
 /// `GET /site/ping`.
-pub async fn ping() -> Response {
+pub(super) async fn ping() -> Response {
     ok(json!(super::VERSION))
 }
 
 /// `GET /site/config/{section}`.
-pub async fn site_config(
+pub(super) async fn site_config(
     State(inner): State<Arc<Inner>>,
     section: Result<Path<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
@@ -280,7 +292,7 @@ pub async fn site_config(
 }
 
 /// `GET /user/me`.
-pub async fn me(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+pub(super) async fn me(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
     run(|| {
         let uid = require_user(&inner, &headers)?;
         let st = inner.lock();
@@ -290,7 +302,7 @@ pub async fn me(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response
 }
 
 /// Purges trash items whose collect time has passed.
-pub fn collect_trash(inner: &Inner, st: &mut Model, uid: u64) {
+pub(super) fn collect_trash(inner: &Inner, st: &mut Model, uid: u64) {
     let now = inner.clock.now().timestamp();
     let Some(user) = st.users.get(&uid) else {
         return;
@@ -314,14 +326,14 @@ pub fn collect_trash(inner: &Inner, st: &mut Model, uid: u64) {
 }
 
 /// Deletes blob files.
-pub fn remove_blobs(inner: &Inner, blobs: Vec<u64>) {
+pub(super) fn remove_blobs(inner: &Inner, blobs: Vec<u64>) {
     for b in blobs {
         let _ = std::fs::remove_file(inner.blob_path(b));
     }
 }
 
 /// `GET /user/capacity`.
-pub async fn capacity(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+pub(super) async fn capacity(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
     run(|| {
         let uid = require_user(&inner, &headers)?;
         let mut st = inner.lock();
@@ -365,7 +377,7 @@ fn parse_int(v: &Option<String>) -> Result<i64, ApiError> {
 }
 
 /// `GET /file`.
-pub async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -> Response {
+pub(super) async fn list(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -> Response {
     run(|| {
         let lq: ListQ = parse_query(q.query())?;
         let raw = lq
@@ -518,7 +530,7 @@ fn parse_bool(v: &Option<String>) -> Result<bool, ApiError> {
 }
 
 /// `GET /file/info`.
-pub async fn info(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -> Response {
+pub(super) async fn info(State(inner): State<Arc<Inner>>, headers: HeaderMap, q: Uri) -> Response {
     run(|| {
         let iq: InfoQ = parse_query(q.query())?;
         let extended = parse_bool(&iq.extended)?;
@@ -614,7 +626,11 @@ struct CreateReq {
 }
 
 /// `POST /file/create`.
-pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn create(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     run(|| {
         let req: CreateReq = parse_json(&body)?;
         if req.uri.is_empty() || !(req.kind == "file" || req.kind == "folder") {
@@ -688,7 +704,11 @@ fn ext(name: &str) -> &str {
 }
 
 /// `POST /file/rename`.
-pub async fn rename(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn rename(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     run(|| {
         let req: RenameReq = parse_json(&body)?;
         let n_runes = req.new_name.chars().count();
@@ -770,7 +790,7 @@ struct MoveReq {
 }
 
 /// Re-serialised key of a URI for aggregated errors.
-pub fn agg_key(raw: &str) -> String {
+pub(super) fn agg_key(raw: &str) -> String {
     match uri::parse(raw) {
         Some(u) => {
             let mut s = uri::emit(&u.fs, &u.segments);
@@ -785,7 +805,7 @@ pub fn agg_key(raw: &str) -> String {
 }
 
 /// Checks the batch size (40074) and that every URI parses (else a bare 40001).
-pub fn check_batch(uris: &[String]) -> Result<(), ApiError> {
+pub(super) fn check_batch(uris: &[String]) -> Result<(), ApiError> {
     if uris.len() > 3000 {
         return Err(ApiError::new(40074, "Too many uris"));
     }
@@ -796,7 +816,7 @@ pub fn check_batch(uris: &[String]) -> Result<(), ApiError> {
 }
 
 /// `POST /file/move`.
-pub async fn move_copy(
+pub(super) async fn move_copy(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
     body: Bytes,
@@ -988,7 +1008,11 @@ struct DeleteReq {
 }
 
 /// `DELETE /file`.
-pub async fn delete(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn delete(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     run(|| {
         let req: DeleteReq = parse_json(&body)?;
         if req.uris.is_empty() {
@@ -1124,7 +1148,11 @@ fn delete_impl(
 }
 
 /// `POST /file/restore`.
-pub async fn restore(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn restore(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     run(|| {
         let req: DeleteReq = parse_json(&body)?;
         if req.uris.is_empty() {

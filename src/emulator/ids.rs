@@ -5,7 +5,7 @@ use sha2::Sha256;
 
 /// The kind of object an id names; an id of one kind fails to decode as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdKind {
+pub(super) enum IdKind {
     /// A user.
     User = 1,
     /// A file or folder.
@@ -22,13 +22,13 @@ const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQR
 
 /// Encodes and decodes ids with an instance-specific salt.
 #[derive(Debug, Clone)]
-pub struct HashIds {
+pub(super) struct HashIds {
     salt: Vec<u8>,
 }
 
 impl HashIds {
     /// Creates a codec with the given salt.
-    pub fn new(salt: &[u8]) -> Self {
+    pub(super) fn new(salt: &[u8]) -> Self {
         Self {
             salt: salt.to_vec(),
         }
@@ -46,7 +46,7 @@ impl HashIds {
     }
 
     /// Encodes `raw` with the type tag of `kind`.
-    pub fn encode(&self, raw: u64, kind: IdKind) -> String {
+    pub(super) fn encode(&self, raw: u64, kind: IdKind) -> String {
         let tag = kind as u8;
         let value: u128 = ((u128::from(raw) << 8 | u128::from(tag)) << 16) | self.mac(raw, tag);
         // Scramble so that neighbouring ids look unrelated.
@@ -64,7 +64,7 @@ impl HashIds {
     }
 
     /// Decodes an id, returning `None` when it is malformed or of another kind.
-    pub fn decode(&self, s: &str, kind: IdKind) -> Option<u64> {
+    pub(super) fn decode(&self, s: &str, kind: IdKind) -> Option<u64> {
         if s.is_empty() || s.len() > 24 {
             return None;
         }

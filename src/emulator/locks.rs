@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 /// The application that owns a lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockApp {
+pub(super) struct LockApp {
     /// Application type, e.g. `upload`, `dav`, `viewer`, `create`.
     pub kind: String,
     /// DAV owner XML, if any.
@@ -16,7 +16,7 @@ pub struct LockApp {
 
 impl LockApp {
     /// An application with only a type.
-    pub fn of(kind: &str) -> Self {
+    pub(super) fn of(kind: &str) -> Self {
         Self {
             kind: kind.to_string(),
             inner_xml: None,
@@ -27,7 +27,7 @@ impl LockApp {
 
 /// One lock in the table.
 #[derive(Debug, Clone)]
-pub struct Lock {
+pub(super) struct Lock {
     /// The lock token (UUID).
     pub token: String,
     /// Owner user id (namespace part 1).
@@ -50,7 +50,7 @@ pub struct Lock {
 
 /// A lock request.
 #[derive(Debug, Clone)]
-pub struct LockReq {
+pub(super) struct LockReq {
     /// Owner user id.
     pub owner: u64,
     /// File system.
@@ -69,12 +69,12 @@ pub struct LockReq {
 
 /// The lock table.
 #[derive(Debug, Default)]
-pub struct LockTable {
+pub(super) struct LockTable {
     locks: Vec<Lock>,
 }
 
 /// Whether `a` is a strict ancestor of `b` (both absolute paths).
-pub fn is_ancestor(a: &str, b: &str) -> bool {
+pub(super) fn is_ancestor(a: &str, b: &str) -> bool {
     if a == b {
         return false;
     }
@@ -86,12 +86,18 @@ pub fn is_ancestor(a: &str, b: &str) -> bool {
 
 impl LockTable {
     /// Drops expired locks.
-    pub fn collect(&mut self, now: DateTime<Utc>) {
+    pub(super) fn collect(&mut self, now: DateTime<Utc>) {
         self.locks.retain(|l| l.expires.is_none_or(|e| e > now));
     }
 
     /// Locks that would conflict with a new lock.
-    pub fn conflicts(&self, owner: u64, fs: &str, path: &str, zero_depth: bool) -> Vec<&Lock> {
+    pub(super) fn conflicts(
+        &self,
+        owner: u64,
+        fs: &str,
+        path: &str,
+        zero_depth: bool,
+    ) -> Vec<&Lock> {
         self.locks
             .iter()
             .filter(|l| l.owner == owner && l.fs == fs)
@@ -105,7 +111,7 @@ impl LockTable {
 
     /// Acquires all requests in order; on the first conflict, releases what was taken
     /// and returns the conflicting locks.
-    pub fn acquire_all(&mut self, reqs: &[LockReq]) -> Result<Vec<String>, Vec<Lock>> {
+    pub(super) fn acquire_all(&mut self, reqs: &[LockReq]) -> Result<Vec<String>, Vec<Lock>> {
         let mut taken: Vec<String> = Vec::new();
         for r in reqs {
             let c: Vec<Lock> = self
@@ -137,7 +143,7 @@ impl LockTable {
     }
 
     /// Inserts a lock without conflict checks (test hook); returns its token.
-    pub fn insert_forced(&mut self, r: &LockReq) -> String {
+    pub(super) fn insert_forced(&mut self, r: &LockReq) -> String {
         let token = uuid::Uuid::new_v4().to_string();
         self.locks.push(Lock {
             token: token.clone(),
@@ -154,19 +160,19 @@ impl LockTable {
     }
 
     /// Removes a lock by token; returns whether it existed.
-    pub fn remove(&mut self, token: &str) -> bool {
+    pub(super) fn remove(&mut self, token: &str) -> bool {
         let before = self.locks.len();
         self.locks.retain(|l| l.token != token);
         before != self.locks.len()
     }
 
     /// Releases many tokens (ignoring unknown ones).
-    pub fn release(&mut self, tokens: &[String]) {
+    pub(super) fn release(&mut self, tokens: &[String]) {
         self.locks.retain(|l| !tokens.contains(&l.token));
     }
 
     /// All-or-nothing unlock; fails if any token is unknown or held.
-    pub fn unlock(&mut self, tokens: &[String]) -> bool {
+    pub(super) fn unlock(&mut self, tokens: &[String]) -> bool {
         let ok = tokens
             .iter()
             .all(|t| self.locks.iter().any(|l| &l.token == t && !l.held));
@@ -177,13 +183,13 @@ impl LockTable {
     }
 
     /// Whether a token is present.
-    pub fn contains(&self, token: &str) -> bool {
+    pub(super) fn contains(&self, token: &str) -> bool {
         self.locks.iter().any(|l| l.token == token)
     }
 
     /// Marks a token held or not.
     #[cfg(test)]
-    pub fn set_held(&mut self, token: &str, held: bool) {
+    pub(super) fn set_held(&mut self, token: &str, held: bool) {
         for l in &mut self.locks {
             if l.token == token {
                 l.held = held;
@@ -192,12 +198,12 @@ impl LockTable {
     }
 
     /// Drops every lock (restart).
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.locks.clear();
     }
 
     /// Locks owned by a user.
-    pub fn of_owner(&self, owner: u64) -> Vec<Lock> {
+    pub(super) fn of_owner(&self, owner: u64) -> Vec<Lock> {
         self.locks
             .iter()
             .filter(|l| l.owner == owner)
@@ -207,7 +213,7 @@ impl LockTable {
 }
 
 /// The `data` payload of a 40073 conflict (owner view).
-pub fn conflict_payload(conflicts: &[Lock]) -> Value {
+pub(super) fn conflict_payload(conflicts: &[Lock]) -> Value {
     Value::Array(
         conflicts
             .iter()

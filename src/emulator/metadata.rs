@@ -13,7 +13,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// Maximum metadata value length.
-pub const MAX_META_LEN: usize = 65535;
+pub(super) const MAX_META_LEN: usize = 65535;
 
 fn is_color(v: &str) -> bool {
     let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
@@ -27,7 +27,12 @@ fn is_color(v: &str) -> bool {
 }
 
 /// Validates one metadata key/value (UPSTREAM §4.8); errors are 40001.
-pub fn validate(inner: &Inner, key: &str, value: &str, remove: bool) -> Result<(), ApiError> {
+pub(super) fn validate(
+    inner: &Inner,
+    key: &str,
+    value: &str,
+    remove: bool,
+) -> Result<(), ApiError> {
     let bad = || ApiError::new(40001, "Invalid metadata key");
     let (cat, rest) = key.split_once(':').ok_or_else(bad)?;
     match cat {
@@ -89,7 +94,11 @@ struct PatchReq {
 }
 
 /// `PATCH /file/metadata`.
-pub async fn patch(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn patch(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     run(|| {
         let req: PatchReq = parse_json(&body)?;
         if req.uris.is_empty() {
@@ -183,7 +192,7 @@ struct UnlockReq {
 }
 
 /// `DELETE /file/lock` (no auth check).
-pub async fn unlock(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
+pub(super) async fn unlock(State(inner): State<Arc<Inner>>, body: Bytes) -> Response {
     run(|| {
         let req: UnlockReq = parse_json(&body)?;
         if req.tokens.is_empty() || req.tokens.len() > 16384 {

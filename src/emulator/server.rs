@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 /// Shared server state.
 #[derive(Debug)]
-pub struct Inner {
+pub(super) struct Inner {
     /// The model.
     pub state: Mutex<Model>,
     /// Signing secret of tokens and download URLs (Cloudreve's
@@ -47,7 +47,7 @@ pub struct Inner {
 
 impl Inner {
     /// The current signing secret.
-    pub fn secret(&self) -> Vec<u8> {
+    pub(super) fn secret(&self) -> Vec<u8> {
         self.secret
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -55,27 +55,27 @@ impl Inner {
     }
 
     /// Locks the model (poison-tolerant).
-    pub fn lock(&self) -> MutexGuard<'_, Model> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Model> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Marks the state dirty.
-    pub fn touch(&self) {
+    pub(super) fn touch(&self) {
         self.dirty.notify_one();
     }
 
     /// Blob path of an entity.
-    pub fn blob_path(&self, eid: u64) -> PathBuf {
+    pub(super) fn blob_path(&self, eid: u64) -> PathBuf {
         self.data_dir.join("blobs").join(eid.to_string())
     }
 
     /// Temp path of an upload session.
-    pub fn upload_path(&self, sid: &str) -> PathBuf {
+    pub(super) fn upload_path(&self, sid: &str) -> PathBuf {
         self.data_dir.join("uploads").join(sid)
     }
 
     /// Writes the snapshot atomically.
-    pub fn save(&self) -> std::io::Result<()> {
+    pub(super) fn save(&self) -> std::io::Result<()> {
         let _g = self.save_guard.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = {
             let st = self.lock();
@@ -91,7 +91,7 @@ impl Inner {
 
 /// An API error rendered as an HTTP 200 envelope.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub(super) struct ApiError {
     /// Envelope code.
     pub code: i64,
     /// Message.
@@ -106,7 +106,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with a correlation id.
-    pub fn new(code: i64, msg: &str) -> Self {
+    pub(super) fn new(code: i64, msg: &str) -> Self {
         Self {
             code,
             msg: msg.to_string(),
@@ -117,7 +117,7 @@ impl ApiError {
     }
 
     /// A binding error: 40001 without a correlation id.
-    pub fn binding(msg: &str) -> Self {
+    pub(super) fn binding(msg: &str) -> Self {
         Self {
             cid: false,
             ..Self::new(40001, msg)
@@ -125,13 +125,13 @@ impl ApiError {
     }
 
     /// Attaches `data`.
-    pub fn with_data(mut self, d: Value) -> Self {
+    pub(super) fn with_data(mut self, d: Value) -> Self {
         self.data = Some(d);
         self
     }
 
     /// Renders the envelope.
-    pub fn into_resp(self) -> Response {
+    pub(super) fn into_resp(self) -> Response {
         let mut v = json!({"code": self.code, "msg": self.msg});
         if let Some(d) = self.data {
             v["data"] = d;
@@ -146,7 +146,7 @@ impl ApiError {
     }
 
     /// The per-URI entry in an aggregated error.
-    pub fn entry(&self) -> Value {
+    pub(super) fn entry(&self) -> Value {
         json!({"code": self.code, "msg": self.msg,
                "correlation_id": correlation_id()})
     }
@@ -164,7 +164,7 @@ tokio::task_local! {
 
 /// The request's correlation id: the client's `X-Cr-Correlation-Id` when it is a valid
 /// UUID, else a fresh one.
-pub fn correlation_id() -> String {
+pub(super) fn correlation_id() -> String {
     CID.try_with(Clone::clone)
         .ok()
         .flatten()
@@ -172,36 +172,36 @@ pub fn correlation_id() -> String {
 }
 
 /// Common errors.
-pub mod err {
+pub(super) mod err {
     use super::ApiError;
     /// 401 login required.
-    pub fn login() -> ApiError {
+    pub(crate) fn login() -> ApiError {
         ApiError::new(401, "Login required")
     }
     /// 40016 path not exist.
-    pub fn not_exist() -> ApiError {
+    pub(crate) fn not_exist() -> ApiError {
         ApiError::new(40016, "Path not exist")
     }
     /// 403 not supported.
-    pub fn unsupported() -> ApiError {
+    pub(crate) fn unsupported() -> ApiError {
         ApiError::new(403, "Not supported action")
     }
     /// 40004 object existed.
-    pub fn existed() -> ApiError {
+    pub(crate) fn existed() -> ApiError {
         ApiError::new(40004, "Object existed")
     }
     /// 40001 unknown uri.
-    pub fn bad_uri() -> ApiError {
+    pub(crate) fn bad_uri() -> ApiError {
         ApiError::new(40001, "unknown uri")
     }
     /// −1 untyped.
-    pub fn untyped() -> ApiError {
+    pub(crate) fn untyped() -> ApiError {
         ApiError::new(-1, "")
     }
 }
 
 /// Builds a 40081 aggregate from per-URI failures.
-pub fn aggregate(fails: Vec<(String, ApiError)>) -> ApiError {
+pub(super) fn aggregate(fails: Vec<(String, ApiError)>) -> ApiError {
     let msg = if fails.len() == 1 {
         fails[0].1.msg.clone()
     } else {
@@ -217,7 +217,7 @@ pub fn aggregate(fails: Vec<(String, ApiError)>) -> ApiError {
 }
 
 /// A raw envelope with an arbitrary code.
-pub fn envelope(code: i64, msg: &str, data: Option<Value>) -> Response {
+pub(super) fn envelope(code: i64, msg: &str, data: Option<Value>) -> Response {
     let mut v = json!({"code": code, "msg": msg});
     if let Some(d) = data {
         v["data"] = d;
@@ -226,22 +226,22 @@ pub fn envelope(code: i64, msg: &str, data: Option<Value>) -> Response {
 }
 
 /// Success with data.
-pub fn ok(data: Value) -> Response {
+pub(super) fn ok(data: Value) -> Response {
     envelope(0, "", Some(data))
 }
 
 /// Success without data.
-pub fn ok_void() -> Response {
+pub(super) fn ok_void() -> Response {
     envelope(0, "", None)
 }
 
 /// Parses a JSON body; failure is a binding error.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::binding(&e.to_string()))
 }
 
 /// Parses the query string; failure is a binding error.
-pub fn parse_query<T: DeserializeOwned>(q: Option<&str>) -> Result<T, ApiError> {
+pub(super) fn parse_query<T: DeserializeOwned>(q: Option<&str>) -> Result<T, ApiError> {
     serde_urlencoded::from_str(q.unwrap_or("")).map_err(|e| ApiError::binding(&e.to_string()))
 }
 
@@ -255,7 +255,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The signed-in user, `None` for anonymous (bad or expired tokens included).
-pub fn current_user(inner: &Inner, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub(super) fn current_user(inner: &Inner, headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(t) = bearer(headers) else {
         return Ok(None);
     };
@@ -280,7 +280,7 @@ pub fn current_user(inner: &Inner, headers: &HeaderMap) -> Result<Option<u64>, A
 }
 
 /// The signed-in user or 401.
-pub fn require_user(inner: &Inner, headers: &HeaderMap) -> Result<u64, ApiError> {
+pub(super) fn require_user(inner: &Inner, headers: &HeaderMap) -> Result<u64, ApiError> {
     current_user(inner, headers)?.ok_or_else(err::login)
 }
 
@@ -312,7 +312,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 
 /// Marker: abort the connection instead of answering.
 #[derive(Debug, Clone, Copy)]
-pub struct DropMarker;
+pub(super) struct DropMarker;
 
 async fn fault_layer(State(inner): State<Arc<Inner>>, req: Request, next: Next) -> Response {
     let kind = {
@@ -399,7 +399,7 @@ fn set_cache(h: &mut HeaderMap) {
 }
 
 /// Builds the router.
-pub fn router(inner: Arc<Inner>) -> Router {
+pub(super) fn router(inner: Arc<Inner>) -> Router {
     use super::{content, dav_accounts as dav, files, metadata, upload};
     let api = Router::new()
         .route("/site/ping", get(files::ping))
@@ -447,7 +447,7 @@ pub fn router(inner: Arc<Inner>) -> Router {
 }
 
 /// Serves connections until `stop` flips to true; waits (bounded) for open connections.
-pub async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
+pub(super) async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     loop {
         let accepted = tokio::select! {

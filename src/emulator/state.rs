@@ -41,7 +41,7 @@ impl Default for UserFlags {
 
 /// A user account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct User {
+pub(super) struct User {
     /// Raw id.
     pub id: u64,
     /// E-mail (login name).
@@ -66,7 +66,7 @@ pub struct User {
 
 /// A file or folder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Node {
+pub(super) struct Node {
     /// Raw id.
     pub id: u64,
     /// Owner user id.
@@ -96,7 +96,7 @@ pub struct Node {
 
 /// A stored blob version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Entity {
+pub(super) struct Entity {
     /// Raw id.
     pub id: u64,
     /// Size in bytes.
@@ -112,7 +112,7 @@ pub struct Entity {
 
 /// A WebDAV account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DavAccount {
+pub(super) struct DavAccount {
     /// Raw id.
     pub id: u64,
     /// Owner.
@@ -143,7 +143,7 @@ pub enum PolicyKind {
 
 /// Server settings and test switches (not persisted).
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(super) struct Settings {
     /// Sign-in captcha.
     pub captcha: bool,
     /// `maxEditSize`.
@@ -209,7 +209,7 @@ impl Default for Settings {
 
 /// An open upload session.
 #[derive(Debug, Clone)]
-pub struct UploadSession {
+pub(super) struct UploadSession {
     /// Session id.
     pub id: String,
     /// Owner.
@@ -241,7 +241,7 @@ pub struct UploadSession {
 
 /// Everything the emulator knows.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct State {
+pub(super) struct State {
     /// Instance secret (JWT, signing, hashids).
     pub secret: Vec<u8>,
     /// Next raw ids.
@@ -276,7 +276,7 @@ pub struct State {
 
 impl State {
     /// A fresh, empty state.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         use rand::RngCore;
         let mut secret = vec![0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
@@ -297,14 +297,14 @@ impl State {
     }
 
     /// Allocates a raw id.
-    pub fn alloc(&mut self) -> u64 {
+    pub(super) fn alloc(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
     }
 
     /// Normalises a name into a children key.
-    pub fn key(&self, name: &str) -> String {
+    pub(super) fn key(&self, name: &str) -> String {
         if self.settings.case_insensitive {
             name.to_lowercase()
         } else {
@@ -313,7 +313,7 @@ impl State {
     }
 
     /// Rebuilds every children index (after load or a case-mode switch).
-    pub fn rebuild_children(&mut self) {
+    pub(super) fn rebuild_children(&mut self) {
         let pairs: Vec<(u64, u64, String)> = self
             .files
             .values()
@@ -331,7 +331,7 @@ impl State {
     }
 
     /// Finds a user by e-mail (case-insensitive).
-    pub fn user_by_email(&self, email: &str) -> Option<u64> {
+    pub(super) fn user_by_email(&self, email: &str) -> Option<u64> {
         self.users
             .values()
             .find(|u| u.email.eq_ignore_ascii_case(email))
@@ -339,7 +339,7 @@ impl State {
     }
 
     /// Adds a user with a root folder.
-    pub fn add_user(&mut self, email: &str, password: &str, now: DateTime<Utc>) -> u64 {
+    pub(super) fn add_user(&mut self, email: &str, password: &str, now: DateTime<Utc>) -> u64 {
         if let Some(id) = self.user_by_email(email) {
             if let Some(u) = self.users.get_mut(&id) {
                 u.password = password.to_string();
@@ -370,14 +370,14 @@ impl State {
     }
 
     /// Looks up a child by name.
-    pub fn child(&self, parent: u64, name: &str) -> Option<u64> {
+    pub(super) fn child(&self, parent: u64, name: &str) -> Option<u64> {
         self.files
             .get(&parent)
             .and_then(|p| p.children.get(&self.key(name)).copied())
     }
 
     /// Walks segments from a root; `None` if any part is missing or walks through a file.
-    pub fn walk(&self, root: u64, segments: &[String]) -> Option<u64> {
+    pub(super) fn walk(&self, root: u64, segments: &[String]) -> Option<u64> {
         let mut cur = root;
         for s in segments {
             let n = self.files.get(&cur)?;
@@ -390,7 +390,7 @@ impl State {
     }
 
     /// Decoded owner-view path of a node in `my` (`None` for trash items).
-    pub fn path_of(&self, id: u64) -> Option<Vec<String>> {
+    pub(super) fn path_of(&self, id: u64) -> Option<Vec<String>> {
         let mut segs = Vec::new();
         let mut cur = self.files.get(&id)?;
         loop {
@@ -412,7 +412,7 @@ impl State {
     }
 
     /// Inserts a node under a parent.
-    pub fn attach(&mut self, id: u64, parent: u64) {
+    pub(super) fn attach(&mut self, id: u64, parent: u64) {
         let name = match self.files.get(&id) {
             Some(n) => n.name.clone(),
             None => return,
@@ -427,7 +427,7 @@ impl State {
     }
 
     /// Removes a node from its parent's index.
-    pub fn detach(&mut self, id: u64) {
+    pub(super) fn detach(&mut self, id: u64) {
         let (parent, name) = match self.files.get(&id) {
             Some(n) => (n.parent, n.name.clone()),
             None => return,
@@ -444,7 +444,7 @@ impl State {
     }
 
     /// All ids in a subtree (pre-order, including `id`).
-    pub fn subtree(&self, id: u64) -> Vec<u64> {
+    pub(super) fn subtree(&self, id: u64) -> Vec<u64> {
         let mut out = Vec::new();
         let mut stack = vec![id];
         while let Some(x) = stack.pop() {
@@ -457,7 +457,7 @@ impl State {
     }
 
     /// Sum of sizes in a subtree.
-    pub fn subtree_size(&self, id: u64) -> i64 {
+    pub(super) fn subtree_size(&self, id: u64) -> i64 {
         self.subtree(id)
             .iter()
             .filter_map(|x| self.files.get(x))
@@ -466,7 +466,7 @@ impl State {
     }
 
     /// Drops an entity reference; returns the blob id to delete when unreferenced.
-    pub fn unref_entity(&mut self, eid: u64) -> Option<u64> {
+    pub(super) fn unref_entity(&mut self, eid: u64) -> Option<u64> {
         if eid == 0 {
             return None;
         }
@@ -480,7 +480,7 @@ impl State {
     }
 
     /// Permanently removes a subtree; returns blob ids to delete.
-    pub fn purge(&mut self, id: u64) -> Vec<u64> {
+    pub(super) fn purge(&mut self, id: u64) -> Vec<u64> {
         let owner = self.files.get(&id).map(|n| n.owner);
         self.detach(id);
         if let Some(owner) = owner
@@ -510,7 +510,7 @@ impl Default for State {
 }
 
 /// Creates a node value.
-pub fn new_node(
+pub(super) fn new_node(
     id: u64,
     owner: u64,
     parent: Option<u64>,
@@ -535,7 +535,7 @@ pub fn new_node(
 }
 
 /// Cloudreve name rules (docs/UPSTREAM.md §3.4).
-pub fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() < 256
         && name != "."
@@ -544,7 +544,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// Encodes a boolset as standard base64.
-pub fn boolset(bits: &[usize]) -> String {
+pub(super) fn boolset(bits: &[usize]) -> String {
     use base64::Engine;
     let max = bits.iter().copied().max();
     let Some(max) = max else {

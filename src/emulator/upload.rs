@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// Drops expired locks and upload sessions.
-pub fn sweep(inner: &Inner, st: &mut Model) {
+pub(super) fn sweep(inner: &Inner, st: &mut Model) {
     let now = inner.clock.now();
     st.locks.collect(now);
     let expired: Vec<String> = st
@@ -39,7 +39,7 @@ pub fn sweep(inner: &Inner, st: &mut Model) {
 }
 
 /// Undoes a session: releases its lock, removes the placeholder or the pending marker.
-pub fn abort(inner: &Inner, st: &mut Model, s: &UploadSession, origin: Option<&str>) {
+pub(super) fn abort(inner: &Inner, st: &mut Model, s: &UploadSession, origin: Option<&str>) {
     st.locks.remove(&s.lock);
     let _ = std::fs::remove_file(inner.upload_path(&s.id));
     let Some(n) = st.files.get_mut(&s.file) else {
@@ -57,7 +57,7 @@ pub fn abort(inner: &Inner, st: &mut Model, s: &UploadSession, origin: Option<&s
 }
 
 /// Size from `Content-Length` or `X-Expected-Entity-Length` (0 when absent).
-pub fn sniff_len(headers: &HeaderMap) -> Result<i64, ApiError> {
+pub(super) fn sniff_len(headers: &HeaderMap) -> Result<i64, ApiError> {
     for h in ["content-length", "x-expected-entity-length"] {
         if let Some(v) = headers.get(h) {
             return v
@@ -73,7 +73,7 @@ pub fn sniff_len(headers: &HeaderMap) -> Result<i64, ApiError> {
 
 /// Prepares an upload: checks, lock, placeholder, temp file. Does not register the session.
 #[allow(clippy::too_many_arguments)]
-pub fn prepare(
+pub(super) fn prepare(
     inner: &Inner,
     st: &mut Model,
     uid: u64,
@@ -189,7 +189,7 @@ pub fn prepare(
 }
 
 /// Completes an upload: the temp file becomes a new entity and the primary version.
-pub fn complete(
+pub(super) fn complete(
     inner: &Inner,
     st: &mut Model,
     s: &UploadSession,
@@ -313,7 +313,11 @@ fn physical_name_too_long(policy: PolicyKind, uid: u64, name: &str) -> bool {
 }
 
 /// `PUT /file/upload`.
-pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn create(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     run(|| {
         let req: CreateReq = parse_json(&body)?;
         let size = req.size.filter(|s| *s >= 0);
@@ -385,7 +389,7 @@ pub async fn create(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: B
 }
 
 /// `POST /file/upload/{session_id}/{index}`.
-pub async fn chunk(
+pub(super) async fn chunk(
     State(inner): State<Arc<Inner>>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
@@ -469,7 +473,11 @@ struct CancelReq {
 }
 
 /// `DELETE /file/upload`.
-pub async fn cancel(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn cancel(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     run(|| {
         let req: CancelReq = parse_json(&body)?;
         if req.id.is_empty() || req.uri.is_empty() {
@@ -504,7 +512,7 @@ struct PutQ {
 }
 
 /// `PUT /file/content`.
-pub async fn put_content(
+pub(super) async fn put_content(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
     q: Uri,

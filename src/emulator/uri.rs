@@ -2,7 +2,7 @@
 
 /// A parsed `cloudreve://` URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CrUri {
+pub(super) struct CrUri {
     /// The file system (URL host), lower-cased: `my`, `trash`, ...
     pub fs: String,
     /// The user part before `@`, if any (decoded).
@@ -16,7 +16,7 @@ pub struct CrUri {
 }
 
 /// Joins decoded segments into an absolute path.
-pub fn join_path(segments: &[String]) -> String {
+pub(super) fn join_path(segments: &[String]) -> String {
     if segments.is_empty() {
         "/".to_string()
     } else {
@@ -30,7 +30,7 @@ pub fn join_path(segments: &[String]) -> String {
 }
 
 /// Splits an absolute decoded path into segments.
-pub fn split_path(path: &str) -> Vec<String> {
+pub(super) fn split_path(path: &str) -> Vec<String> {
     path.split('/')
         .filter(|s| !s.is_empty())
         .map(str::to_string)
@@ -47,7 +47,7 @@ fn unhex(c: u8) -> Option<u8> {
 }
 
 /// Percent-decodes like Go's `unescape` in path mode (`+` stays literal).
-pub fn unescape(s: &str) -> Option<String> {
+pub(super) fn unescape(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -66,7 +66,7 @@ pub fn unescape(s: &str) -> Option<String> {
 }
 
 /// Go `path.Clean` for an absolute path.
-pub fn clean(path: &str) -> Vec<String> {
+pub(super) fn clean(path: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for part in path.split('/') {
         match part {
@@ -85,7 +85,7 @@ fn valid_host_char(c: u8) -> bool {
 }
 
 /// Parses a Cloudreve URI. `None` means "unknown uri" (code 40001).
-pub fn parse(raw: &str) -> Option<CrUri> {
+pub(super) fn parse(raw: &str) -> Option<CrUri> {
     if raw.bytes().any(|c| c < 0x20 || c == 0x7f) {
         return None;
     }
@@ -162,7 +162,7 @@ pub fn parse(raw: &str) -> Option<CrUri> {
 }
 
 /// `encodeURIComponent`-style escaping of one path segment.
-pub fn escape_segment(s: &str) -> String {
+pub(super) fn escape_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
@@ -175,7 +175,7 @@ pub fn escape_segment(s: &str) -> String {
 }
 
 /// Emits `cloudreve://<fs>/<escaped path>`; the root gets a trailing slash.
-pub fn emit(fs: &str, segments: &[String]) -> String {
+pub(super) fn emit(fs: &str, segments: &[String]) -> String {
     let mut s = format!("cloudreve://{fs}");
     if segments.is_empty() {
         s.push('/');
@@ -188,7 +188,7 @@ pub fn emit(fs: &str, segments: &[String]) -> String {
 }
 
 /// Emits an absolute decoded path (e.g. `/a/b`) in the `fs` file system.
-pub fn emit_path(fs: &str, path: &str) -> String {
+pub(super) fn emit_path(fs: &str, path: &str) -> String {
     emit(fs, &split_path(path))
 }
 

@@ -12,7 +12,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// One access-log line: method, path, status.
 #[derive(Debug, Clone)]
-pub struct Access {
+pub(crate) struct Access {
     /// Request method.
     pub method: String,
     /// Request path (as sent).
@@ -25,7 +25,7 @@ static LOG: Mutex<Vec<Access>> = Mutex::new(Vec::new());
 static INIT: Once = Once::new();
 
 /// Tests of one binary take turns (the access log is process-wide).
-pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Recorder;
 
@@ -73,7 +73,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorder {
 }
 
 /// Starts capturing the gateway's access log (idempotent) and clears it.
-pub fn capture() {
+pub(crate) fn capture() {
     INIT.call_once(|| {
         let _ = tracing_subscriber::registry().with(Recorder).try_init();
     });
@@ -81,14 +81,14 @@ pub fn capture() {
 }
 
 /// The access-log lines captured since the last call.
-pub fn take() -> Vec<Access> {
+pub(crate) fn take() -> Vec<Access> {
     LOG.lock()
         .map(|mut l| std::mem::take(&mut *l))
         .unwrap_or_default()
 }
 
 /// `METHOD status×count …` per method, e.g. `PUT 201×3`.
-pub fn mix(log: &[Access]) -> String {
+pub(crate) fn mix(log: &[Access]) -> String {
     let mut m: BTreeMap<&str, BTreeMap<u16, usize>> = BTreeMap::new();
     for a in log {
         *m.entry(&a.method).or_default().entry(a.status).or_default() += 1;
@@ -103,14 +103,14 @@ pub fn mix(log: &[Access]) -> String {
 }
 
 /// Fails when any captured request was answered with a 5xx.
-pub fn assert_no_server_errors(log: &[Access]) {
+pub(crate) fn assert_no_server_errors(log: &[Access]) {
     let bad: Vec<&Access> = log.iter().filter(|a| a.status >= 500).collect();
     assert!(bad.is_empty(), "server errors: {bad:?}");
 }
 
 /// The output of a finished program.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     /// Exit success.
     pub ok: bool,
     /// Standard output.
@@ -123,7 +123,7 @@ pub struct Output {
 
 /// Runs `cmd` (stdin: `input`) with a deadline of `limit`; panics when the
 /// program is missing or overruns.
-pub async fn run(mut cmd: tokio::process::Command, input: &[u8], limit: Duration) -> Output {
+pub(crate) async fn run(mut cmd: tokio::process::Command, input: &[u8], limit: Duration) -> Output {
     use tokio::io::AsyncWriteExt as _;
     cmd.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

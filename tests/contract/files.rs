@@ -11,7 +11,7 @@ use crate::emulator_or_skip;
 use crate::harness::*;
 
 /// The trash item whose `sys:restore_uri` is `uri`.
-pub async fn trash_item(up: &Upstream, uri: &CrUri) -> Option<FileResponse> {
+pub(crate) async fn trash_item(up: &Upstream, uri: &CrUri) -> Option<FileResponse> {
     let (_, items) = up
         .session
         .list_all(&CrUri::root("trash"), 0)

@@ -18,13 +18,13 @@ use crate::support::upstream::TestUpstream;
 use serde_json::Value;
 
 /// Default password of harness users.
-pub const PASSWORD: &str = "contract-password";
+pub(crate) const PASSWORD: &str = "contract-password";
 
 /// Upper bound for any single wait in a test.
-pub const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// One upstream server plus a signed-in session and a private work folder.
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// The typed client.
     pub client: Client,
     /// The signed-in session of [`Upstream::email`].
@@ -42,7 +42,7 @@ pub struct Upstream {
 }
 
 /// Builds the plain HTTP client used for raw requests.
-pub fn raw_client() -> reqwest::Client {
+pub(crate) fn raw_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(WAIT)
@@ -53,7 +53,7 @@ pub fn raw_client() -> reqwest::Client {
 impl Upstream {
     /// Starts the test's upstream (the emulator, or a real Cloudreve with
     /// `CLOUDREVE_BIN`: `support::upstream` decides) with a fresh user.
-    pub async fn start() -> Upstream {
+    pub(crate) async fn start() -> Upstream {
         let http = raw_client();
         let folder = format!("cloudreve-dav-contract-{}", uuid::Uuid::new_v4().simple());
         let dir = tempfile::tempdir().expect("tempdir");
@@ -84,29 +84,29 @@ impl Upstream {
     }
 
     /// The emulator controls, or `None` against a real server.
-    pub fn emulator(&self) -> Option<&Emulator> {
+    pub(crate) fn emulator(&self) -> Option<&Emulator> {
         self.up().emulator()
     }
 
     /// Restarts the emulator on the same address and data directory
     /// (locks and upload sessions are lost, files and tokens survive).
-    pub async fn restart_emulator(&mut self) {
+    pub(crate) async fn restart_emulator(&mut self) {
         let up = self.up.take().expect("upstream running");
         self.up = Some(up.restart_emulator(self.dir.path()).await);
     }
 
     /// True against a real server.
-    pub fn is_real(&self) -> bool {
+    pub(crate) fn is_real(&self) -> bool {
         self.up().is_real()
     }
 
     /// Base URL (no `/api/v4`).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.client.base_url().to_string()
     }
 
     /// A URI below the work folder from a slash-separated decoded path.
-    pub fn uri(&self, rel: &str) -> CrUri {
+    pub(crate) fn uri(&self, rel: &str) -> CrUri {
         let mut u = self.base.clone();
         for s in rel.split('/').filter(|s| !s.is_empty()) {
             u = u.join(s).expect("valid name");
@@ -115,12 +115,12 @@ impl Upstream {
     }
 
     /// The owner-view decoded path of a relative path (for emulator hooks).
-    pub fn owner_path(&self, rel: &str) -> String {
+    pub(crate) fn owner_path(&self, rel: &str) -> String {
         self.uri(rel).path()
     }
 
     /// Adds another user and signs them in.
-    pub async fn extra_user(&self, tag: &str) -> (String, Session) {
+    pub(crate) async fn extra_user(&self, tag: &str) -> (String, Session) {
         let email = format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple());
         self.up().add_user(&email, PASSWORD).await;
         let s = self
@@ -132,23 +132,23 @@ impl Upstream {
     }
 
     /// Current access token of the main session.
-    pub async fn access_token(&self) -> String {
+    pub(crate) async fn access_token(&self) -> String {
         self.session.token().await.access_token
     }
 
     /// Full API URL of `path` (starting with `/`).
-    pub fn api(&self, path: &str) -> String {
+    pub(crate) fn api(&self, path: &str) -> String {
         format!("{}/api/v4{path}", self.url())
     }
 
     /// A raw request with the main session's bearer.
-    pub async fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) async fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let t = self.access_token().await;
         self.http.request(method, self.api(path)).bearer_auth(t)
     }
 
     /// A raw JSON call; asserts HTTP 200 and returns the envelope.
-    pub async fn raw_json(
+    pub(crate) async fn raw_json(
         &self,
         method: reqwest::Method,
         path_and_query: &str,
@@ -168,7 +168,7 @@ impl Upstream {
     }
 
     /// [`Upstream::raw_json`] with the main session's bearer.
-    pub async fn raw_authed(
+    pub(crate) async fn raw_authed(
         &self,
         method: reqwest::Method,
         path_and_query: &str,
@@ -179,14 +179,18 @@ impl Upstream {
     }
 
     /// Writes a small file through `PUT /file/content`.
-    pub async fn put(&self, rel: &str, data: &[u8]) -> cloudreve_dav::cloudreve::FileResponse {
+    pub(crate) async fn put(
+        &self,
+        rel: &str,
+        data: &[u8],
+    ) -> cloudreve_dav::cloudreve::FileResponse {
         put_bytes(&self.session, &self.uri(rel), data)
             .await
             .expect("put_content")
     }
 
     /// Creates a folder (mkdir -p).
-    pub async fn mkdir(&self, rel: &str) -> cloudreve_dav::cloudreve::FileResponse {
+    pub(crate) async fn mkdir(&self, rel: &str) -> cloudreve_dav::cloudreve::FileResponse {
         self.session
             .create(&self.uri(rel), CreateKind::Folder, false, None)
             .await
@@ -194,7 +198,7 @@ impl Upstream {
     }
 
     /// Downloads a whole file through a fresh signed URL.
-    pub async fn get(&self, rel: &str) -> Vec<u8> {
+    pub(crate) async fn get(&self, rel: &str) -> Vec<u8> {
         self.session
             .open_read_uri(&self.uri(rel), None, None)
             .await
@@ -206,7 +210,7 @@ impl Upstream {
     }
 
     /// Names of the work folder's (or a sub-folder's) children, all pages.
-    pub async fn names(&self, rel: &str) -> Vec<String> {
+    pub(crate) async fn names(&self, rel: &str) -> Vec<String> {
         let (_, files) = self
             .session
             .list_all(&self.uri(rel), 0)
@@ -216,7 +220,7 @@ impl Upstream {
     }
 
     /// Stops the upstream (a real server's data goes with it).
-    pub async fn finish(mut self) {
+    pub(crate) async fn finish(mut self) {
         if let Some(up) = self.up.take() {
             up.shutdown().await;
         }
@@ -224,7 +228,7 @@ impl Upstream {
 }
 
 /// `PUT /file/content` of an in-memory body.
-pub async fn put_bytes(
+pub(crate) async fn put_bytes(
     s: &Session,
     uri: &CrUri,
     data: &[u8],
@@ -233,7 +237,7 @@ pub async fn put_bytes(
 }
 
 /// `PUT /file/content` with a `previous` version.
-pub async fn put_prev(
+pub(crate) async fn put_prev(
     s: &Session,
     uri: &CrUri,
     previous: Option<&str>,
@@ -252,7 +256,7 @@ pub async fn put_prev(
 
 /// Asserts that `r` failed with envelope code `code` and returns the error.
 #[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(r: Result<T, Error>, code: i64) -> Error {
+pub(crate) fn expect_code<T: std::fmt::Debug>(r: Result<T, Error>, code: i64) -> Error {
     match r {
         Ok(v) => panic!("expected code {code}, got success: {v:?}"),
         Err(e) => {
@@ -265,7 +269,7 @@ pub fn expect_code<T: std::fmt::Debug>(r: Result<T, Error>, code: i64) -> Error 
 
 /// Asserts a 40081 error whose single/only entry for `uri` has `code`.
 #[track_caller]
-pub fn expect_aggregated(e: &Error, uri: &CrUri, code: i64) {
+pub(crate) fn expect_aggregated(e: &Error, uri: &CrUri, code: i64) {
     assert!(
         e.is(ErrorCode::BatchOperationNotFullyCompleted),
         "expected 40081, got {e:?}"
@@ -278,7 +282,7 @@ pub fn expect_aggregated(e: &Error, uri: &CrUri, code: i64) {
 }
 
 /// The `code` of a raw envelope.
-pub fn code_of(v: &Value) -> i64 {
+pub(crate) fn code_of(v: &Value) -> i64 {
     v["code"]
         .as_i64()
         .unwrap_or_else(|| panic!("no code in {v}"))
@@ -299,9 +303,9 @@ macro_rules! emulator_or_skip {
     };
 }
 
-pub use crate::support::rng::Prng;
+pub(crate) use crate::support::rng::Prng;
 
 /// Small deterministic test content of `n` bytes.
-pub fn sample(n: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn sample(n: usize, seed: u64) -> Vec<u8> {
     crate::support::rng::bytes(seed, n)
 }

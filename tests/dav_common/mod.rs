@@ -16,18 +16,18 @@ use cloudreve_dav::front::{
 
 /// Wraps the gateway's WebDAV service before the front layer sees it
 /// (test hooks that act after the front layer's checks).
-pub type Wrap = fn(Arc<DavGateway>) -> Arc<dyn DavService>;
+pub(crate) type Wrap = fn(Arc<DavGateway>) -> Arc<dyn DavService>;
 use crate::support::upstream::TestUpstream;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The test user.
-pub const EMAIL: &str = "dav@example.com";
+pub(crate) const EMAIL: &str = "dav@example.com";
 /// Cloudreve password of the test user.
-pub const CR_PASSWORD: &str = "cloudreve-password-1";
+pub(crate) const CR_PASSWORD: &str = "cloudreve-password-1";
 /// WebDAV account password.
-pub const DAV_PASSWORD: &str = "davpassworddavpassworddavpassword";
+pub(crate) const DAV_PASSWORD: &str = "davpassworddavpassworddavpassword";
 
 struct Accounts {
     root: String,
@@ -53,7 +53,7 @@ impl AccountSource for Accounts {
 }
 
 /// A running gateway.
-pub struct Gw {
+pub(crate) struct Gw {
     /// Base URL, e.g. `http://127.0.0.1:PORT` (no trailing slash).
     pub url: String,
     /// The upstream (emulator controls through it, see `skip_on_real!`).
@@ -81,28 +81,28 @@ pub struct Gw {
 
 impl Gw {
     /// Starts everything with default settings.
-    pub async fn start() -> Gw {
+    pub(crate) async fn start() -> Gw {
         Self::start_with(|_| {}).await
     }
 
     /// Starts everything; `tweak` may change the settings.
-    pub async fn start_with(tweak: impl FnOnce(&mut DavSettings)) -> Gw {
+    pub(crate) async fn start_with(tweak: impl FnOnce(&mut DavSettings)) -> Gw {
         Self::start_full(tweak, None, false).await
     }
 
     /// Starts everything; the account has Cloudreve's "disable system
     /// files" option on.
-    pub async fn start_sys_files_disabled(tweak: impl FnOnce(&mut DavSettings)) -> Gw {
+    pub(crate) async fn start_sys_files_disabled(tweak: impl FnOnce(&mut DavSettings)) -> Gw {
         Self::start_full(tweak, None, true).await
     }
 
     /// Starts everything with the account rooted at `/{root}` upstream.
-    pub async fn start_rooted(root: &str) -> Gw {
+    pub(crate) async fn start_rooted(root: &str) -> Gw {
         Self::start_full(|_| {}, Some(root), false).await
     }
 
     /// Starts everything with the WebDAV service wrapped by `wrap`.
-    pub async fn start_wrapped(wrap: Wrap) -> Gw {
+    pub(crate) async fn start_wrapped(wrap: Wrap) -> Gw {
         Self::start_full_wrapped(|_| {}, None, false, Some(wrap)).await
     }
 
@@ -184,7 +184,7 @@ impl Gw {
 
     /// Stops the gateway (not the emulator) and starts a new one with the
     /// same settings and state directory, on a new port.
-    pub async fn restart_gateway(&mut self) {
+    pub(crate) async fn restart_gateway(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -209,7 +209,7 @@ impl Gw {
     /// A second gateway over the same emulator, session and state
     /// directory (it loads the lock table as it is now), with `tweak`ed
     /// settings; to compare two configurations on the same data.
-    pub async fn extra_gateway(&self, tweak: impl FnOnce(&mut DavSettings)) -> ExtraGw {
+    pub(crate) async fn extra_gateway(&self, tweak: impl FnOnce(&mut DavSettings)) -> ExtraGw {
         let mut settings = self.settings.clone();
         tweak(&mut settings);
         let (_, url, stop, task) = serve(
@@ -229,12 +229,12 @@ impl Gw {
     }
 
     /// The address `host:port`.
-    pub fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         self.url.trim_start_matches("http://").to_string()
     }
 
     /// A request with credentials.
-    pub fn req(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         self.http
             .request(m, format!("{}{}", self.url, path))
@@ -242,7 +242,7 @@ impl Gw {
     }
 
     /// PUT `body` at `path`; returns the status.
-    pub async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> u16 {
+    pub(crate) async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> u16 {
         self.req("PUT", path)
             .body(body)
             .send()
@@ -253,14 +253,14 @@ impl Gw {
     }
 
     /// GET `path`: status and body.
-    pub async fn get(&self, path: &str) -> (u16, Vec<u8>) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Vec<u8>) {
         let r = self.req("GET", path).send().await.expect("get");
         let s = r.status().as_u16();
         (s, r.bytes().await.expect("body").to_vec())
     }
 
     /// PROPFIND with `depth`; status and body text.
-    pub async fn propfind(&self, path: &str, depth: &str) -> (u16, String) {
+    pub(crate) async fn propfind(&self, path: &str, depth: &str) -> (u16, String) {
         let r = self
             .req("PROPFIND", path)
             .header("depth", depth)
@@ -272,7 +272,7 @@ impl Gw {
     }
 
     /// Names of the trash items.
-    pub async fn trash_len(&self) -> usize {
+    pub(crate) async fn trash_len(&self) -> usize {
         self.session
             .list_all(&CrUri::root("trash"), 100)
             .await
@@ -281,7 +281,7 @@ impl Gw {
     }
 
     /// Stops the server and the upstream.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -293,7 +293,7 @@ impl Gw {
 }
 
 /// A gateway started by [`Gw::extra_gateway`].
-pub struct ExtraGw {
+pub(crate) struct ExtraGw {
     /// Base URL (no trailing slash).
     pub url: String,
     stop: Option<oneshot::Sender<()>>,
@@ -302,7 +302,7 @@ pub struct ExtraGw {
 
 impl ExtraGw {
     /// Stops it.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -323,7 +323,7 @@ type Served = (
 /// 401s and unauthenticated `OPTIONS` are answered by the front layer and
 /// not recorded).
 #[derive(Debug, Clone)]
-pub struct SeenRequest {
+pub(crate) struct SeenRequest {
     /// Method.
     pub method: String,
     /// Request path (percent-encoded, as sent).
@@ -336,7 +336,7 @@ pub struct SeenRequest {
 
 impl SeenRequest {
     /// The value of request header `name` (lower case).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -346,32 +346,32 @@ impl SeenRequest {
 
 /// The requests a gateway handled, for tests that drive real clients.
 #[derive(Debug, Default)]
-pub struct RequestLog(Mutex<Vec<SeenRequest>>);
+pub(crate) struct RequestLog(Mutex<Vec<SeenRequest>>);
 
 impl RequestLog {
     /// A copy of everything recorded so far.
-    pub fn all(&self) -> Vec<SeenRequest> {
+    pub(crate) fn all(&self) -> Vec<SeenRequest> {
         self.0.lock().expect("request log").clone()
     }
 
     /// How many requests were recorded so far.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.lock().expect("request log").len()
     }
 
     /// Whether nothing was recorded yet.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The requests recorded after the first `from`.
-    pub fn since(&self, from: usize) -> Vec<SeenRequest> {
+    pub(crate) fn since(&self, from: usize) -> Vec<SeenRequest> {
         self.all().into_iter().skip(from).collect()
     }
 }
 
 /// Counts of `(method, status)` pairs, sorted, e.g. `PUT 201 x3`.
-pub fn request_mix(reqs: &[SeenRequest]) -> Vec<String> {
+pub(crate) fn request_mix(reqs: &[SeenRequest]) -> Vec<String> {
     let mut counts = std::collections::BTreeMap::<(String, u16), usize>::new();
     for r in reqs {
         *counts.entry((r.method.clone(), r.status)).or_default() += 1;
@@ -472,7 +472,7 @@ async fn serve(
 }
 
 /// `href`s of a multistatus body.
-pub fn hrefs(body: &str) -> Vec<String> {
+pub(crate) fn hrefs(body: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = body;
     while let Some(i) = rest.find("<D:href>") {
@@ -485,7 +485,7 @@ pub fn hrefs(body: &str) -> Vec<String> {
 }
 
 /// The hrefs of a multistatus body, percent-decoded, sorted.
-pub fn decoded_hrefs(body: &str) -> Vec<String> {
+pub(crate) fn decoded_hrefs(body: &str) -> Vec<String> {
     let mut out: Vec<String> = hrefs(body)
         .iter()
         .map(|h| {
@@ -499,7 +499,7 @@ pub fn decoded_hrefs(body: &str) -> Vec<String> {
 }
 
 /// Values of element `tag` (e.g. `D:getetag`) in a multistatus body.
-pub fn values(body: &str, tag: &str) -> Vec<String> {
+pub(crate) fn values(body: &str, tag: &str) -> Vec<String> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
     let mut out = Vec::new();

@@ -21,15 +21,15 @@ use tokio::task::JoinHandle;
 use crate::support::upstream::TestUpstream;
 
 /// The Cloudreve user.
-pub const EMAIL: &str = "faults@example.com";
+pub(crate) const EMAIL: &str = "faults@example.com";
 /// Its sign-in password.
-pub const LOGIN: &str = "faults-login-password";
+pub(crate) const LOGIN: &str = "faults-login-password";
 
-pub use crate::support::wait::eventually;
+pub(crate) use crate::support::wait::eventually;
 
 /// A TCP forwarder that can be switched off (listener closed, open
 /// connections cut) and on again on the same port.
-pub struct Proxy {
+pub(crate) struct Proxy {
     addr: SocketAddr,
     target: SocketAddr,
     state: Arc<Mutex<ProxyState>>,
@@ -43,7 +43,7 @@ struct ProxyState {
 
 impl Proxy {
     /// A proxy to `target`, up.
-    pub async fn start(target: SocketAddr) -> Proxy {
+    pub(crate) async fn start(target: SocketAddr) -> Proxy {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let p = Proxy {
             addr: l.local_addr().expect("addr"),
@@ -55,7 +55,7 @@ impl Proxy {
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -79,7 +79,7 @@ impl Proxy {
 
     /// Closes the listener (new connections are refused) and cuts every
     /// forwarded connection.
-    pub async fn down(&self) {
+    pub(crate) async fn down(&self) {
         let (acceptor, conns) = {
             let mut st = self.state.lock().expect("proxy state");
             (st.acceptor.take(), std::mem::take(&mut st.conns))
@@ -99,14 +99,14 @@ impl Proxy {
     }
 
     /// Listens again on the same port.
-    pub async fn up(&self) {
+    pub(crate) async fn up(&self) {
         let l = TcpListener::bind(self.addr).await.expect("rebind proxy");
         self.run(l);
     }
 }
 
 /// Upstream + proxy + user + WebDAV account; the gateway is started on top.
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// The upstream: the emulator, or a real Cloudreve (`CLOUDREVE_BIN`).
     pub upstream: TestUpstream,
     /// The proxy the gateway talks to.
@@ -122,7 +122,7 @@ pub struct Upstream {
 impl Upstream {
     /// Starts the upstream with the user and a read-write WebDAV account on
     /// the drive's root.
-    pub async fn start() -> Upstream {
+    pub(crate) async fn start() -> Upstream {
         let dir = tempfile::tempdir().expect("tempdir");
         let upstream = TestUpstream::start(dir.path()).await;
         upstream.add_user(EMAIL, LOGIN).await;
@@ -146,30 +146,30 @@ impl Upstream {
     }
 
     /// True against a real Cloudreve (for `skip_on_real!`).
-    pub fn is_real(&self) -> bool {
+    pub(crate) fn is_real(&self) -> bool {
         self.upstream.is_real()
     }
 
     /// The emulator's controls (faults, chunk size, clock…); fails the test
     /// against a real server (start such a test with `skip_on_real!`).
     #[track_caller]
-    pub fn emu(&self) -> &Emulator {
+    pub(crate) fn emu(&self) -> &Emulator {
         self.upstream.emu()
     }
 
     /// The gateway state directory.
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
     /// Bytes of `path` upstream (`None`: no such file).
-    pub async fn bytes(&self, path: &str) -> Option<Vec<u8>> {
+    pub(crate) async fn bytes(&self, path: &str) -> Option<Vec<u8>> {
         self.upstream.file_bytes(EMAIL, path).await
     }
 
     /// Open upload sessions and active locks upstream, as far as the
     /// upstream shows them (a real server lists neither: always `(0, 0)`).
-    pub fn leftovers(&self) -> (usize, usize) {
+    pub(crate) fn leftovers(&self) -> (usize, usize) {
         (
             self.upstream.upload_sessions(EMAIL),
             self.upstream.active_locks(EMAIL).len(),
@@ -178,7 +178,7 @@ impl Upstream {
 
     /// Starts the in-process gateway through the proxy; `tweak` adjusts
     /// the arguments (timeouts…).
-    pub async fn gateway(&self, tweak: impl FnOnce(&mut ServeArgs)) -> Gw {
+    pub(crate) async fn gateway(&self, tweak: impl FnOnce(&mut ServeArgs)) -> Gw {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let mut args = ServeArgs {
             upstream: Some(self.proxy.url()),
@@ -241,7 +241,7 @@ fn socket_addr_of(url: &str) -> SocketAddr {
 }
 
 /// A gateway running in this process.
-pub struct Gw {
+pub(crate) struct Gw {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     running: Option<RunningGateway>,
@@ -254,7 +254,7 @@ pub struct Gw {
 
 impl Gw {
     /// A request with the account's credentials.
-    pub fn req(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(
                 reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
@@ -264,7 +264,7 @@ impl Gw {
     }
 
     /// PUT; the status.
-    pub async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> u16 {
+    pub(crate) async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> u16 {
         self.req("PUT", path)
             .body(body)
             .send()
@@ -275,7 +275,7 @@ impl Gw {
     }
 
     /// Stops the gateway.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await.expect("shutdown");
         }
@@ -283,7 +283,7 @@ impl Gw {
 }
 
 /// A request body whose bytes the test feeds; dropping the sender ends it.
-pub fn fed_body() -> (tokio::sync::mpsc::Sender<bytes::Bytes>, reqwest::Body) {
+pub(crate) fn fed_body() -> (tokio::sync::mpsc::Sender<bytes::Bytes>, reqwest::Body) {
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
@@ -292,7 +292,7 @@ pub fn fed_body() -> (tokio::sync::mpsc::Sender<bytes::Bytes>, reqwest::Body) {
 }
 
 /// Deterministic test bytes.
-pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| {
             (i as u32)
@@ -303,7 +303,7 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// A gateway child process (`cloudreve-dav serve`).
-pub struct GwProc {
+pub(crate) struct GwProc {
     /// The child.
     pub child: tokio::process::Child,
     /// `http://127.0.0.1:PORT`.
@@ -313,7 +313,7 @@ pub struct GwProc {
 impl GwProc {
     /// Starts `cloudreve-dav serve` against `upstream` with `state`, and
     /// waits until it accepts connections.
-    pub async fn spawn(
+    pub(crate) async fn spawn(
         upstream: &str,
         state: &Path,
         spool: &Path,
@@ -362,7 +362,7 @@ impl GwProc {
     }
 
     /// Sends `signal` (`KILL`, `TERM`) with kill(1).
-    pub fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("running").to_string();
         let ok = std::process::Command::new("kill")
             .args([&format!("-{signal}"), &pid])

@@ -4,8 +4,8 @@
 //! it ([`stack`]).
 #![allow(dead_code)]
 
-pub mod real_cloudreve;
-pub mod rng;
-pub mod stack;
-pub mod upstream;
-pub mod wait;
+pub(crate) mod real_cloudreve;
+pub(crate) mod rng;
+pub(crate) mod stack;
+pub(crate) mod upstream;
+pub(crate) mod wait;

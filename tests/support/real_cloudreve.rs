@@ -16,7 +16,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 /// The variable that names the Cloudreve binary.
-pub const BIN_VAR: &str = "CLOUDREVE_BIN";
+pub(crate) const BIN_VAR: &str = "CLOUDREVE_BIN";
 
 /// The administrator every instance is set up with.
 const ADMIN_EMAIL: &str = "admin@cloudreve-dav.test";
@@ -35,13 +35,13 @@ const USER_GROUP: u64 = 2;
 const GRANTED_BITS: [usize; 2] = [3, 6];
 
 /// The binary to run, when the developer named one.
-pub fn configured_bin() -> Option<PathBuf> {
+pub(crate) fn configured_bin() -> Option<PathBuf> {
     let v = std::env::var_os(BIN_VAR)?;
     (!v.is_empty()).then(|| PathBuf::from(v))
 }
 
 /// One running Cloudreve process.
-pub struct RealCloudreve {
+pub(crate) struct RealCloudreve {
     url: String,
     bin: PathBuf,
     child: Child,
@@ -53,7 +53,7 @@ pub struct RealCloudreve {
 impl RealCloudreve {
     /// The newest blob the local policy stored for a file called `name`
     /// (it names blobs `{uid}_{random}_{name}` below the working folder).
-    pub fn newest_blob_named(&self, name: &str) -> Option<PathBuf> {
+    pub(crate) fn newest_blob_named(&self, name: &str) -> Option<PathBuf> {
         let suffix = format!("_{name}");
         let mut found: Option<(std::time::SystemTime, PathBuf)> = None;
         let mut dirs = vec![self.dir.path().to_path_buf()];
@@ -79,7 +79,7 @@ impl RealCloudreve {
     }
 
     /// Starts `bin` in a fresh folder and prepares it for tests.
-    pub async fn start(bin: &Path) -> RealCloudreve {
+    pub(crate) async fn start(bin: &Path) -> RealCloudreve {
         let dir = tempfile::Builder::new()
             .prefix("cloudreve-real-")
             .tempdir()
@@ -120,12 +120,12 @@ impl RealCloudreve {
     }
 
     /// Base URL, e.g. `http://127.0.0.1:PORT` (no `/api/v4`).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.url.clone()
     }
 
     /// The folder holding `conf.ini`, the database, uploads and the log.
-    pub fn data_dir(&self) -> &Path {
+    pub(crate) fn data_dir(&self) -> &Path {
         self.dir.path()
     }
 
@@ -133,7 +133,7 @@ impl RealCloudreve {
     /// configuration's `[OptionOverwrite]` section), which is what the 4.13
     /// upgrade did to every site: all tokens and signed URLs issued so far
     /// stop working; files, users and WebDAV accounts stay.
-    pub async fn reset_secret_key(&mut self) {
+    pub(crate) async fn reset_secret_key(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let conf = self.dir.path().join("conf.ini");
@@ -175,7 +175,7 @@ impl RealCloudreve {
     }
 
     /// The end of Cloudreve's log, for failure messages.
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let bytes = std::fs::read(self.dir.path().join("cloudreve.log")).unwrap_or_default();
         let start = bytes.len().saturating_sub(4000);
         String::from_utf8_lossy(&bytes[start..]).into_owned()
@@ -210,7 +210,7 @@ impl RealCloudreve {
 
     /// Signs a new user up through `POST /user` (the first one becomes the
     /// administrator); returns the user's hashid.
-    pub async fn sign_up(&self, email: &str, password: &str) -> String {
+    pub(crate) async fn sign_up(&self, email: &str, password: &str) -> String {
         let data = self
             .call(
                 reqwest::Method::POST,
@@ -275,13 +275,13 @@ impl RealCloudreve {
 
     /// Turns the default storage policy's `encryption` switch (4.10) on or
     /// off through the admin API (the whole policy object goes back).
-    pub async fn set_policy_encryption(&self, on: bool) {
+    pub(crate) async fn set_policy_encryption(&self, on: bool) {
         self.set_policy_setting("encryption", json!(on)).await;
     }
 
     /// Sets one of the default storage policy's `settings` through the
     /// admin API (the whole policy goes back with it).
-    pub async fn set_policy_setting(&self, key: &str, value: Value) {
+    pub(crate) async fn set_policy_setting(&self, key: &str, value: Value) {
         let mut policy = self
             .call(
                 reqwest::Method::GET,
@@ -301,7 +301,7 @@ impl RealCloudreve {
     }
 
     /// Sets site settings through the admin API (`PATCH /admin/settings`).
-    pub async fn set_settings(&self, settings: Value) {
+    pub(crate) async fn set_settings(&self, settings: Value) {
         self.call(
             reqwest::Method::PATCH,
             "/admin/settings",

@@ -5,18 +5,18 @@
 use bytes::Bytes;
 
 /// A seeded pseudo-random byte source.
-pub struct Prng {
+pub(crate) struct Prng {
     state: u64,
 }
 
 impl Prng {
     /// A generator with a seed.
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Prng { state: seed }
     }
 
     /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -25,7 +25,7 @@ impl Prng {
     }
 
     /// Fills `buf` (any length).
-    pub fn fill(&mut self, buf: &mut [u8]) {
+    pub(crate) fn fill(&mut self, buf: &mut [u8]) {
         for c in buf.chunks_mut(8) {
             c.copy_from_slice(&self.next_u64().to_le_bytes()[..c.len()]);
         }
@@ -33,14 +33,14 @@ impl Prng {
 }
 
 /// `len` bytes of seed `seed`.
-pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
     Prng::new(seed).fill(&mut v);
     v
 }
 
 /// `total` bytes of seed `seed` as a stream of `block`-byte pieces.
-pub fn stream(
+pub(crate) fn stream(
     seed: u64,
     total: u64,
     block: usize,

@@ -11,12 +11,12 @@ use tokio::net::TcpListener;
 use super::upstream::TestUpstream;
 
 /// The stack's user.
-pub const EMAIL: &str = "e2e@example.com";
+pub(crate) const EMAIL: &str = "e2e@example.com";
 /// The user's Cloudreve sign-in password.
-pub const LOGIN: &str = "e2e-login-password";
+pub(crate) const LOGIN: &str = "e2e-login-password";
 
 /// Upstream + gateway (production wiring) + a session of the user.
-pub struct Stack {
+pub(crate) struct Stack {
     /// The upstream.
     pub up: TestUpstream,
     /// The running gateway.
@@ -28,7 +28,7 @@ pub struct Stack {
 
 impl Stack {
     /// Starts the upstream, adds the user and starts the gateway.
-    pub async fn start() -> Stack {
+    pub(crate) async fn start() -> Stack {
         let dir = tempfile::tempdir().expect("tempdir");
         let up = TestUpstream::start(dir.path()).await;
         up.add_user(EMAIL, LOGIN).await;
@@ -67,14 +67,14 @@ impl Stack {
     }
 
     /// The gateway's WebDAV URL with a trailing slash.
-    pub fn webdav_url(&self) -> String {
+    pub(crate) fn webdav_url(&self) -> String {
         format!("{}/", self.gateway.url().trim_end_matches('/'))
     }
 
     /// Creates a WebDAV account rooted at `root` (created upstream when
     /// missing) through Cloudreve's API; returns its id and the password
     /// Cloudreve generated for it.
-    pub async fn account(&self, root: &str, readonly: bool) -> (String, String) {
+    pub(crate) async fn account(&self, root: &str, readonly: bool) -> (String, String) {
         let uri = CrUri::my_path(root).expect("root uri");
         if !uri.is_root() {
             self.session
@@ -98,7 +98,7 @@ impl Stack {
     }
 
     /// Stops the gateway and the upstream.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.gateway.shutdown().await.expect("gateway stops");
         self.up.shutdown().await;
     }

@@ -18,7 +18,7 @@ enum Server {
 }
 
 /// The upstream of one test.
-pub struct TestUpstream {
+pub(crate) struct TestUpstream {
     server: Option<Server>,
     /// Sign-in passwords of the users added so far (to inspect their
     /// drives on a real server).
@@ -26,19 +26,22 @@ pub struct TestUpstream {
 }
 
 /// True when tests run against a real Cloudreve (`CLOUDREVE_BIN` set).
-pub fn real_server_configured() -> bool {
+pub(crate) fn real_server_configured() -> bool {
     real_cloudreve::configured_bin().is_some()
 }
 
 impl TestUpstream {
     /// Starts the upstream; the emulator keeps its data below `dir`.
-    pub async fn start(dir: &Path) -> TestUpstream {
+    pub(crate) async fn start(dir: &Path) -> TestUpstream {
         Self::start_with(dir, |_| {}).await
     }
 
     /// [`TestUpstream::start`] with the emulator's configuration adjusted
     /// by `tweak` (not applied to a real server).
-    pub async fn start_with(dir: &Path, tweak: impl FnOnce(&mut EmulatorConfig)) -> TestUpstream {
+    pub(crate) async fn start_with(
+        dir: &Path,
+        tweak: impl FnOnce(&mut EmulatorConfig),
+    ) -> TestUpstream {
         let server = match real_cloudreve::configured_bin() {
             Some(bin) => Server::Real(RealCloudreve::start(&bin).await),
             None => {
@@ -58,7 +61,7 @@ impl TestUpstream {
     }
 
     /// Base URL (no `/api/v4`).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self.server() {
             Server::Emulator(e) => e.url(),
             Server::Real(r) => r.url(),
@@ -66,12 +69,12 @@ impl TestUpstream {
     }
 
     /// True against a real Cloudreve.
-    pub fn is_real(&self) -> bool {
+    pub(crate) fn is_real(&self) -> bool {
         matches!(self.server(), Server::Real(_))
     }
 
     /// The emulator's controls, or `None` against a real server.
-    pub fn emulator(&self) -> Option<&Emulator> {
+    pub(crate) fn emulator(&self) -> Option<&Emulator> {
         match self.server() {
             Server::Emulator(e) => Some(e),
             Server::Real(_) => None,
@@ -81,13 +84,13 @@ impl TestUpstream {
     /// The emulator's controls; fails the test against a real server (use
     /// `skip_on_real!` first in tests that need them).
     #[track_caller]
-    pub fn emu(&self) -> &Emulator {
+    pub(crate) fn emu(&self) -> &Emulator {
         self.emulator()
             .expect("this test needs emulator controls: start it with skip_on_real!")
     }
 
     /// The real server, or `None` on the emulator.
-    pub fn real(&self) -> Option<&RealCloudreve> {
+    pub(crate) fn real(&self) -> Option<&RealCloudreve> {
         match self.server() {
             Server::Real(r) => Some(r),
             Server::Emulator(_) => None,
@@ -96,7 +99,7 @@ impl TestUpstream {
 
     /// Adds a user who may use WebDAV (on a real server: signed up through
     /// the API into the group the harness granted WebDAV).
-    pub async fn add_user(&self, email: &str, password: &str) {
+    pub(crate) async fn add_user(&self, email: &str, password: &str) {
         match self.server() {
             Server::Emulator(e) => {
                 e.add_user(email, password);
@@ -112,7 +115,7 @@ impl TestUpstream {
     }
 
     /// A new signed-in session of a user added with [`Self::add_user`].
-    pub async fn sign_in(&self, email: &str) -> Session {
+    pub(crate) async fn sign_in(&self, email: &str) -> Session {
         let pw = self.password_of(email);
         Client::new(&self.url())
             .expect("client")
@@ -132,7 +135,7 @@ impl TestUpstream {
 
     /// The bytes of the file at `path` (decoded, from the user's drive
     /// root), or `None` when there is no such file.
-    pub async fn file_bytes(&self, email: &str, path: &str) -> Option<Vec<u8>> {
+    pub(crate) async fn file_bytes(&self, email: &str, path: &str) -> Option<Vec<u8>> {
         match self.server() {
             Server::Emulator(e) => e.file_bytes(email, path),
             Server::Real(_) => {
@@ -153,7 +156,7 @@ impl TestUpstream {
 
     /// The size of the file at `path` as stored upstream, or `None` when
     /// there is no such file (without reading its bytes).
-    pub async fn file_size(&self, email: &str, path: &str) -> Option<u64> {
+    pub(crate) async fn file_size(&self, email: &str, path: &str) -> Option<u64> {
         match self.server() {
             Server::Emulator(e) => match e.file_path_on_disk(email, path) {
                 Some(p) => std::fs::metadata(p).ok().map(|m| m.len()),
@@ -169,7 +172,7 @@ impl TestUpstream {
     }
 
     /// The names in the folder at `path`, or `None` when it is not a folder.
-    pub async fn child_names(&self, email: &str, path: &str) -> Option<Vec<String>> {
+    pub(crate) async fn child_names(&self, email: &str, path: &str) -> Option<Vec<String>> {
         match self.server() {
             Server::Emulator(e) => e.child_names(email, path),
             Server::Real(_) => {
@@ -184,7 +187,7 @@ impl TestUpstream {
     /// Cloudreve's own locks held by a user. A real server has no API that
     /// lists them, so there this is always empty: assertions that nothing
     /// is left locked are checked on the emulator only.
-    pub fn active_locks(&self, email: &str) -> Vec<LockInfo> {
+    pub(crate) fn active_locks(&self, email: &str) -> Vec<LockInfo> {
         self.emulator()
             .map(|e| e.active_locks(email))
             .unwrap_or_default()
@@ -193,7 +196,7 @@ impl TestUpstream {
     /// Open upload sessions of a user. A real server has no API that lists
     /// them, so there this is always 0: assertions that no session is left
     /// are checked on the emulator only.
-    pub fn upload_sessions(&self, email: &str) -> usize {
+    pub(crate) fn upload_sessions(&self, email: &str) -> usize {
         self.emulator()
             .map(|e| e.upload_sessions(email))
             .unwrap_or(0)
@@ -202,7 +205,7 @@ impl TestUpstream {
     /// The bytes of the file at `path` as they lie on the storage (the
     /// local policy's blob), which differ from its content when the
     /// policy encrypts.
-    pub fn stored_bytes(&self, email: &str, path: &str) -> Option<Vec<u8>> {
+    pub(crate) fn stored_bytes(&self, email: &str, path: &str) -> Option<Vec<u8>> {
         match self.server() {
             Server::Emulator(e) => std::fs::read(e.file_path_on_disk(email, path)?).ok(),
             Server::Real(r) => {
@@ -213,7 +216,7 @@ impl TestUpstream {
     }
 
     /// Sets the storage policy's chunk size.
-    pub async fn set_policy_chunk_size(&self, bytes: i64) {
+    pub(crate) async fn set_policy_chunk_size(&self, bytes: i64) {
         match self.server() {
             Server::Emulator(e) => e.set_chunk_size(bytes),
             Server::Real(r) => r.set_policy_setting("chunk_size", bytes.into()).await,
@@ -221,7 +224,7 @@ impl TestUpstream {
     }
 
     /// Turns the storage policy's `encryption` switch on or off.
-    pub async fn set_policy_encryption(&self, on: bool) {
+    pub(crate) async fn set_policy_encryption(&self, on: bool) {
         match self.server() {
             Server::Emulator(e) => e.set_policy_encryption(on),
             Server::Real(r) => r.set_policy_encryption(on).await,
@@ -231,7 +234,7 @@ impl TestUpstream {
     /// Invalidates every token and signed URL issued so far, as Cloudreve
     /// 4.13's upgrade did by resetting `secret_key` (a real server is
     /// restarted with a new key; the emulator swaps its secret).
-    pub async fn reset_secret_key(&mut self) {
+    pub(crate) async fn reset_secret_key(&mut self) {
         match self.server.as_mut().expect("upstream running") {
             Server::Emulator(e) => e.reset_secret_key(),
             Server::Real(r) => r.reset_secret_key().await,
@@ -241,7 +244,7 @@ impl TestUpstream {
     /// Restarts the emulator on the same address and data folder `dir`
     /// (the one given to [`Self::start`]): locks and upload sessions are
     /// lost, files and tokens survive.
-    pub async fn restart_emulator(mut self, dir: &Path) -> TestUpstream {
+    pub(crate) async fn restart_emulator(mut self, dir: &Path) -> TestUpstream {
         let Some(Server::Emulator(e)) = self.server.take() else {
             panic!("restarting needs the emulator");
         };
@@ -256,7 +259,7 @@ impl TestUpstream {
     }
 
     /// Stops the upstream and removes its data.
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         match self.server.take() {
             Some(Server::Emulator(e)) => e.shutdown().await,
             Some(Server::Real(r)) => drop(r),

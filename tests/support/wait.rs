@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 /// How long [`eventually`] keeps trying.
-pub const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// Re-checks `cond` every 10 ms until it holds (true) or [`LIMIT`] passed
 /// (false, after one last check).
-pub async fn eventually(mut cond: impl AsyncFnMut() -> bool) -> bool {
+pub(crate) async fn eventually(mut cond: impl AsyncFnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + LIMIT;
     while tokio::time::Instant::now() < deadline {
         if cond().await {
