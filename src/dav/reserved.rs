@@ -12,6 +12,14 @@
 
 use std::borrow::Cow;
 
+use dav_server::davpath::DavPath;
+use http::{Method, Response, StatusCode};
+
+use crate::shared::BoxBody;
+
+use super::junk::{self, JunkAction};
+use super::responses::text;
+
 /// How names with characters Cloudreve refuses are handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReservedNames {
@@ -112,6 +120,38 @@ pub fn to_client(name: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// 400 for a request that would create a name Cloudreve refuses (before
+/// any upstream call): the body names the character. `None` otherwise.
+/// Junk names parked by the gateway never reach Cloudreve and pass.
+pub(crate) fn refuse(
+    method: &Method,
+    path: &DavPath,
+    dest: Option<&DavPath>,
+    junk: JunkAction,
+) -> Option<Response<BoxBody>> {
+    let created = match method.as_str() {
+        "PUT" | "MKCOL" | "LOCK" => path,
+        "COPY" | "MOVE" => dest?,
+        _ => return None,
+    };
+    if junk == JunkAction::Park && junk::path_is_junk(created) {
+        return None;
+    }
+    let s = std::str::from_utf8(created.as_bytes()).ok()?;
+    let (name, c) = s
+        .split('/')
+        .find_map(|seg| first_reserved(seg).map(|c| (seg, c)))?;
+    tracing::info!(method = %method, name, character = %c, "name with a character Cloudreve refuses");
+    Some(text(
+        StatusCode::BAD_REQUEST,
+        &format!(
+            "the name {name:?} contains {c:?}, which Cloudreve does not allow in names \
+             (\\ : * ? \" < > |); rename it, or have the gateway store such characters as \
+             look-alikes (reserved_names = \"map\")"
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -17,33 +17,33 @@
 //! * upstream lock conflicts of a PROPPATCH answer 423 naming the holder.
 
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use dav_server::DavHandler;
 use dav_server::davpath::DavPath;
 use dav_server::fs::FsError;
-use futures::StreamExt as _;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body::Frame;
 use http_body_util::BodyExt;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::cloudreve::{CrUri, Session};
 use crate::shared::{BoxBody, DavService, Principal, full_body};
 
 use super::conditions;
 use super::ctx::RequestCtx;
-use super::errors::{Outcome, RETRY_AFTER, classify};
+use super::errors::{Outcome, classify};
 use super::fs::{CloudreveFs, QuotaCache, lookup};
+use super::html_index::collection_index;
 use super::junk::{self, JunkAction, JunkPolicy};
 use super::locks::{JsonFileStore, LockLimits, MemLockSystem, RedisLocks, RequestedTimeout};
 use super::propfind;
 use super::propfind_fixup::{PropFixer, requested};
 use super::reserved::ReservedNames;
+use super::response_body::GuardedBody;
+use super::responses::{
+    error_response, fs_status, locks_unavailable, masks_upstream_failure, text,
+};
 use super::times_and_checksums;
 use super::upload_journal::UploadJournal;
 use super::upstream_locks::{self, locked_response};
@@ -258,306 +258,6 @@ impl DavGateway {
     }
 }
 
-/// 503 (with `Retry-After`): the shared lock table could not be used, so
-/// no lock was granted, changed or checked.
-fn locks_unavailable() -> Response<BoxBody> {
-    text(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the shared lock table is unavailable; try again later",
-    )
-}
-
-/// 400 for a request that would create a name Cloudreve refuses (before
-/// any upstream call): the body names the character. `None` otherwise.
-/// Junk names parked by the gateway never reach Cloudreve and pass.
-fn refuse_reserved(
-    method: &Method,
-    path: &DavPath,
-    dest: Option<&DavPath>,
-    junk: JunkAction,
-) -> Option<Response<BoxBody>> {
-    let created = match method.as_str() {
-        "PUT" | "MKCOL" | "LOCK" => path,
-        "COPY" | "MOVE" => dest?,
-        _ => return None,
-    };
-    if junk == JunkAction::Park && junk::path_is_junk(created) {
-        return None;
-    }
-    let s = std::str::from_utf8(created.as_bytes()).ok()?;
-    let (name, c) = s
-        .split('/')
-        .find_map(|seg| super::reserved::first_reserved(seg).map(|c| (seg, c)))?;
-    tracing::info!(method = %method, name, character = %c, "name with a character Cloudreve refuses");
-    Some(text(
-        StatusCode::BAD_REQUEST,
-        &format!(
-            "the name {name:?} contains {c:?}, which Cloudreve does not allow in names              (\\ : * ? \" < > |); rename it, or have the gateway store such characters as              look-alikes (reserved_names = \"map\")"
-        ),
-    ))
-}
-
-fn text(status: StatusCode, msg: &str) -> Response<BoxBody> {
-    let mut r = Response::new(full_body(format!("{msg}\n")));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if matches!(
-        status,
-        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
-    ) {
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(RETRY_AFTER.as_secs()),
-        );
-    }
-    r
-}
-
-/// Whether dav-server's answer `got` should give way to the `wanted` status
-/// the file system recorded. A 500 always does. dav-server also reads a
-/// failed lookup as "absent": a destination whose parent could not be
-/// listed becomes 409, a source 404, a destination 405. When an upstream
-/// call of this request failed (a wanted 5xx), those answers describe the
-/// failure, not the tree, and the client must hear "retry".
-fn masks_upstream_failure(got: StatusCode, wanted: StatusCode) -> bool {
-    got == StatusCode::INTERNAL_SERVER_ERROR
-        || (wanted.is_server_error()
-            && matches!(
-                got,
-                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::CONFLICT
-            ))
-}
-
-/// The status dav-server gives an `FsError`.
-fn fs_status(e: FsError) -> StatusCode {
-    match e {
-        FsError::NotFound => StatusCode::NOT_FOUND,
-        FsError::Forbidden => StatusCode::FORBIDDEN,
-        FsError::Exists => StatusCode::CONFLICT,
-        FsError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        FsError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-        FsError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
-        _ => StatusCode::BAD_GATEWAY,
-    }
-}
-
-fn error_response(ctx: &RequestCtx, e: FsError) -> Response<BoxBody> {
-    let status = match ctx.wanted() {
-        Some(w) if e == FsError::GeneralFailure => w.status,
-        _ => fs_status(e),
-    };
-    text(status, status.canonical_reason().unwrap_or("error"))
-}
-
-const PATH_SEG: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// A size for people: bytes below 1 KiB, else one decimal and a binary unit.
-fn human_size(n: i64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n.max(0) as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// One row of the HTML index.
-struct IndexEntry {
-    name: String,
-    folder: bool,
-    size: i64,
-    modified: Option<crate::cloudreve::Timestamp>,
-}
-
-const INDEX_STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}th,td{padding:.25em 1em;text-align:left}td.size{text-align:right}tr:nth-child(even){background:#f4f4f4}";
-
-/// GET/HEAD on a collection: an HTML index of its members (folders first,
-/// then files, by name), with sizes, modification times and links (names
-/// HTML-escaped, links percent-encoded).
-async fn collection_index(
-    ctx: &RequestCtx,
-    uri: &CrUri,
-    raw_path: &str,
-    head: bool,
-) -> Response<BoxBody> {
-    let mut base = raw_path.to_string();
-    if !base.ends_with('/') {
-        base.push('/');
-    }
-    let mut entries: Vec<IndexEntry> = Vec::new();
-    let mut pages = ctx.session.list(uri, ctx.settings.page_size);
-    while let Some(p) = pages.next().await {
-        match p {
-            Ok(p) => entries.extend(p.files.into_iter().map(|f| IndexEntry {
-                folder: f.is_folder(),
-                size: f.size,
-                modified: f.updated_at,
-                name: ctx.client_name(&f.name).into_owned(),
-            })),
-            Err(e) => {
-                let fe = super::errors::map_err(ctx, "list", &e);
-                return error_response(ctx, fe);
-            }
-        }
-    }
-    entries.sort_by(|a, b| b.folder.cmp(&a.folder).then_with(|| a.name.cmp(&b.name)));
-    let title = super::xml_text::escape_html(
-        &percent_encoding::percent_decode_str(&base).decode_utf8_lossy(),
-    );
-    let mut html = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Index of {title}</title><style>{INDEX_STYLE}</style></head>\n<body><h1>Index of {title}</h1>\n<table>\n<thead><tr><th>Name</th><th>Size</th><th>Modified</th></tr></thead>\n<tbody>\n"
-    );
-    if base != "/" {
-        html.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
-    }
-    for e in &entries {
-        let slash = if e.folder { "/" } else { "" };
-        let href = format!("{base}{}{slash}", utf8_percent_encode(&e.name, PATH_SEG));
-        let size = if e.folder {
-            "—".to_string()
-        } else {
-            format!(
-                "<span title=\"{} bytes\">{}</span>",
-                e.size,
-                human_size(e.size)
-            )
-        };
-        let modified = e
-            .modified
-            .map(|t| {
-                let utc = t.with_timezone(&chrono::Utc);
-                format!(
-                    "<time datetime=\"{}\">{}</time>",
-                    utc.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    utc.format("%Y-%m-%d %H:%M UTC")
-                )
-            })
-            .unwrap_or_default();
-        let download = if e.folder { "" } else { " download" };
-        html.push_str(&format!(
-            "<tr><td><a href=\"{}\"{download}>{}{slash}</a></td><td class=\"size\">{size}</td><td>{modified}</td></tr>\n",
-            super::xml_text::escape_html(&href),
-            super::xml_text::escape_html(&e.name)
-        ));
-    }
-    html.push_str("</tbody></table></body></html>\n");
-    let len = html.len();
-    let mut r = Response::new(if head {
-        crate::shared::empty_body()
-    } else {
-        full_body(html)
-    });
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
-}
-
-/// Quotes unquoted `<D:getetag>` values inside one chunk.
-fn quote_etags(chunk: &Bytes) -> Bytes {
-    const OPEN: &[u8] = b"<D:getetag>";
-    const CLOSE: &[u8] = b"</D:getetag>";
-    let b = &chunk[..];
-    if !b.windows(OPEN.len()).any(|w| w == OPEN) {
-        return chunk.clone();
-    }
-    let mut out = Vec::with_capacity(b.len() + 16);
-    let mut i = 0;
-    while i < b.len() {
-        if b[i..].starts_with(OPEN) {
-            let vstart = i + OPEN.len();
-            if let Some(rel) = b[vstart..].windows(CLOSE.len()).position(|w| w == CLOSE) {
-                let v = &b[vstart..vstart + rel];
-                out.extend_from_slice(OPEN);
-                if v.first() == Some(&b'"') || v.starts_with(b"W/") {
-                    out.extend_from_slice(v);
-                } else {
-                    out.push(b'"');
-                    out.extend_from_slice(v);
-                    out.push(b'"');
-                }
-                out.extend_from_slice(CLOSE);
-                i = vstart + rel + CLOSE.len();
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    Bytes::from(out)
-}
-
-/// The response body: dav-server's, cut with an error when the ctx says
-/// the listing broke, with `getetag` quoting for PROPFIND.
-struct GuardedBody {
-    inner: dav_server::body::Body,
-    ctx: Arc<RequestCtx>,
-    fix_etags: bool,
-    props: Option<PropFixer>,
-    failed: bool,
-}
-
-impl http_body::Body for GuardedBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if self.failed {
-            return Poll::Ready(None);
-        }
-        if self.ctx.is_aborted() {
-            self.failed = true;
-            return Poll::Ready(Some(Err(std::io::Error::other(
-                "upstream listing failed mid-response",
-            ))));
-        }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(f))) => {
-                let f = match f.into_data() {
-                    Ok(mut d) => {
-                        if let Some(p) = self.props.as_mut() {
-                            d = p.fix(&d);
-                        }
-                        if self.fix_etags {
-                            d = quote_etags(&d);
-                        }
-                        Frame::data(d)
-                    }
-                    Err(f) => f,
-                };
-                Poll::Ready(Some(Ok(f)))
-            }
-            Poll::Ready(None) if self.ctx.is_aborted() => {
-                self.failed = true;
-                Poll::Ready(Some(Err(std::io::Error::other(
-                    "upstream listing failed mid-response",
-                ))))
-            }
-            other => other,
-        }
-    }
-}
-
 #[async_trait]
 impl DavService for DavGateway {
     async fn handle(&self, req: Request<BoxBody>, principal: Arc<Principal>) -> Response<BoxBody> {
@@ -612,7 +312,7 @@ impl DavService for DavGateway {
         let dest_path = self.destination(&req);
         ctx.junk = JunkAction::resolve(self.settings.junk, &principal);
         if self.settings.reserved_names == ReservedNames::Refuse
-            && let Some(r) = refuse_reserved(&method, &path, dest_path.as_ref(), ctx.junk)
+            && let Some(r) = super::reserved::refuse(&method, &path, dest_path.as_ref(), ctx.junk)
         {
             return r;
         }
@@ -1001,34 +701,4 @@ async fn keep_proppatch_times(
         }
     }
     times_and_checksums::fix_response(&text_body, taken, failed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etags_get_quoted() {
-        let b = Bytes::from_static(b"<a><D:getetag>abc</D:getetag><D:getetag>\"q\"</D:getetag>");
-        assert_eq!(
-            &quote_etags(&b)[..],
-            b"<a><D:getetag>\"abc\"</D:getetag><D:getetag>\"q\"</D:getetag>"
-        );
-    }
-
-    #[test]
-    fn sizes_for_people() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(5 * 1024 * 1024 * 1024), "5.0 GiB");
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            crate::dav::xml_text::escape_html("<a&'\">"),
-            "&lt;a&amp;&#39;&quot;&gt;"
-        );
-    }
 }
