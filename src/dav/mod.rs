@@ -15,6 +15,13 @@
 //! * [`locks`] — [`MemLockSystem`], the expiring, persisted `DavLockSystem`;
 //! * [`locks_redis`] — the same table in Redis, shared by several instances;
 //! * [`upstream_locks`] — Cloudreve's own locks: 423 bodies, LOCK probe, force unlock;
+//! * [`spelling`] — which object a name means when Unicode spells it two ways;
+//! * [`reserved`] — names with characters Cloudreve refuses: refused or mapped;
+//! * [`xml_text`] — XML/HTML escaping and the date formats;
+//! * [`html_index`] — the HTML index browsers get for a collection;
+//! * [`responses`] — the plain answers and error statuses the layer writes itself;
+//! * [`response_body`] — dav-server's answer body as sent on (cut, fixed, quoted);
+//! * [`settings`] — the layer's settings types;
 //! * [`service`] — [`DavGateway`], the front's `DavService` wrapping the
 //!   handler and fixing the crate's known gaps around it.
 
