@@ -1,6 +1,7 @@
 //! Tokens (hand-rolled HS256 JWTs) and the session endpoints.
 
-use super::server::{ApiError, Inner, ok, parse_json};
+use super::envelope::{ApiError, ok, parse_json};
+use super::server::Inner;
 use super::state::User;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -175,7 +176,7 @@ pub(super) async fn login(State(inner): State<Arc<Inner>>, body: Bytes) -> Respo
             let sid = uuid::Uuid::new_v4().to_string();
             let exp = inner.clock.now() + chrono::Duration::minutes(10);
             st.twofa.insert(sid.clone(), (user.id, exp));
-            return Ok(super::server::envelope(
+            return Ok(super::envelope::envelope(
                 203,
                 "2FA required",
                 Some(json!(sid)),
@@ -199,7 +200,7 @@ struct PrepareQ {
 /// `GET /session/prepare?email=`.
 pub(super) async fn prepare(State(inner): State<Arc<Inner>>, q: axum::http::Uri) -> Response {
     let r = (|| -> Result<Response, ApiError> {
-        let pq: PrepareQ = super::server::parse_query(q.query())?;
+        let pq: PrepareQ = super::envelope::parse_query(q.query())?;
         let email = pq
             .email
             .filter(|e| valid_email(e))

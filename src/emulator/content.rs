@@ -1,9 +1,11 @@
 //! Signed download URLs (`POST /file/url`) and content serving with Range support.
 
+use super::caller::current_user;
 use super::crypt::EntityKey;
+use super::envelope::{ApiError, aggregate, err, ok, parse_json, parse_query};
 use super::files::{Target, check_batch, check_fs, parse_uri, resolve, run};
 use super::ids::IdKind;
-use super::server::{ApiError, Inner, aggregate, current_user, err, ok, parse_json, parse_query};
+use super::server::Inner;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};

@@ -1,8 +1,10 @@
 //! WebDAV account management (`/devices/dav`, docs/UPSTREAM.md §6).
 
+use super::caller::require_user;
+use super::envelope::{ApiError, err, ok, ok_void, parse_json, parse_query};
 use super::files::run;
 use super::ids::IdKind;
-use super::server::{ApiError, Inner, err, ok, ok_void, parse_json, parse_query, require_user};
+use super::server::Inner;
 use super::state::{DavAccount, boolset};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;

@@ -9,9 +9,11 @@
 //! listener whose connection closed keeps collecting, and gets everything on
 //! its next connection with the same client id (`event:resumed`).
 
+use super::caller::require_user;
+use super::envelope::{ApiError, parse_query};
 use super::files::{Target, parse_uri, resolve, run};
 use super::ids::IdKind;
-use super::server::{ApiError, Inner, parse_query, require_user};
+use super::server::Inner;
 use super::state::State as Model;
 use axum::body::{Body, Bytes};
 use axum::extract::State;

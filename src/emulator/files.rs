@@ -1,12 +1,11 @@
 //! File-tree endpoints: list, info, create, rename, move/copy, delete, restore, plus site/user.
 
+use super::caller::{current_user, require_user};
+use super::envelope::{ApiError, aggregate, err, ok, ok_void, parse_json, parse_query};
 use super::events::{self, Change};
 use super::ids::IdKind;
 use super::locks::{LockApp, LockReq, conflict_payload};
-use super::server::{
-    ApiError, Inner, aggregate, current_user, err, ok, ok_void, parse_json, parse_query,
-    require_user,
-};
+use super::server::Inner;
 use super::state::{Node, PolicyKind, State as Model, new_node, valid_name};
 use super::uri::{self, CrUri};
 use axum::body::Bytes;

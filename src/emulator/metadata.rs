@@ -1,10 +1,12 @@
 //! `PATCH /file/metadata` and `DELETE /file/lock`.
 
+use super::caller::current_user;
+use super::envelope::{ApiError, aggregate, err, ok_void, parse_json};
 use super::files::{
     Target, agg_key, check_batch, check_fs, lreq, parse_uri, resolve, run, take_locks,
 };
 use super::ids::IdKind;
-use super::server::{ApiError, Inner, aggregate, current_user, err, ok_void, parse_json};
+use super::server::Inner;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;

@@ -36,10 +36,12 @@
 pub const VERSION: &str = "4.18.0";
 
 mod auth;
+mod caller;
 mod clock;
 mod content;
 mod crypt;
 mod dav_accounts;
+mod envelope;
 mod events;
 mod faults;
 mod files;

@@ -1,11 +1,13 @@
 //! Upload sessions (UPSTREAM §5.4–§5.7) and `PUT /file/content` (§5.1). All bodies stream to disk.
 
+use super::caller::current_user;
 use super::crypt::{CIPHER, EntityKey, Keystream};
+use super::envelope::{ApiError, err, ok, ok_void, parse_json, parse_query};
 use super::events::{self, Change};
 use super::files::{check_fs, file_json, mkdir_p, parse_uri, policy_json, run, take_locks};
 use super::ids::IdKind;
 use super::locks::{LockApp, LockReq};
-use super::server::{ApiError, Inner, current_user, err, ok, ok_void, parse_json, parse_query};
+use super::server::Inner;
 use super::state::{Entity, PolicyKind, State as Model, UploadSession, new_node, valid_name};
 use super::uri;
 use axum::body::{Body, Bytes};
