@@ -1,7 +1,7 @@
 //! Tokens (hand-rolled HS256 JWTs) and the session endpoints.
 
 use super::envelope::{ApiError, ok, parse_json};
-use super::server::Inner;
+use super::instance::Inner;
 use super::state::User;
 use axum::body::Bytes;
 use axum::extract::State;

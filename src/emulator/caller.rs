@@ -4,7 +4,7 @@
 use axum::http::{HeaderMap, header};
 
 use super::envelope::{ApiError, err};
-use super::server::Inner;
+use super::instance::Inner;
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

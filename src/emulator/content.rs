@@ -3,9 +3,9 @@
 use super::caller::current_user;
 use super::crypt::EntityKey;
 use super::envelope::{ApiError, aggregate, err, ok, parse_json, parse_query};
-use super::files::{Target, check_batch, check_fs, parse_uri, resolve, run};
 use super::ids::IdKind;
-use super::server::Inner;
+use super::instance::Inner;
+use super::tree::{Target, check_batch, check_fs, parse_uri, resolve, run};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -125,7 +125,7 @@ pub(super) async fn file_url(
                     }
                     _ => n.primary,
                 };
-                let name = super::files::display_name(n);
+                let name = super::tree::display_name(n);
                 let ent = inner.ids.encode(eid, IdKind::Entity);
                 let path = format!("/api/v4/file/content/{ent}/0/{name}");
                 let escaped = format!(

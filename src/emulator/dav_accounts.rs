@@ -2,10 +2,10 @@
 
 use super::caller::require_user;
 use super::envelope::{ApiError, err, ok, ok_void, parse_json, parse_query};
-use super::files::run;
 use super::ids::IdKind;
-use super::server::Inner;
+use super::instance::Inner;
 use super::state::{DavAccount, boolset};
+use super::tree::run;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};

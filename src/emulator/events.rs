@@ -1,6 +1,6 @@
-//! Cloudreve's change feed, `GET /file/events` (4.11+): who listens to which
-//! folder, what each listener has not been sent yet, how a burst of changes
-//! is merged before it is sent, and the server-sent-event stream itself.
+//! Cloudreve's change feed (4.11+), the hub: who listens to which folder,
+//! what each listener has not been sent yet, and how a burst of changes is
+//! merged before it is sent. The endpoint that streams it is `feed.rs`.
 //!
 //! As in 4.18, a listener is a (folder, client id) pair. It hears about every
 //! change below its folder, except changes made by requests that carry its own
@@ -9,19 +9,9 @@
 //! listener whose connection closed keeps collecting, and gets everything on
 //! its next connection with the same client id (`event:resumed`).
 
-use super::caller::require_user;
-use super::envelope::{ApiError, parse_query};
-use super::files::{Target, parse_uri, resolve, run};
-use super::ids::IdKind;
-use super::server::Inner;
 use super::state::State as Model;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
-use axum::response::Response;
-use serde::Deserialize;
-use serde_json::json;
-use std::collections::{HashMap, VecDeque};
+use axum::http::HeaderMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -29,9 +19,6 @@ use tokio::time::Instant;
 
 /// The request header naming the calling client (a UUID).
 pub(super) const CLIENT_ID_HEADER: &str = "x-cr-client-id";
-
-/// How often an idle stream sends `event:keep-alive`.
-const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// The client id a request carries, if any: changes it makes are not sent
 /// back to the listener with the same id.
@@ -44,7 +31,7 @@ pub(super) fn origin(headers: &HeaderMap) -> Option<String> {
 
 /// What happened to a file or folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Create,
     Modify,
     Rename,
@@ -52,7 +39,7 @@ enum Kind {
 }
 
 impl Kind {
-    fn wire(self) -> &'static str {
+    pub(super) fn wire(self) -> &'static str {
         match self {
             Kind::Create => "create",
             Kind::Modify => "modify",
@@ -64,11 +51,11 @@ impl Kind {
 
 /// One change as a listener sees it: paths relative to its folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Pending {
-    kind: Kind,
-    file: u64,
-    from: String,
-    to: String,
+pub(super) struct Pending {
+    pub(super) kind: Kind,
+    pub(super) file: u64,
+    pub(super) from: String,
+    pub(super) to: String,
 }
 
 /// A change to the tree, reported by the endpoint that makes it. `Renamed`,
@@ -116,7 +103,11 @@ pub(super) struct EventHub {
 
 impl EventHub {
     /// Registers a connection; `true` when it resumes a known listener.
-    fn connect(&mut self, key: (u64, String), debounce: Duration) -> (bool, u64, Arc<Notify>) {
+    pub(super) fn connect(
+        &mut self,
+        key: (u64, String),
+        debounce: Duration,
+    ) -> (bool, u64, Arc<Notify>) {
         match self.listeners.get_mut(&key) {
             Some(l) => {
                 l.online = true;
@@ -142,7 +133,7 @@ impl EventHub {
     }
 
     /// Marks a listener offline when its current connection ends.
-    fn disconnect(&mut self, key: &(u64, String), connection: u64) {
+    pub(super) fn disconnect(&mut self, key: &(u64, String), connection: u64) {
         if let Some(l) = self.listeners.get_mut(key)
             && l.connection == connection
         {
@@ -151,12 +142,12 @@ impl EventHub {
         }
     }
 
-    fn due(&self, key: &(u64, String)) -> Option<Instant> {
+    pub(super) fn due(&self, key: &(u64, String)) -> Option<Instant> {
         self.listeners.get(key).and_then(|l| l.due)
     }
 
     /// The merged buffer, if it is due.
-    fn take_due(&mut self, key: &(u64, String), now: Instant) -> Vec<Pending> {
+    pub(super) fn take_due(&mut self, key: &(u64, String), now: Instant) -> Vec<Pending> {
         match self.listeners.get_mut(key) {
             Some(l) if l.online && l.due.is_some_and(|d| d <= now) => {
                 l.due = None;
@@ -354,128 +345,6 @@ pub(super) fn publish(st: &mut Model, change: Change<'_>, origin: Option<&str>) 
             }
         }
     }
-}
-
-#[derive(Deserialize)]
-struct EventsQuery {
-    #[serde(default)]
-    uri: String,
-}
-
-/// One server-sent event, framed as gin writes it (no space after colons).
-fn frame(event: &str, data: &str) -> Bytes {
-    Bytes::from(format!("event:{event}\ndata:{data}\n\n"))
-}
-
-/// Marks the listener offline when its stream is dropped (the client went).
-struct Connection {
-    inner: Arc<Inner>,
-    key: (u64, String),
-    number: u64,
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.inner.lock().events.disconnect(&self.key, self.number);
-    }
-}
-
-/// What the stream needs between frames.
-struct Stream {
-    conn: Connection,
-    wake: Arc<Notify>,
-    keep_alive: tokio::time::Interval,
-    queue: VecDeque<Bytes>,
-}
-
-impl Stream {
-    async fn next_frame(&mut self) -> Bytes {
-        loop {
-            if let Some(b) = self.queue.pop_front() {
-                return b;
-            }
-            let due = self.conn.inner.lock().events.due(&self.conn.key);
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                    let batch = self.conn.inner.lock().events.take_due(&self.conn.key, Instant::now());
-                    for p in batch {
-                        let data = json!({
-                            "type": p.kind.wire(),
-                            "file_id": self.conn.inner.ids.encode(p.file, IdKind::File),
-                            "from": p.from,
-                            "to": p.to,
-                        });
-                        self.queue.push_back(frame("event", &data.to_string()));
-                    }
-                }
-                _ = self.keep_alive.tick() => self.queue.push_back(frame("keep-alive", "<nil>")),
-            }
-        }
-    }
-}
-
-/// `GET /file/events?uri=…`.
-pub(super) async fn subscribe(
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    q: Uri,
-) -> Response {
-    run(|| {
-        let uid = require_user(&inner, &headers)?;
-        let mut st = inner.lock();
-        if !st.settings.events_enabled {
-            return Err(ApiError::new(40019, "This feature is not enabled"));
-        }
-        let query: EventsQuery = parse_query(q.query())?;
-        if query.uri.is_empty() {
-            return Err(ApiError::binding(
-                "Key: 'ExplorerEventService.Uri' Error:Field validation for 'Uri' failed on the 'required' tag",
-            ));
-        }
-        let u = parse_uri(&query.uri).map_err(|_| ApiError::new(40001, "Unknown uri"))?;
-        let unavailable = || ApiError::new(40016, "Requested uri not available");
-        let folder = match resolve(&st, uid, &u) {
-            Ok(Target::My(id, _)) if st.files.get(&id).is_some_and(|n| n.folder) => id,
-            _ => return Err(unavailable()),
-        };
-        let client = match origin(&headers) {
-            None => return Err(ApiError::new(40001, "Client ID is required")),
-            Some(c) if c.is_empty() => return Err(ApiError::new(40001, "Client ID is required")),
-            Some(c) => c,
-        };
-        if uuid::Uuid::parse_str(&client).is_err() {
-            return Err(ApiError::new(40001, "Invalid client ID"));
-        }
-        let debounce = st.settings.event_debounce;
-        let key = (folder, client);
-        let (resumed, number, wake) = st.events.connect(key.clone(), debounce);
-        drop(st);
-        let first = frame(if resumed { "resumed" } else { "subscribed" }, "<nil>");
-        let stream = Stream {
-            conn: Connection {
-                inner: inner.clone(),
-                key,
-                number,
-            },
-            wake,
-            keep_alive: tokio::time::interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
-            queue: VecDeque::from([first]),
-        };
-        let body = futures::stream::unfold(stream, |mut s| async move {
-            let b = s.next_frame().await;
-            Some((Ok::<Bytes, std::convert::Infallible>(b), s))
-        });
-        let mut resp = Response::new(Body::from_stream(body));
-        let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream;charset=utf-8"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        Ok(resp)
-    })
 }
 
 #[cfg(test)]

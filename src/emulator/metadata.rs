@@ -2,11 +2,11 @@
 
 use super::caller::current_user;
 use super::envelope::{ApiError, aggregate, err, ok_void, parse_json};
-use super::files::{
+use super::ids::IdKind;
+use super::instance::Inner;
+use super::tree::{
     Target, agg_key, check_batch, check_fs, lreq, parse_uri, resolve, run, take_locks,
 };
-use super::ids::IdKind;
-use super::server::Inner;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;

@@ -44,12 +44,16 @@ mod dav_accounts;
 mod envelope;
 mod events;
 mod faults;
+mod feed;
 mod files;
 mod ids;
+mod instance;
 mod locks;
 mod metadata;
 mod server;
+mod site;
 mod state;
+mod tree;
 mod upload;
 mod uri;
 
@@ -61,8 +65,8 @@ pub use faults::{Fault, FaultKind, Gate};
 pub use state::{PolicyKind, UserFlags as UserOptions};
 
 use ids::IdKind;
+use instance::Inner;
 use locks::{LockApp, LockReq};
-use server::Inner;
 use state::State as Model;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,11 +1,9 @@
-//! The axum router, the JSON envelope, auth extraction, fault injection and the accept loop.
+//! The axum router, fault injection, the common response headers and the accept loop.
 
 use super::caller::current_user;
-use super::clock::Clock;
 use super::envelope::{ApiError, CID};
-use super::faults::{Fault, FaultKind};
-use super::ids::HashIds;
-use super::state::State as Model;
+use super::faults::FaultKind;
+use super::instance::Inner;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -14,80 +12,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use futures::StreamExt;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc, watch};
-
-/// Shared server state.
-#[derive(Debug)]
-pub(super) struct Inner {
-    /// The model.
-    pub state: Mutex<Model>,
-    /// Signing secret of tokens and download URLs (Cloudreve's
-    /// `secret_key`); it can be replaced, as 4.13's upgrade did.
-    pub secret: std::sync::RwLock<Vec<u8>>,
-    /// Id codec.
-    pub ids: HashIds,
-    /// Test clock.
-    pub clock: Clock,
-    /// Data directory.
-    pub data_dir: PathBuf,
-    /// Injected faults.
-    pub faults: Mutex<Vec<Fault>>,
-    /// Signalled when the state changed (snapshot debounce).
-    pub dirty: Notify,
-    /// Base URL of this server.
-    pub base_url: String,
-    /// Serialises snapshot writes.
-    pub save_guard: Mutex<()>,
-    /// Every access and refresh token issued (test control: secret scans).
-    pub issued_tokens: Mutex<Vec<String>>,
-}
-
-impl Inner {
-    /// The current signing secret.
-    pub(super) fn secret(&self) -> Vec<u8> {
-        self.secret
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Locks the model (poison-tolerant).
-    pub(super) fn lock(&self) -> MutexGuard<'_, Model> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Marks the state dirty.
-    pub(super) fn touch(&self) {
-        self.dirty.notify_one();
-    }
-
-    /// Blob path of an entity.
-    pub(super) fn blob_path(&self, eid: u64) -> PathBuf {
-        self.data_dir.join("blobs").join(eid.to_string())
-    }
-
-    /// Temp path of an upload session.
-    pub(super) fn upload_path(&self, sid: &str) -> PathBuf {
-        self.data_dir.join("uploads").join(sid)
-    }
-
-    /// Writes the snapshot atomically.
-    pub(super) fn save(&self) -> std::io::Result<()> {
-        let _g = self.save_guard.lock().unwrap_or_else(|p| p.into_inner());
-        let bytes = {
-            let st = self.lock();
-            serde_json::to_vec(&*st).map_err(std::io::Error::other)?
-        };
-        let tmp = self
-            .data_dir
-            .join(format!("state.json.{}.tmp", uuid::Uuid::new_v4().simple()));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(tmp, self.data_dir.join("state.json"))
-    }
-}
+use tokio::sync::{mpsc, watch};
 
 /// Unknown routes. Cloudreve serves its web front end for every path
 /// outside the ones its backend owns (`/api`, `/dav`, `/f/`, `/s/`,
@@ -205,10 +132,10 @@ fn set_cache(h: &mut HeaderMap) {
 
 /// Builds the router.
 pub(super) fn router(inner: Arc<Inner>) -> Router {
-    use super::{content, dav_accounts as dav, files, metadata, upload};
+    use super::{content, dav_accounts as dav, files, metadata, site, upload};
     let api = Router::new()
-        .route("/site/ping", get(files::ping))
-        .route("/site/config/{section}", get(files::site_config))
+        .route("/site/ping", get(site::ping))
+        .route("/site/config/{section}", get(site::site_config))
         .route(
             "/session/token",
             post(super::auth::login).delete(super::auth::sign_out),
@@ -216,8 +143,8 @@ pub(super) fn router(inner: Arc<Inner>) -> Router {
         .route("/session/token/2fa", post(super::auth::login_2fa))
         .route("/session/prepare", get(super::auth::prepare))
         .route("/session/token/refresh", post(super::auth::refresh))
-        .route("/user/me", get(files::me))
-        .route("/user/capacity", get(files::capacity))
+        .route("/user/me", get(site::me))
+        .route("/user/capacity", get(site::capacity))
         .route("/file", get(files::list).delete(files::delete))
         .route("/file/info", get(files::info))
         .route("/file/create", post(files::create))
@@ -231,7 +158,7 @@ pub(super) fn router(inner: Arc<Inner>) -> Router {
             get(content::serve).head(content::serve),
         )
         .route("/file/metadata", patch(metadata::patch))
-        .route("/file/events", get(super::events::subscribe))
+        .route("/file/events", get(super::feed::subscribe))
         .route("/file/lock", delete(metadata::unlock))
         .route("/file/upload", put(upload::create).delete(upload::cancel))
         .route("/file/upload/{sid}/{index}", post(upload::chunk))

@@ -4,11 +4,11 @@ use super::caller::current_user;
 use super::crypt::{CIPHER, EntityKey, Keystream};
 use super::envelope::{ApiError, err, ok, ok_void, parse_json, parse_query};
 use super::events::{self, Change};
-use super::files::{check_fs, file_json, mkdir_p, parse_uri, policy_json, run, take_locks};
 use super::ids::IdKind;
+use super::instance::Inner;
 use super::locks::{LockApp, LockReq};
-use super::server::Inner;
 use super::state::{Entity, PolicyKind, State as Model, UploadSession, new_node, valid_name};
+use super::tree::{check_fs, file_json, mkdir_p, parse_uri, policy_json, run, take_locks};
 use super::uri;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
@@ -51,7 +51,7 @@ pub(super) fn abort(inner: &Inner, st: &mut Model, s: &UploadSession, origin: Op
     if s.new_file && n.primary == 0 && mine {
         events::publish(st, Change::Deleted(s.file), origin);
         let blobs = st.purge(s.file);
-        super::files::remove_blobs(inner, blobs);
+        super::tree::remove_blobs(inner, blobs);
     } else if mine {
         n.metadata.remove("sys:upload_session_id");
     }
@@ -594,7 +594,7 @@ pub(super) async fn put_content(
     }
     match complete(&inner, &mut st, &s, origin) {
         Ok(id) => {
-            let path = super::files::node_uri(&st, id).unwrap_or_default();
+            let path = super::tree::node_uri(&st, id).unwrap_or_default();
             match st.files.get(&id) {
                 Some(n) => ok(file_json(&inner, n, path, false)),
                 None => err::not_exist().into_resp(),
