@@ -269,7 +269,7 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     log_format: Option<LogFormat>,
     junk_files: Option<JunkPolicy>,
-    reserved_names: Option<String>,
+    reserved_names: Option<ReservedNames>,
     admin_listen: Option<String>,
     login_failure_window_secs: Option<u64>,
     login_max_failures_per_address: Option<u64>,
@@ -429,10 +429,9 @@ pub fn load_with_env(
         .reserved_names
         .clone()
         .or_else(|| var("RESERVED_NAMES"))
-        .or(file.reserved_names.clone())
     {
-        Some(text) => text.parse().map_err(|e: String| anyhow!(e))?,
-        None => ReservedNames::default(),
+        Some(text) => text.parse()?,
+        None => file.reserved_names.unwrap_or_default(),
     };
     let log_format = match args.log_format.clone().or_else(|| var("LOG_FORMAT")) {
         Some(text) => text.parse()?,

@@ -160,6 +160,15 @@ impl RequestCtx {
         }
     }
 
+    /// [`RequestCtx::client_name`] of an owned name: the same `String` back
+    /// when nothing is mapped (listings call this once per entry).
+    pub fn into_client_name(&self, name: String) -> String {
+        match self.client_name(&name) {
+            std::borrow::Cow::Owned(mapped) => mapped,
+            std::borrow::Cow::Borrowed(_) => name,
+        }
+    }
+
     /// The longest resolved spelling covering `path`, if any: its URI and
     /// the rest of the path below it.
     fn spelled(&self, path: &str) -> Option<(CrUri, String)> {

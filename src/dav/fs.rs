@@ -157,7 +157,7 @@ fn read_dir_stream(
                 if let Ok(child) = st.uri.join(&f.name) {
                     st.ctx.remember(child, f.clone());
                 }
-                let name = st.ctx.client_name(&f.name).into_owned();
+                let name = st.ctx.into_client_name(f.name);
                 let e: Box<dyn DavDirEntry> = Box::new(CrEntry { name, meta });
                 return Some((Ok(e), st));
             }

@@ -64,7 +64,7 @@ pub(crate) async fn collection_index(
                 folder: f.is_folder(),
                 size: f.size,
                 modified: f.updated_at,
-                name: ctx.client_name(&f.name).into_owned(),
+                name: ctx.into_client_name(f.name),
             })),
             Err(e) => {
                 let fe = super::errors::map_err(ctx, "list", &e);

@@ -21,7 +21,8 @@ use super::junk::{self, JunkAction};
 use super::responses::text;
 
 /// How names with characters Cloudreve refuses are handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ReservedNames {
     /// Answer 400 naming the character (default).
     #[default]
@@ -31,14 +32,12 @@ pub enum ReservedNames {
 }
 
 impl std::str::FromStr for ReservedNames {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
         match s {
             "refuse" => Ok(Self::Refuse),
             "map" => Ok(Self::Map),
-            other => Err(format!(
-                "reserved_names must be \"refuse\" or \"map\", not {other:?}"
-            )),
+            other => anyhow::bail!("reserved_names must be `refuse` or `map`, not `{other}`"),
         }
     }
 }

@@ -40,10 +40,10 @@ pub async fn resolve(ctx: &RequestCtx, path: &DavPath) {
     let Ok(s) = std::str::from_utf8(path.as_bytes()) else {
         return;
     };
-    let segs: Vec<&str> = s.split('/').filter(|s| !s.is_empty()).collect();
-    if segs.iter().all(|s| single_spelling(s)) {
+    if s.split('/').all(single_spelling) {
         return;
     }
+    let segs: Vec<&str> = s.split('/').filter(|s| !s.is_empty()).collect();
     let Some(exact) = ctx.uri_of(path) else {
         return;
     };
@@ -83,8 +83,9 @@ pub async fn resolve(ctx: &RequestCtx, path: &DavPath) {
 }
 
 /// The name in `parent` that `seg` means when `seg` itself is not there:
-/// the one name equal to it after normalization, or (none, or several)
-/// `seg` composed. `None` when the folder cannot be listed.
+/// the one name equal to it after normalization; `seg` composed when there
+/// is none (a new name); `seg` as sent when there are several (it reaches
+/// none of them). `None` when the folder cannot be listed.
 async fn other_spelling(ctx: &RequestCtx, parent: &CrUri, seg: &str) -> Option<String> {
     let wanted = nfc(seg);
     let (_, files) = ctx.session.list_all(parent, 0).await.ok()?;

@@ -520,6 +520,8 @@ pub(super) async fn put_content(
     q: Uri,
     body: Body,
 ) -> Response {
+    let origin = events::origin(&headers);
+    let origin = origin.as_deref();
     let prep = (|| -> Result<Result<UploadSession, ApiError>, ApiError> {
         let pq: PutQ = parse_query(q.query())?;
         let raw = pq
@@ -567,7 +569,7 @@ pub(super) async fn put_content(
             "version",
             BTreeMap::new(),
             None,
-            events::origin(&headers).as_deref(),
+            origin,
         )
         .map(|mut s| {
             s.key = encrypt.then(EntityKey::random);
@@ -585,8 +587,6 @@ pub(super) async fn put_content(
     let len = s.size as u64;
     let seal = server_seal(&s, 0);
     let written = write_body(&inner.upload_path(&s.id), 0, len, body, seal).await;
-    let origin = events::origin(&headers);
-    let origin = origin.as_deref();
     let mut st = inner.lock();
     if !matches!(written, Ok(n) if n == len) {
         abort(&inner, &mut st, &s, origin);
